@@ -1,0 +1,1 @@
+"""Realtime layer: the WebSocket protocol (free of I/O), coalescing and the reference client."""

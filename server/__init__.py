@@ -1,0 +1,1 @@
+"""LiveTutor server: the Starlette app, its routes, the tutor pipeline, storage and CLI."""

@@ -1,0 +1,58 @@
+"""The server's exceptions: one root, a small tree.
+
+    LiveTutorError
+    ├── SettingsError          (server.settings) a setting cannot be used
+    ├── AuthError              a token is missing, expired, forged or lacks a right
+    ├── StoreError             the database failed or refused
+    │   ├── SessionForbidden   the session belongs to another user
+    │   └── SessionCourseMismatch  the session belongs to another course
+    └── LLMError               the language model did not produce an answer
+        ├── LLMUnavailable     connection refused or dropped, HTTP 429/5xx
+        │   ├── LLMTimeout     no first token, or a stall between tokens
+        │   └── CircuitOpen    failing fast after repeated failures
+        └── LLMRejected        the endpoint refused the request (HTTP 4xx)
+
+Protocol errors (bad frames) live in :mod:`realtime.protocol`, which does no I/O.
+"""
+
+from __future__ import annotations
+
+
+class LiveTutorError(Exception):
+    """Root of every error the server raises on purpose."""
+
+
+class AuthError(LiveTutorError):
+    """A token is missing, expired, forged, or does not grant what was asked."""
+
+
+class StoreError(LiveTutorError):
+    """The database failed or refused an operation."""
+
+
+class SessionForbidden(StoreError):
+    """The session exists and belongs to another user."""
+
+
+class SessionCourseMismatch(StoreError):
+    """The session exists and belongs to another course."""
+
+
+class LLMError(LiveTutorError):
+    """The language model did not produce an answer."""
+
+
+class LLMUnavailable(LLMError):
+    """The endpoint could not be reached, dropped the stream, or answered 429/5xx."""
+
+
+class LLMTimeout(LLMUnavailable):
+    """No first token within the first-token timeout, or a stall between tokens."""
+
+
+class CircuitOpen(LLMUnavailable):
+    """The circuit breaker is open: failing fast without calling the endpoint."""
+
+
+class LLMRejected(LLMError):
+    """The endpoint refused the request itself (HTTP 4xx other than 429)."""

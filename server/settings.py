@@ -1,0 +1,202 @@
+"""Settings, parsed once at start-up from the environment.
+
+One typed group per subsystem; :class:`Settings` holds them all. Every
+variable is documented in ``docs/configuration.md``. Names carry their unit
+(``_s``, ``_ms``, ``_bytes``).
+
+Most variables are ``LIVETUTOR_<NAME>``; the standard ones keep their usual
+names: ``REDIS_URL``, ``DATABASE_URL``, ``READ_DATABASE_URL``,
+``OPENAI_BASE_URL``, ``OPENAI_API_KEY``, ``LLM_MODEL``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from server.errors import LiveTutorError
+
+PREFIX = "LIVETUTOR_"
+
+
+class SettingsError(LiveTutorError, ValueError):
+    """An environment variable holds a value that cannot be used."""
+
+
+class WsSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The WebSocket endpoint and its per-connection limits."""
+
+    max_frame_bytes: int = 65_536
+    max_question_chars: int = 4_000
+    max_streams_per_connection: int = 2
+    outbound_queue_frames: int = 256
+    heartbeat_s: float = 20.0
+    heartbeat_timeout_s: float = 20.0
+    idle_timeout_s: float = 300.0
+    close_timeout_s: float = 5.0
+    allowed_origins: tuple[str, ...] = ()
+    ask_rate_per_min: float = 20.0
+    ask_burst: int = 5
+
+
+class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """JWT verification and issuing."""
+
+    jwt_secret: str = ""
+    jwt_issuer: str = "livetutor"
+    token_ttl_s: int = 86_400
+
+
+class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Where sessions, messages and users are kept."""
+
+    database_url: str = ""
+    read_database_url: str = ""
+    pool_min: int = 1
+    pool_max: int = 10
+    query_timeout_s: float = 5.0
+
+
+class LLMSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The language model provider and its fault handling."""
+
+    provider: Literal["auto", "offline", "openai"] = "auto"
+    base_url: str = ""
+    api_key: str = ""
+    model: str = "gpt-4o-mini"
+    temperature: float = 0.3
+    max_output_tokens: int = 800
+    connect_timeout_s: float = 5.0
+    first_token_timeout_s: float = 20.0
+    token_timeout_s: float = 15.0
+    connect_retries: int = 2
+    retry_backoff_s: float = 0.25
+    breaker_failures: int = 5
+    breaker_reset_s: float = 30.0
+    offline_pace_ms: float = 25.0
+
+
+class TutorSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The tutoring pipeline: retrieval, prompts and delta coalescing."""
+
+    flush_ms: float = 15.0
+    flush_tokens: int = 8
+    top_k: int = 4
+    history_messages: int = 6
+    max_answer_s: float = 180.0
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the server reads from its environment."""
+
+    data_dir: Path = Path("data")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    pod_name: str = ""
+    drain_s: float = 5.0
+    log_level: str = "info"
+    log_json: bool = True
+    redis_url: str = ""
+    ws: WsSettings = WsSettings()
+    auth: AuthSettings = AuthSettings()
+    store: StoreSettings = StoreSettings()
+    llm: LLMSettings = LLMSettings()
+    tutor: TutorSettings = TutorSettings()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read settings from ``env`` (default ``os.environ``); ``overrides`` win."""
+        env = os.environ if env is None else env
+        raw: dict[str, Any] = {}
+        groups: dict[str, type[msgspec.Struct]] = {
+            "ws": WsSettings,
+            "auth": AuthSettings,
+            "store": StoreSettings,
+            "llm": LLMSettings,
+            "tutor": TutorSettings,
+        }
+        for name in cls.__struct_fields__:
+            if name in groups:
+                continue
+            value = env.get(_top_env_name(name))
+            if value is not None:
+                raw[name] = value
+        for group, struct in groups.items():
+            values: dict[str, Any] = {}
+            for name in struct.__struct_fields__:
+                value = env.get(_env_name(group, name))
+                if value is not None:
+                    values[name] = _split(value) if name == "allowed_origins" else value
+            values.update(overrides.pop(group, {}))
+            raw[group] = values
+        raw.update(overrides)
+        try:
+            return msgspec.convert(raw, cls, strict=False, dec_hook=_dec_hook)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(f"invalid setting: {exc}") from exc
+
+    def __post_init__(self) -> None:
+        if self.ws.max_frame_bytes < 1024:
+            raise SettingsError("LIVETUTOR_MAX_FRAME_BYTES must be at least 1024")
+        if self.ws.outbound_queue_frames < 1:
+            raise SettingsError("LIVETUTOR_OUTBOUND_QUEUE_FRAMES must be at least 1")
+        if self.tutor.flush_tokens < 1:
+            raise SettingsError("LIVETUTOR_FLUSH_TOKENS must be at least 1")
+
+    @property
+    def llm_provider(self) -> Literal["offline", "openai"]:
+        """The provider in use: ``auto`` means OpenAI-compatible when a base URL or key is set."""
+        if self.llm.provider != "auto":
+            return self.llm.provider
+        return "openai" if (self.llm.base_url or self.llm.api_key) else "offline"
+
+
+# Standard variable names that do not take the LIVETUTOR_ prefix.
+_STANDARD_NAMES = {
+    ("store", "database_url"): "DATABASE_URL",
+    ("store", "read_database_url"): "READ_DATABASE_URL",
+    ("llm", "base_url"): "OPENAI_BASE_URL",
+    ("llm", "api_key"): "OPENAI_API_KEY",
+    ("llm", "model"): "LLM_MODEL",
+}
+
+
+def _top_env_name(name: str) -> str:
+    return "REDIS_URL" if name == "redis_url" else PREFIX + name.upper()
+
+
+def _env_name(group: str, name: str) -> str:
+    standard = _STANDARD_NAMES.get((group, name))
+    if standard:
+        return standard
+    if group == "llm" and name != "provider":
+        return f"{PREFIX}LLM_{name.upper()}"
+    if group == "llm":
+        return f"{PREFIX}LLM_PROVIDER"
+    return PREFIX + name.upper()
+
+
+def env_names() -> dict[str, str]:
+    """Every environment variable the settings read, mapped to its dotted field name."""
+    names = {_top_env_name(n): n for n in Settings.__struct_fields__}
+    groups = {"ws": WsSettings, "auth": AuthSettings, "store": StoreSettings}
+    groups |= {"llm": LLMSettings, "tutor": TutorSettings}
+    for group, struct in groups.items():
+        names.pop(PREFIX + group.upper(), None)
+        for name in struct.__struct_fields__:
+            names[_env_name(group, name)] = f"{group}.{name}"
+    return names
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _dec_hook(type_: type, obj: Any) -> Any:
+    if type_ is Path and isinstance(obj, str):
+        return Path(obj)
+    raise NotImplementedError

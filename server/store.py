@@ -1,0 +1,115 @@
+"""Storage interface for users, sessions and messages, and the one place it is chosen.
+
+Two implementations share this interface and its tests:
+:mod:`server.store_sqlite` (embedded default, a file in the data directory)
+and :mod:`server.store_postgres` (asyncpg pool, ``DATABASE_URL``, optional
+``READ_DATABASE_URL`` for read-only queries). Both apply the versioned SQL
+migrations in ``server/migrations/<dialect>/`` when opened.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+import msgspec
+
+from server.settings import Settings
+
+MessageRole = Literal["learner", "tutor"]
+
+
+class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A tutoring session: one learner, one course."""
+
+    id: str
+    user_id: str
+    course: str
+    created_at: float
+    updated_at: float
+    hint_level: int = 0
+    title: str = ""
+
+
+class MessageRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A learner question or a tutor answer."""
+
+    id: str
+    session_id: str
+    role: MessageRole
+    text: str
+    created_at: float
+    mode: str = ""
+    stream_id: str = ""
+    # Tutor answers: why the stream ended (stop, cancelled, error, interrupted).
+    reason: str = ""
+    sources: list[dict[str, Any]] = []
+    model: str = ""
+    cached: bool = False
+
+
+class Store(Protocol):
+    """Users, sessions and messages."""
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise :class:`server.errors.StoreError` unless the database answers."""
+        ...
+
+    async def ensure_user(self, user_id: str, role: str) -> None:
+        """Create the user on first sight; refresh its role and last-seen time."""
+        ...
+
+    async def open_session(self, session_id: str, user_id: str, course: str) -> SessionRecord:
+        """Return the session, creating it for ``user_id`` if it does not exist.
+
+        Raises :class:`SessionForbidden` if another user owns it and
+        :class:`SessionCourseMismatch` if it belongs to another course.
+        """
+        ...
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        """The session, or None."""
+        ...
+
+    async def list_sessions(self, user_id: str, limit: int = 50) -> list[SessionRecord]:
+        """The user's sessions, most recently updated first."""
+        ...
+
+    async def add_message(self, message: MessageRecord) -> None:
+        """Store a message and touch its session's ``updated_at``."""
+        ...
+
+    async def list_messages(self, session_id: str, limit: int = 200) -> list[MessageRecord]:
+        """The session's last ``limit`` messages, oldest first."""
+        ...
+
+    async def set_hint_level(self, session_id: str, level: int) -> None:
+        """Remember how far hint mode has gone in this session."""
+        ...
+
+
+def create_store(settings: Settings) -> Store:
+    """Postgres when ``DATABASE_URL`` is set, else SQLite in the data directory."""
+    url = settings.store.database_url
+    if url.startswith(("postgres://", "postgresql://")):
+        from server.store_postgres import PostgresStore
+
+        return PostgresStore(settings.store)
+    if url.startswith("sqlite:///"):
+        from server.store_sqlite import SQLiteStore
+
+        return SQLiteStore(url.removeprefix("sqlite:///"), settings.store)
+    if url:
+        from server.settings import SettingsError
+
+        raise SettingsError("DATABASE_URL must start with postgresql:// or sqlite:///")
+    from server.store_sqlite import SQLiteStore
+
+    return SQLiteStore(str(settings.data_dir / "livetutor.sqlite3"), settings.store)
