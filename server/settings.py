@@ -197,6 +197,6 @@ def _split(value: str) -> list[str]:
 
 
 def _dec_hook(type_: type, obj: Any) -> Any:
-    if type_ is Path and isinstance(obj, str):
+    if type_ is Path and isinstance(obj, str | os.PathLike):
         return Path(obj)
     raise NotImplementedError

@@ -47,6 +47,22 @@ class MessageRecord(msgspec.Struct, frozen=True, kw_only=True):
     cached: bool = False
 
 
+def message_view(m: MessageRecord) -> dict[str, Any]:
+    """A message as clients see it (``session`` frames and the HTTP API)."""
+    return {
+        "id": m.id,
+        "role": m.role,
+        "text": m.text,
+        "created_at": m.created_at,
+        "mode": m.mode or None,
+        "stream": m.stream_id or None,
+        "reason": m.reason or None,
+        "sources": m.sources,
+        "model": m.model or None,
+        "cached": m.cached,
+    }
+
+
 class Store(Protocol):
     """Users, sessions and messages."""
 

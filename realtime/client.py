@@ -1,0 +1,197 @@
+"""The reference client of protocol v1, used by ``livetutor ask``, tests and benchmarks.
+
+It checks what a client must check: deltas of a stream arrive with ``seq``
+1, 2, 3, … with no gap and no repeat, and the ``stream.end`` names the last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from websockets.asyncio.client import ClientConnection, connect
+
+from realtime.protocol import SUBPROTOCOL
+
+_decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
+
+
+class StreamGapError(Exception):
+    """A stream's deltas skipped or repeated a ``seq``."""
+
+
+@dataclass(slots=True)
+class Answer:
+    """One streamed answer as the client saw it."""
+
+    ask: str
+    stream: str = ""
+    session: str = ""
+    text: str = ""
+    seqs: list[int] = field(default_factory=list)
+    end: dict[str, Any] = field(default_factory=dict)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def reason(self) -> str:
+        """Why the stream ended."""
+        return str(self.end.get("reason", ""))
+
+    @property
+    def sources(self) -> list[dict[str, Any]]:
+        """The passages the answer cites."""
+        sources: list[dict[str, Any]] = self.end.get("sources", [])
+        return sources
+
+
+class TutorClient:
+    """A connection to ``/ws`` with helpers to ask and follow answers."""
+
+    def __init__(self, ws: ClientConnection, welcome: dict[str, Any]) -> None:
+        self.ws = ws
+        self.welcome = welcome
+        self.pending: list[dict[str, Any]] = []
+
+    @classmethod
+    async def connect(
+        cls, url: str, token: str, *, timeout_s: float = 10.0, **options: Any
+    ) -> TutorClient:
+        """Connect with the token in the query string and wait for ``welcome``."""
+        sep = "&" if "?" in url else "?"
+        ws = await connect(
+            f"{url}{sep}token={token}",
+            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+            open_timeout=timeout_s,
+            compression=None,
+            **options,
+        )
+        client = cls(ws, {})
+        client.welcome = await client.recv(timeout_s)
+        if client.welcome.get("type") != "welcome":
+            await ws.close()
+            raise ConnectionError(f"expected welcome, got {client.welcome.get('type')}")
+        return client
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        """Send one frame."""
+        await self.ws.send(_encode(frame).decode())
+
+    async def recv(self, timeout_s: float = 30.0) -> dict[str, Any]:
+        """The next frame (frames put aside by :meth:`wait_for` come first)."""
+        if self.pending:
+            return self.pending.pop(0)
+        async with asyncio.timeout(timeout_s):
+            raw = await self.ws.recv()
+        frame: dict[str, Any] = _decode(raw)
+        return frame
+
+    async def wait_for(
+        self, match: Callable[[dict[str, Any]], bool], timeout_s: float = 30.0
+    ) -> dict[str, Any]:
+        """The first frame that matches; others are kept for later :meth:`recv` calls."""
+        kept: list[dict[str, Any]] = []
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    if self.pending:
+                        frame = self.pending.pop(0)
+                    else:
+                        frame = _decode(await self.ws.recv())
+                    if match(frame):
+                        return frame
+                    kept.append(frame)
+        finally:
+            self.pending[:0] = kept
+
+    async def ask(
+        self,
+        text: str,
+        *,
+        course: str = "demo",
+        mode: str = "explain",
+        session: str | None = None,
+        ask_id: str | None = None,
+    ) -> str:
+        """Send ``ask``; returns its id."""
+        ask_id = ask_id or uuid.uuid4().hex[:12]
+        frame: dict[str, Any] = {
+            "type": "ask",
+            "id": ask_id,
+            "course": course,
+            "text": text,
+            "mode": mode,
+        }
+        if session:
+            frame["session"] = session
+        await self.send(frame)
+        return ask_id
+
+    async def answer(
+        self,
+        ask_id: str,
+        *,
+        timeout_s: float = 60.0,
+        on_delta: Callable[[str], None] | None = None,
+        after: int = 0,
+        stream: str = "",
+    ) -> Answer:
+        """Follow the stream opened for ``ask_id`` to its end, checking seq order.
+
+        An ``error`` answering the ask before any stream starts ends the wait:
+        the answer has no stream and the error in ``errors``.
+        """
+        answer = Answer(ask=ask_id, stream=stream)
+        expected = after + 1
+        async with asyncio.timeout(timeout_s):
+            while True:
+                frame = await self.wait_for(
+                    lambda f: _belongs(f, answer), timeout_s=timeout_s
+                )
+                kind = frame["type"]
+                if kind == "error":
+                    answer.errors.append(frame)
+                    if not answer.stream:
+                        return answer
+                elif kind == "stream.start":
+                    answer.stream, answer.session = frame["stream"], frame["session"]
+                elif kind == "delta":
+                    if frame["seq"] != expected:
+                        raise StreamGapError(f"expected seq {expected}, got {frame['seq']}")
+                    expected += 1
+                    answer.seqs.append(frame["seq"])
+                    answer.text += frame["text"]
+                    if on_delta:
+                        on_delta(frame["text"])
+                elif kind == "stream.end":
+                    if frame["seq"] != expected - 1:
+                        raise StreamGapError(
+                            f"stream.end says seq {frame['seq']}, last delta was {expected - 1}"
+                        )
+                    answer.end = frame
+                    return answer
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self.ws.close()
+
+    async def __aenter__(self) -> TutorClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _belongs(frame: dict[str, Any], answer: Answer) -> bool:
+    kind = frame.get("type")
+    if kind == "stream.start":
+        return bool(frame.get("ask") == answer.ask)
+    if kind == "error":
+        return bool(frame.get("ref") == answer.ask)
+    if kind in ("delta", "stream.end"):
+        return bool(answer.stream) and frame.get("stream") == answer.stream
+    return False

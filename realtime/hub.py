@@ -1,0 +1,54 @@
+"""In-process fan-out: every frame of a session reaches every connection in it.
+
+A :class:`Subscriber` is anything with ``deliver``: in the server, a
+connection's bounded outbound queue. Each frame is encoded once and the same
+text goes to every subscriber.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from realtime.protocol import encode
+
+
+class Subscriber(Protocol):
+    """Receives the frames of the sessions it joined."""
+
+    def deliver(self, frame: dict[str, Any], text: str) -> None:
+        """Queue ``text`` (the encoded ``frame``) for sending; never blocks."""
+        ...
+
+
+class LocalHub:
+    """Session id to the subscribers in this process."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, set[Subscriber]] = {}
+
+    def join(self, session: str, subscriber: Subscriber) -> None:
+        """Start delivering the session's frames to ``subscriber``."""
+        self._sessions.setdefault(session, set()).add(subscriber)
+
+    def leave(self, session: str, subscriber: Subscriber) -> None:
+        """Stop delivering; forgets the session when nobody is left."""
+        members = self._sessions.get(session)
+        if members is None:
+            return
+        members.discard(subscriber)
+        if not members:
+            del self._sessions[session]
+
+    def members(self, session: str) -> int:
+        """How many subscribers the session has here."""
+        return len(self._sessions.get(session, ()))
+
+    def publish(self, session: str, frame: dict[str, Any]) -> None:
+        """Deliver ``frame`` to every subscriber of ``session``."""
+        members = self._sessions.get(session)
+        if not members:
+            return
+        text = encode(frame)
+        # Copy: a delivery may drop a slow subscriber, which leaves the session.
+        for member in tuple(members):
+            member.deliver(frame, text)

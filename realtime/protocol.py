@@ -1,0 +1,247 @@
+"""WebSocket protocol v1: frames, validation, error codes and close codes.
+
+No I/O here: the endpoint hands raw text to :func:`parse_client_frame` and
+sends what :func:`encode` returns. ``docs/protocol.md`` is the contract;
+this module is its executable form.
+
+Every client frame may carry ``id`` (a string the client chooses, at most 64
+characters); an ``error`` caused by a frame echoes it as ``ref``. ``ask``
+requires ``id``.
+
+Exceptions::
+
+    FrameError(code, message, ref)   a frame the server cannot act on
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+
+PROTOCOL_VERSION: Final = 1
+SUBPROTOCOL: Final = "livetutor.v1"
+BEARER_SUBPROTOCOL_PREFIX: Final = "bearer."
+
+
+class CloseCode:
+    """WebSocket close codes the server uses."""
+
+    NORMAL: Final = 1000
+    GOING_AWAY: Final = 1001
+    UNSUPPORTED_DATA: Final = 1003  # binary frame
+    POLICY_VIOLATION: Final = 1008  # slow consumer: outbound queue full
+    MESSAGE_TOO_BIG: Final = 1009  # frame over max_frame_bytes
+    INTERNAL_ERROR: Final = 1011
+    SERVICE_RESTART: Final = 1012  # pod draining; reconnect to another pod
+    IDLE_TIMEOUT: Final = 4408  # no frame from the client for idle_timeout_s
+
+
+class ErrorCode:
+    """Stable ``error.code`` values."""
+
+    BAD_JSON: Final = "bad_json"
+    UNKNOWN_TYPE: Final = "unknown_type"
+    INVALID_FRAME: Final = "invalid_frame"
+    TOO_LONG: Final = "too_long"
+    RATE_LIMITED: Final = "rate_limited"
+    TOO_MANY_STREAMS: Final = "too_many_streams"
+    COURSE_FORBIDDEN: Final = "course_forbidden"
+    COURSE_UNKNOWN: Final = "course_unknown"
+    SESSION_FORBIDDEN: Final = "session_forbidden"
+    SESSION_COURSE: Final = "session_course"
+    STREAM_UNKNOWN: Final = "stream_unknown"
+    LLM_UNAVAILABLE: Final = "llm_unavailable"
+    DRAINING: Final = "draining"
+    INTERNAL: Final = "internal"
+
+
+class FrameError(Exception):
+    """A client frame the server cannot act on; answered with an ``error`` frame."""
+
+    def __init__(self, code: str, message: str, ref: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+
+
+# Identifiers chosen by clients: short, URL-safe.
+Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Ref = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Mode = Literal["explain", "hint"]
+
+
+class _ClientFrame(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True):
+    id: Ref | None = None
+
+
+class Ask(_ClientFrame, tag="ask", kw_only=True):
+    """Ask a question in a session; ``session`` omitted starts a new one."""
+
+    id: Ref
+    course: Ident
+    text: str
+    session: Ident | None = None
+    mode: Mode = "explain"
+
+
+class Cancel(_ClientFrame, tag="cancel", kw_only=True):
+    """Stop a running stream."""
+
+    stream: Ident
+
+
+class Resume(_ClientFrame, tag="resume", kw_only=True):
+    """Replay a stream after ``after`` and follow it live."""
+
+    stream: Ident
+    after: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+class Open(_ClientFrame, tag="open", kw_only=True):
+    """Join a session (another tab or device)."""
+
+    session: Ident
+
+
+class Typing(_ClientFrame, tag="typing", kw_only=True):
+    """The learner is typing; the server may answer with predictions."""
+
+    session: Ident | None = None
+    course: Ident
+    text: str
+
+
+class Ping(_ClientFrame, tag="ping", kw_only=True):
+    """Liveness probe; answered with ``pong``."""
+
+
+ClientFrame = Ask | Cancel | Resume | Open | Typing | Ping
+CLIENT_TYPES: Final = ("ask", "cancel", "resume", "open", "typing", "ping")
+
+_decoder = msgspec.json.Decoder(ClientFrame)
+_loose = msgspec.json.Decoder()
+_encoder = msgspec.json.Encoder()
+
+
+def parse_client_frame(text: str, *, max_text_chars: int) -> ClientFrame:
+    """Decode and validate one client frame, or raise :class:`FrameError`."""
+    try:
+        return _check_lengths(_decoder.decode(text), max_text_chars)
+    except msgspec.ValidationError as exc:
+        raise _explain(text, exc) from None
+    except msgspec.DecodeError:
+        raise FrameError(ErrorCode.BAD_JSON, "frame is not valid JSON") from None
+
+
+def _check_lengths(frame: ClientFrame, max_text_chars: int) -> ClientFrame:
+    if isinstance(frame, Ask | Typing):
+        if len(frame.text) > max_text_chars:
+            raise FrameError(
+                ErrorCode.TOO_LONG,
+                f"text is {len(frame.text)} characters; the limit is {max_text_chars}",
+                frame.id,
+            )
+        if isinstance(frame, Ask) and not frame.text.strip():
+            raise FrameError(ErrorCode.INVALID_FRAME, "text must not be empty", frame.id)
+    return frame
+
+
+def _explain(text: str, exc: msgspec.ValidationError) -> FrameError:
+    """Turn a schema failure into the most useful error code, keeping the client's ref."""
+    try:
+        obj = _loose.decode(text)
+    except msgspec.DecodeError:
+        return FrameError(ErrorCode.BAD_JSON, "frame is not valid JSON")
+    if not isinstance(obj, dict):
+        return FrameError(ErrorCode.INVALID_FRAME, "a frame must be a JSON object")
+    raw_ref = obj.get("id")
+    ref = raw_ref if isinstance(raw_ref, str) and 0 < len(raw_ref) <= 64 else None
+    kind = obj.get("type")
+    if not isinstance(kind, str) or kind not in CLIENT_TYPES:
+        shown = kind if isinstance(kind, str) and len(kind) <= 32 else "?"
+        return FrameError(
+            ErrorCode.UNKNOWN_TYPE,
+            f"unknown frame type {shown!r}; expected one of {', '.join(CLIENT_TYPES)}",
+            ref,
+        )
+    return FrameError(ErrorCode.INVALID_FRAME, f"invalid {kind} frame: {exc}", ref)
+
+
+def encode(frame: dict[str, Any]) -> str:
+    """Serialise a server frame to the text of one WebSocket message."""
+    return _encoder.encode(frame).decode()
+
+
+# Server frames are plain dicts built by these helpers, so the hot path
+# (one delta per flush) costs a dict and one encode.
+
+
+def welcome(connection: str, pod: str, user: str, limits: dict[str, Any]) -> dict[str, Any]:
+    """First frame on every connection."""
+    return {
+        "type": "welcome",
+        "connection": connection,
+        "pod": pod,
+        "user": user,
+        "protocol": PROTOCOL_VERSION,
+        "limits": limits,
+    }
+
+
+def error(code: str, message: str, ref: str | None = None) -> dict[str, Any]:
+    """An ``error`` frame; ``ref`` echoes the ``id`` of the frame it answers."""
+    return {"type": "error", "code": code, "message": message, "ref": ref}
+
+
+def stream_start(stream: str, ask: str, session: str, course: str, mode: str) -> dict[str, Any]:
+    """A stream opened for ``ask``."""
+    return {
+        "type": "stream.start",
+        "stream": stream,
+        "ask": ask,
+        "session": session,
+        "course": course,
+        "mode": mode,
+    }
+
+
+def delta(stream: str, seq: int, text: str) -> dict[str, Any]:
+    """A piece of answer text; ``seq`` counts deltas from 1 per stream."""
+    return {"type": "delta", "stream": stream, "seq": seq, "text": text}
+
+
+def stream_end(
+    stream: str,
+    seq: int,
+    reason: str,
+    sources: list[dict[str, Any]],
+    *,
+    cached: bool,
+    model: str,
+    fallback: bool = False,
+    message: str | None = None,
+) -> dict[str, Any]:
+    """The last frame of a stream; ``seq`` is the last delta's seq (0 if none)."""
+    return {
+        "type": "stream.end",
+        "stream": stream,
+        "seq": seq,
+        "reason": reason,
+        "sources": sources,
+        "cached": cached,
+        "model": model,
+        "fallback": fallback,
+        "message": message,
+    }
+
+
+def pong(ref: str | None) -> dict[str, Any]:
+    """Answer to ``ping``."""
+    return {"type": "pong", "ref": ref}
+
+
+def reconnect(reason: str, after_ms: int) -> dict[str, Any]:
+    """Sent when the pod drains: reconnect (to another pod) and resume."""
+    return {"type": "reconnect", "reason": reason, "after_ms": after_ms}

@@ -1,0 +1,147 @@
+"""The ``livetutor`` command: ``serve``, ``token`` and ``ask``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from server.settings import Settings, SettingsError
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        overrides["port"] = args.port
+    return Settings.from_env(**overrides)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from server.app import create_app
+    from server.logs import configure
+    from server.serve import Server, uvicorn_config
+
+    settings = _settings(args)
+    configure(settings.log_level, settings.log_json and not sys.stderr.isatty())
+    app = create_app(settings)
+    server = Server(uvicorn_config(app, settings))
+
+    async def run() -> None:
+        serving = asyncio.create_task(server.serve())
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.02)
+        if server.started:
+            # One plain line on stdout, so scripts (and port 0) know where to connect.
+            print(f"LiveTutor listening on http://{settings.host}:{server.port}", flush=True)
+        await serving
+
+    asyncio.run(run())
+    return 0 if server.started else 1
+
+
+def _token(args: argparse.Namespace) -> int:
+    from server.auth import TokenCodec, load_secret
+
+    settings = _settings(args)
+    codec = TokenCodec(load_secret(settings), settings.auth.jwt_issuer)
+    courses = args.course or ["demo"]
+    ttl_s = args.expires_s if args.expires_s is not None else settings.auth.token_ttl_s
+    print(codec.issue(args.user, role=args.role, courses=courses, ttl_s=ttl_s))
+    return 0
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from realtime.client import TutorClient
+
+    token = args.token or os.environ.get("LIVETUTOR_TOKEN", "")
+    if not token:
+        print("livetutor ask: give --token or set LIVETUTOR_TOKEN", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        async with await TutorClient.connect(args.url, token) as client:
+            ask_id = await client.ask(
+                args.question, course=args.course, mode=args.mode, session=args.session
+            )
+
+            def show(text: str) -> None:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+
+            answer = await client.answer(ask_id, timeout_s=args.timeout_s, on_delta=show)
+            for error in answer.errors:
+                print(f"\n[{error['code']}] {error['message']}", file=sys.stderr)
+            if not answer.stream:
+                return 1
+            print()
+            for i, source in enumerate(answer.sources, start=1):
+                print(f"[{i}] {source['document']}, p. {source['page']}: {source['heading']}")
+            print(f"(session {answer.session}, {answer.reason}, model {answer.end.get('model')})")
+            return 0 if answer.reason == "stop" else 1
+
+    try:
+        return asyncio.run(run())
+    except (OSError, TimeoutError) as exc:
+        print(f"livetutor ask: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if type(exc).__name__ == "InvalidStatus":
+            print(f"livetutor ask: connection refused by server: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    root = argparse.ArgumentParser(prog="livetutor", description="Real-time AI tutoring server")
+    sub = root.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host", help="interface to bind (LIVETUTOR_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port, 0 for any free one (LIVETUTOR_PORT)")
+    serve.add_argument("--data-dir", help="state directory (LIVETUTOR_DATA_DIR, default ./data)")
+    serve.set_defaults(run=_serve)
+
+    token = sub.add_parser("token", help="print a signed token for a user")
+    token.add_argument("--user", required=True)
+    token.add_argument("--role", choices=["learner", "instructor", "admin"], default="learner")
+    token.add_argument(
+        "--course", action="append", help="course the user may use (repeatable; default demo)"
+    )
+    token.add_argument("--expires-s", type=int, help="lifetime in seconds (default one day)")
+    token.add_argument("--data-dir", help="state directory holding the signing secret")
+    token.set_defaults(run=_token)
+
+    ask = sub.add_parser("ask", help="ask a running server and stream the answer")
+    ask.add_argument("question")
+    ask.add_argument("--url", default="ws://127.0.0.1:8000/ws")
+    ask.add_argument("--token", help="token (or LIVETUTOR_TOKEN)")
+    ask.add_argument("--course", default="demo")
+    ask.add_argument("--mode", choices=["explain", "hint"], default="explain")
+    ask.add_argument("--session", help="continue this session")
+    ask.add_argument("--timeout-s", type=float, default=120.0)
+    ask.set_defaults(run=_ask)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``livetutor`` console script."""
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except SettingsError as exc:
+        print(f"livetutor: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

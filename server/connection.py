@@ -1,0 +1,263 @@
+"""One WebSocket connection: reader, writer, bounded outbound queue, dispatch.
+
+The reader parses frames with :mod:`realtime.protocol` and dispatches them;
+the writer drains a bounded queue to the socket. Frames from the session
+hub are queued without blocking: when the queue is full the client is not
+reading, and the connection is closed with 1008 rather than let memory grow
+or slow anyone else. Deltas are de-duplicated by ``seq`` per stream, so
+replay and live delivery can overlap safely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from starlette.websockets import WebSocket
+
+from realtime import protocol as p
+from realtime.protocol import CloseCode, ErrorCode, FrameError
+from server.auth import Principal
+from server.errors import StoreError
+from server.store import message_view
+from server.tutor import describe_stream, new_id
+
+if TYPE_CHECKING:
+    from server.runtime import Runtime
+
+log = structlog.get_logger("livetutor.ws")
+_ENDED = sys.maxsize
+
+
+class Connection:
+    """A learner's socket, joined to the sessions it asked in, opened or resumed."""
+
+    def __init__(self, ws: WebSocket, who: Principal, runtime: Runtime) -> None:
+        self.id = new_id()[:16]
+        self.who = who
+        self._ws = ws
+        self._rt = runtime
+        self._limits = runtime.settings.ws
+        self._queue: asyncio.Queue[str] = asyncio.Queue(self._limits.outbound_queue_frames)
+        self._done = asyncio.Event()
+        self._close_code: int | None = None
+        self._close_reason = ""
+        self._flush_on_close = True
+        self._sessions: set[str] = set()
+        self._seen: dict[str, int] = {}
+        self._own: set[str] = set()
+
+    # -- delivery (called from the hub; never blocks) -------------------------
+
+    def deliver(self, frame: dict[str, Any], text: str) -> None:
+        """Queue a frame; drop stream duplicates; close a client that stopped reading."""
+        if self._done.is_set():
+            return
+        kind = frame["type"]
+        if kind == "delta" or kind == "stream.end":
+            stream = frame["stream"]
+            seen = self._seen.get(stream, 0)
+            if kind == "delta":
+                if frame["seq"] <= seen:
+                    return
+                self._seen[stream] = frame["seq"]
+            else:
+                if seen == _ENDED:
+                    return
+                self._seen[stream] = _ENDED
+                self._own.discard(stream)
+        try:
+            self._queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self._rt.slow_consumer_closes += 1
+            log.warning("ws.slow_consumer", connection=self.id, queued=self._queue.qsize())
+            self.close(CloseCode.POLICY_VIOLATION, "slow consumer: outbound queue full", flush=False)
+
+    def send(self, frame: dict[str, Any]) -> None:
+        """Queue a frame for this connection only."""
+        self.deliver(frame, p.encode(frame))
+
+    def close(self, code: int | None, reason: str = "", *, flush: bool = True) -> None:
+        """Ask the connection to end; ``None`` means the client is already gone."""
+        if self._done.is_set():
+            return
+        self._close_code, self._close_reason, self._flush_on_close = code, reason, flush
+        self._done.set()
+
+    @property
+    def busy(self) -> bool:
+        """True while a stream this connection follows is still running."""
+        return any(self._rt.journal.running(s) for s in self._sessions)
+
+    # -- life cycle -----------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the connection until either side closes it."""
+        s = self._limits
+        self.send(
+            p.welcome(
+                self.id,
+                self._rt.pod,
+                self.who.user,
+                {
+                    "max_frame_bytes": s.max_frame_bytes,
+                    "max_question_chars": s.max_question_chars,
+                    "max_streams": s.max_streams_per_connection,
+                    "idle_timeout_s": s.idle_timeout_s,
+                },
+            )
+        )
+        reader = asyncio.create_task(self._read(), name=f"ws-read-{self.id}")
+        writer = asyncio.create_task(self._write(), name=f"ws-write-{self.id}")
+        try:
+            await self._done.wait()
+        finally:
+            reader.cancel()
+            if self._close_code is not None and self._flush_on_close:
+                # Let queued frames (a reconnect notice, a stream.end) go out first.
+                try:
+                    async with asyncio.timeout(s.close_timeout_s):
+                        await self._queue.join()
+                except TimeoutError:
+                    pass
+            writer.cancel()
+            await asyncio.gather(reader, writer, return_exceptions=True)
+            for session in self._sessions:
+                self._rt.hub.leave(session, self)
+            await self._send_close()
+        log.info("ws.closed", connection=self.id, code=self._close_code, reason=self._close_reason)
+
+    async def _send_close(self) -> None:
+        if self._close_code is None:
+            return
+        try:
+            # A client that stopped reading cannot take the close frame either: bound the wait.
+            async with asyncio.timeout(self._limits.close_timeout_s):
+                await self._ws.close(self._close_code, self._close_reason)
+        except (TimeoutError, RuntimeError, OSError):
+            pass
+
+    async def _write(self) -> None:
+        try:
+            while True:
+                text = await self._queue.get()
+                try:
+                    await self._ws.send_text(text)
+                finally:
+                    self._queue.task_done()
+        except (RuntimeError, OSError):
+            self.close(None)
+        except Exception as exc:
+            # The ASGI server reports a vanished client with its own exception types.
+            log.info("ws.write_failed", connection=self.id, error=type(exc).__name__)
+            self.close(None)
+
+    async def _read(self) -> None:
+        s = self._limits
+        while True:
+            try:
+                async with asyncio.timeout(s.idle_timeout_s):
+                    message = await self._ws.receive()
+            except TimeoutError:
+                if self._own or self.busy:
+                    continue
+                self.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
+                return
+            if message["type"] == "websocket.disconnect":
+                self.close(None)
+                return
+            text = message.get("text")
+            if text is None:
+                self.close(CloseCode.UNSUPPORTED_DATA, "binary frames are not supported")
+                return
+            if len(text) * 4 > s.max_frame_bytes and len(text.encode()) > s.max_frame_bytes:
+                self.close(CloseCode.MESSAGE_TOO_BIG, "frame too big")
+                return
+            await self._handle(text)
+
+    # -- frames ---------------------------------------------------------------
+
+    async def _handle(self, text: str) -> None:
+        ref: str | None = None
+        try:
+            frame = p.parse_client_frame(text, max_text_chars=self._limits.max_question_chars)
+            ref = frame.id
+            if isinstance(frame, p.Ping):
+                self.send(p.pong(frame.id))
+            elif isinstance(frame, p.Ask):
+                await self._ask(frame)
+            elif isinstance(frame, p.Cancel):
+                self._rt.tutor.cancel(self.who, frame.stream, frame.id)
+            elif isinstance(frame, p.Resume):
+                self._resume(frame)
+            elif isinstance(frame, p.Open):
+                await self._open(frame)
+            # ``typing`` is accepted and needs no answer until predictions exist.
+        except FrameError as exc:
+            self.send(p.error(exc.code, exc.message, exc.ref))
+        except StoreError:
+            log.exception("ws.store_failed", connection=self.id)
+            self.send(p.error(ErrorCode.INTERNAL, "storage is unavailable; try again", ref))
+
+    async def _ask(self, frame: p.Ask) -> None:
+        if self._rt.draining:
+            raise FrameError(ErrorCode.DRAINING, "this pod is restarting; reconnect", frame.id)
+        if len(self._own) >= self._limits.max_streams_per_connection:
+            raise FrameError(
+                ErrorCode.TOO_MANY_STREAMS,
+                f"at most {self._limits.max_streams_per_connection} answers at once "
+                "per connection",
+                frame.id,
+            )
+        wait_s = self._rt.ask_limits.take(self.who.user)
+        if wait_s:
+            error = p.error(
+                ErrorCode.RATE_LIMITED,
+                f"too many questions; try again in {wait_s:.1f} s",
+                frame.id,
+            )
+            error["retry_after_ms"] = int(wait_s * 1000) + 1
+            self.send(error)
+            return
+        stream, session = await self._rt.tutor.ask(self.who, frame, self)
+        self._own.add(stream)
+        self._sessions.add(session)
+
+    def _resume(self, frame: p.Resume) -> None:
+        stream = self._rt.journal.get(frame.stream)
+        if stream is None or stream.user != self.who.user:
+            raise FrameError(
+                ErrorCode.STREAM_UNKNOWN,
+                "unknown or expired stream; read the answer from GET /sessions/{id}/messages",
+                frame.id,
+            )
+        self._seen[frame.stream] = max(self._seen.get(frame.stream, 0), frame.after)
+        for item in stream.frames_after(frame.after):
+            self.send(item)
+        if stream.end is None:
+            self._rt.hub.join(stream.session, self)
+            self._sessions.add(stream.session)
+
+    async def _open(self, frame: p.Open) -> None:
+        session = await self._rt.store.get_session(frame.session)
+        if session is None or session.user_id != self.who.user:
+            raise FrameError(ErrorCode.SESSION_FORBIDDEN, "no such session of yours", frame.id)
+        messages = await self._rt.store.list_messages(session.id, 50)
+        # No await between the snapshot and the join: nothing published in between is missed.
+        running = [describe_stream(log_) for log_ in self._rt.journal.running(session.id)]
+        self._rt.hub.join(session.id, self)
+        self._sessions.add(session.id)
+        self.send(
+            {
+                "type": "session",
+                "ref": frame.id,
+                "session": session.id,
+                "course": session.course,
+                "title": session.title,
+                "messages": [message_view(m) for m in messages],
+                "streams": running,
+            }
+        )
+

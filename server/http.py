@@ -1,0 +1,96 @@
+"""HTTP routes: health probes and the learner's own sessions and messages."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from server.auth import Principal, bearer_from_headers
+from server.errors import AuthError, StoreError
+from server.runtime import Runtime
+from server.store import message_view
+
+
+def _runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+def _principal(request: Request) -> Principal:
+    token = bearer_from_headers(request.headers.get("authorization"))
+    return _runtime(request).codec.verify(token or "")
+
+
+async def live(request: Request) -> Response:
+    """The process is up and its event loop answers."""
+    return JSONResponse({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
+    """Ready for traffic: store reachable and not draining; 503 otherwise."""
+    rt = _runtime(request)
+    checks: dict[str, str] = {"draining": "yes" if rt.draining else "no"}
+    try:
+        await rt.store.ping()
+        checks["store"] = "ok"
+    except StoreError as exc:
+        checks["store"] = f"down: {exc}"
+    ok = not rt.draining and checks["store"] == "ok"
+    return JSONResponse(
+        {"status": "ready" if ok else "unavailable", "pod": rt.pod, "checks": checks},
+        status_code=200 if ok else 503,
+    )
+
+
+async def list_sessions(request: Request) -> Response:
+    """The caller's sessions, newest first."""
+    try:
+        who = _principal(request)
+    except AuthError as exc:
+        return _error(401, "unauthorized", str(exc))
+    sessions = await _runtime(request).store.list_sessions(who.user)
+    return JSONResponse(
+        {
+            "sessions": [
+                {
+                    "id": s.id,
+                    "course": s.course,
+                    "title": s.title,
+                    "created_at": s.created_at,
+                    "updated_at": s.updated_at,
+                }
+                for s in sessions
+            ]
+        }
+    )
+
+
+async def session_messages(request: Request) -> Response:
+    """A session's messages, for its owner only."""
+    try:
+        who = _principal(request)
+    except AuthError as exc:
+        return _error(401, "unauthorized", str(exc))
+    rt = _runtime(request)
+    session_id = request.path_params["session_id"]
+    try:
+        limit = min(max(int(request.query_params.get("limit", "200")), 1), 1000)
+    except ValueError:
+        return _error(400, "bad_request", "limit must be an integer")
+    session = await rt.store.get_session(session_id)
+    if session is None:
+        return _error(404, "session_unknown", "no such session")
+    if session.user_id != who.user:
+        return _error(403, "session_forbidden", "this session belongs to another user")
+    messages = await rt.store.list_messages(session_id, limit)
+    return JSONResponse(
+        {
+            "session": session.id,
+            "course": session.course,
+            "messages": [message_view(m) for m in messages],
+        }
+    )

@@ -1,0 +1,111 @@
+"""The bundled demo course and a small lexical retriever over it.
+
+Course ``demo`` is a short original text in ``server/demo/demo.md``; each
+``## Page N: Heading`` starts a page and each paragraph is a passage. The
+retriever ranks passages with BM25 (k1=1.5, b=0.75) over lower-cased word
+stems, which is enough for a course of a few pages; the knowledge layer
+replaces it with chromadb and PDFs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from importlib import resources
+
+from server.retrieval import Passage
+
+DEMO_COURSE = "demo"
+DEMO_DOCUMENT = "Thinking Clearly (demo course)"
+_PAGE = re.compile(r"^## Page (\d+): (.+)$")
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(
+    ["a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "do", "does", "for", "from", "how", "i", "if", "in", "is", "it", "its", "me", "of", "on", "or", "so", "that", "the", "their", "then", "there", "these", "this", "to", "was", "we", "what", "when", "where", "which", "while", "who", "why", "will", "with", "you", "your"]
+)
+
+
+def terms(text: str) -> list[str]:
+    """Lower-cased words without stop words, crudely stemmed (plural and -ing/-ed endings)."""
+    out = []
+    for word in _WORD.findall(text.lower()):
+        if word in _STOP:
+            continue
+        for suffix in ("ing", "ed", "es", "s"):
+            if len(word) > len(suffix) + 3 and word.endswith(suffix):
+                word = word[: -len(suffix)]
+                break
+        out.append(word)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Doc:
+    passage: Passage
+    tf: Counter[str]
+    length: int
+
+
+class LexicalRetriever:
+    """BM25 over the passages of a few small courses held in memory."""
+
+    def __init__(self, passages_by_course: dict[str, list[Passage]]) -> None:
+        self._docs: dict[str, list[_Doc]] = {}
+        self._idf: dict[str, dict[str, float]] = {}
+        self._avg: dict[str, float] = {}
+        for course, passages in passages_by_course.items():
+            docs = [_Doc(p, Counter(terms(p.heading + " " + p.text)), 0) for p in passages]
+            docs = [_Doc(d.passage, d.tf, sum(d.tf.values())) for d in docs]
+            df: Counter[str] = Counter()
+            for d in docs:
+                df.update(d.tf.keys())
+            n = len(docs)
+            self._docs[course] = docs
+            self._idf[course] = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
+            self._avg[course] = sum(d.length for d in docs) / max(n, 1)
+
+    def courses(self) -> list[str]:
+        """Course ids this retriever knows."""
+        return sorted(self._docs)
+
+    async def retrieve(self, course: str, question: str, k: int) -> list[Passage]:
+        """Up to ``k`` passages of ``course`` sharing words with the question, best first."""
+        docs = self._docs.get(course)
+        if not docs:
+            return []
+        idf, avg = self._idf[course], self._avg[course]
+        query = set(terms(question))
+        scored = []
+        for d in docs:
+            score = 0.0
+            for t in query:
+                f = d.tf.get(t)
+                if f:
+                    score += idf[t] * f * 2.5 / (f + 1.5 * (0.25 + 0.75 * d.length / avg))
+            if score > 0:
+                scored.append((score, d.passage))
+        scored.sort(key=lambda item: item[0], reverse=True)
+        return [
+            Passage(p.document, p.page, p.heading, p.text, score) for score, p in scored[:k]
+        ]
+
+
+def demo_passages() -> list[Passage]:
+    """The demo course, one passage per paragraph."""
+    text = resources.files("server").joinpath("demo/demo.md").read_text(encoding="utf-8")
+    passages: list[Passage] = []
+    page, heading = 0, ""
+    for block in text.split("\n\n"):
+        block = block.strip()
+        match = _PAGE.match(block)
+        if match:
+            page, heading = int(match.group(1)), match.group(2)
+        elif page and block:
+            passages.append(Passage(DEMO_DOCUMENT, page, heading, block))
+    return passages
+
+
+def demo_retriever() -> LexicalRetriever:
+    """A retriever that knows the demo course."""
+    return LexicalRetriever({DEMO_COURSE: demo_passages()})

@@ -1,0 +1,119 @@
+"""Everything a running pod holds, opened in the lifespan and handed out from there.
+
+:class:`Runtime` picks each implementation in one place (store, LLM
+provider, retriever), owns the background tasks and the live connections,
+and knows how to drain: refuse new work, tell clients to reconnect, let
+running streams finish within ``drain_s``, then close with 1012.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from typing import TYPE_CHECKING
+
+import structlog
+
+from realtime import protocol as p
+from realtime.hub import LocalHub
+from realtime.journal import MemoryJournal
+from realtime.protocol import CloseCode
+from server.auth import TokenCodec, load_secret
+from server.llm import LLMProvider
+from server.llm_offline import OfflineProvider
+from server.ratelimit import TokenBuckets
+from server.retrieval import Retriever
+from server.retrieval_demo import demo_retriever
+from server.settings import Settings
+from server.store import Store, create_store
+from server.taskset import TaskSet
+from server.tutor import Tutor
+
+if TYPE_CHECKING:
+    from server.connection import Connection
+
+log = structlog.get_logger("livetutor.runtime")
+
+
+def create_provider(settings: Settings) -> LLMProvider:
+    """The configured LLM provider: OpenAI-compatible when set up, else the offline tutor."""
+    if settings.llm_provider == "openai":
+        from server.llm_openai import OpenAIProvider
+
+        return OpenAIProvider(settings.llm)
+    return OfflineProvider(settings.llm)
+
+
+class Runtime:
+    """The pod's resources and live state."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        retriever: Retriever | None = None,
+        provider: LLMProvider | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pod = settings.pod_name or f"{socket.gethostname()}-{os.getpid()}"
+        self.codec = TokenCodec(load_secret(settings), settings.auth.jwt_issuer)
+        self.store = store or create_store(settings)
+        self.retriever = retriever or demo_retriever()
+        self.provider = provider or create_provider(settings)
+        self.fallback = OfflineProvider(settings.llm)
+        self.hub = LocalHub()
+        self.journal = MemoryJournal()
+        self.tasks = TaskSet()
+        self.ask_limits = TokenBuckets(settings.ws.ask_rate_per_min / 60, settings.ws.ask_burst)
+        self.connections: set[Connection] = set()
+        self.draining = False
+        self.slow_consumer_closes = 0
+        self.tutor = Tutor(
+            settings,
+            store=self.store,
+            retriever=self.retriever,
+            provider=self.provider,
+            fallback=self.fallback,
+            hub=self.hub,
+            journal=self.journal,
+            tasks=self.tasks,
+        )
+
+    async def start(self) -> None:
+        """Open the store (applying migrations)."""
+        await self.store.open()
+        log.info(
+            "runtime.started",
+            pod=self.pod,
+            provider=self.provider.name,
+            store=type(self.store).__name__,
+        )
+
+    async def drain(self) -> None:
+        """Stop taking work, send ``reconnect``, let streams finish, close with 1012."""
+        if self.draining:
+            return
+        self.draining = True
+        drain_s = self.settings.drain_s
+        log.info("runtime.draining", connections=len(self.connections), streams=self.tutor.running)
+        notice = p.reconnect("pod restarting", after_ms=int(drain_s * 1000))
+        for conn in list(self.connections):
+            conn.send(notice)
+        if not await self.tutor.wait_idle(drain_s):
+            self.tutor.stop_all("interrupted")
+            await self.tutor.wait_idle(1.0)
+        for conn in list(self.connections):
+            conn.close(CloseCode.SERVICE_RESTART, "service restart")
+        deadline = asyncio.get_running_loop().time() + self.settings.ws.close_timeout_s + 1
+        while self.connections and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        """Cancel what is left and release resources."""
+        self.tutor.stop_all("interrupted")
+        await self.tasks.cancel_all(timeout_s=5.0)
+        await self.provider.aclose()
+        await self.store.close()
+        log.info("runtime.stopped", pod=self.pod)

@@ -1,0 +1,73 @@
+"""The ``/ws`` endpoint: a thin adapter between Starlette and :class:`Connection`.
+
+The token is checked before the socket is accepted: a missing, expired or
+forged token, or an origin outside the allowlist, is refused with HTTP 403
+and never reaches the connection code. A draining pod answers 503.
+"""
+
+from __future__ import annotations
+
+import structlog
+from starlette.responses import JSONResponse
+from starlette.websockets import WebSocket
+
+from realtime.protocol import BEARER_SUBPROTOCOL_PREFIX, SUBPROTOCOL
+from server.auth import bearer_from_headers
+from server.connection import Connection
+from server.errors import AuthError
+from server.runtime import Runtime
+
+log = structlog.get_logger("livetutor.ws")
+
+
+def _token(ws: WebSocket) -> tuple[str | None, str | None]:
+    """The token and the subprotocol to select, from query, header or subprotocol."""
+    offered = ws.scope.get("subprotocols") or []
+    chosen = SUBPROTOCOL if SUBPROTOCOL in offered else None
+    token = ws.query_params.get("token") or bearer_from_headers(ws.headers.get("authorization"))
+    for proto in offered:
+        if proto.startswith(BEARER_SUBPROTOCOL_PREFIX):
+            token = token or proto[len(BEARER_SUBPROTOCOL_PREFIX) :]
+            # Browsers fail a handshake that selects none of the offered subprotocols.
+            chosen = chosen or proto
+    return token, chosen
+
+
+async def ws_endpoint(ws: WebSocket) -> None:
+    """Authenticate, accept, and serve one connection."""
+    rt: Runtime = ws.app.state.runtime
+    origin = ws.headers.get("origin")
+    allowed = rt.settings.ws.allowed_origins
+    if allowed and origin is not None and origin not in allowed:
+        log.info("ws.refused", reason="origin")
+        await ws.close(code=1008)
+        return
+    token, subprotocol = _token(ws)
+    try:
+        who = rt.codec.verify(token or "")
+    except AuthError as exc:
+        log.info("ws.refused", reason=str(exc))
+        await ws.close(code=1008)
+        return
+    if rt.draining:
+        await ws.send_denial_response(
+            JSONResponse({"error": "draining", "message": "pod restarting"}, status_code=503)
+        )
+        return
+    try:
+        await rt.store.ensure_user(who.user, who.role)
+    except Exception:
+        log.exception("ws.store_failed")
+        await ws.send_denial_response(
+            JSONResponse({"error": "unavailable", "message": "storage unavailable"}, 503)
+        )
+        return
+    await ws.accept(subprotocol=subprotocol)
+    conn = Connection(ws, who, rt)
+    rt.connections.add(conn)
+    with structlog.contextvars.bound_contextvars(connection=conn.id, user=who.user):
+        log.info("ws.accepted")
+        try:
+            await conn.run()
+        finally:
+            rt.connections.discard(conn)
