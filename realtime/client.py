@@ -56,6 +56,8 @@ class TutorClient:
         self.ws = ws
         self.welcome = welcome
         self.pending: list[dict[str, Any]] = []
+        # ask id -> (stream id, session id) of every stream.start seen, whoever consumed it.
+        self.started: dict[str, tuple[str, str]] = {}
 
     @classmethod
     async def connect(
@@ -86,8 +88,12 @@ class TutorClient:
         if self.pending:
             return self.pending.pop(0)
         async with asyncio.timeout(timeout_s):
-            raw = await self.ws.recv()
-        frame: dict[str, Any] = _decode(raw)
+            return await self._next()
+
+    async def _next(self) -> dict[str, Any]:
+        frame: dict[str, Any] = _decode(await self.ws.recv())
+        if frame.get("type") == "stream.start":
+            self.started[frame["ask"]] = (frame["stream"], frame["session"])
         return frame
 
     async def wait_for(
@@ -98,10 +104,7 @@ class TutorClient:
         try:
             async with asyncio.timeout(timeout_s):
                 while True:
-                    if self.pending:
-                        frame = self.pending.pop(0)
-                    else:
-                        frame = _decode(await self.ws.recv())
+                    frame = self.pending.pop(0) if self.pending else await self._next()
                     if match(frame):
                         return frame
                     kept.append(frame)
@@ -142,16 +145,19 @@ class TutorClient:
     ) -> Answer:
         """Follow the stream opened for ``ask_id`` to its end, checking seq order.
 
+        ``after`` is the last seq already seen (when resuming); ``stream`` names
+        the stream when its ``stream.start`` came on another connection.
+
         An ``error`` answering the ask before any stream starts ends the wait:
         the answer has no stream and the error in ``errors``.
         """
         answer = Answer(ask=ask_id, stream=stream)
+        if not stream and ask_id in self.started:
+            answer.stream, answer.session = self.started[ask_id]
         expected = after + 1
         async with asyncio.timeout(timeout_s):
             while True:
-                frame = await self.wait_for(
-                    lambda f: _belongs(f, answer), timeout_s=timeout_s
-                )
+                frame = await self.wait_for(lambda f: _belongs(f, answer), timeout_s=timeout_s)
                 kind = frame["type"]
                 if kind == "error":
                     answer.errors.append(frame)

@@ -145,6 +145,8 @@ def _check_lengths(frame: ClientFrame, max_text_chars: int) -> ClientFrame:
             )
         if isinstance(frame, Ask) and not frame.text.strip():
             raise FrameError(ErrorCode.INVALID_FRAME, "text must not be empty", frame.id)
+        if "\x00" in frame.text:
+            raise FrameError(ErrorCode.INVALID_FRAME, "text must not contain NUL", frame.id)
     return frame
 
 

@@ -110,7 +110,11 @@ class TokenCodec:
             raise AuthError("token expired") from None
         except jwt.InvalidTokenError as exc:
             raise AuthError(f"invalid token: {type(exc).__name__}") from None
-        user, role, courses = claims.get("sub"), claims.get("role", "learner"), claims.get("courses")
+        user, role, courses = (
+            claims.get("sub"),
+            claims.get("role", "learner"),
+            claims.get("courses"),
+        )
         if not isinstance(user, str) or not _USER_ID.match(user):
             raise AuthError("invalid token: bad subject")
         if role not in ROLES:

@@ -7,19 +7,20 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from server.settings import Settings, SettingsError
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides: dict[str, object] = {}
+    overrides: dict[str, Any] = {}
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = Path(args.data_dir)
     if getattr(args, "host", None):
         overrides["host"] = args.host
     if getattr(args, "port", None) is not None:
         overrides["port"] = args.port
-    return Settings.from_env(**overrides)
+    return Settings.from_env(None, **overrides)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -34,7 +35,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         serving = asyncio.create_task(server.serve())
-        while not server.started and not serving.done():
+        # uvicorn offers no start-up event to wait on.
+        while not server.started and not serving.done():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         if server.started:
             # One plain line on stdout, so scripts (and port 0) know where to connect.

@@ -73,7 +73,9 @@ class Connection:
         except asyncio.QueueFull:
             self._rt.slow_consumer_closes += 1
             log.warning("ws.slow_consumer", connection=self.id, queued=self._queue.qsize())
-            self.close(CloseCode.POLICY_VIOLATION, "slow consumer: outbound queue full", flush=False)
+            self.close(
+                CloseCode.POLICY_VIOLATION, "slow consumer: outbound queue full", flush=False
+            )
 
     def send(self, frame: dict[str, Any]) -> None:
         """Queue a frame for this connection only."""
@@ -207,8 +209,7 @@ class Connection:
         if len(self._own) >= self._limits.max_streams_per_connection:
             raise FrameError(
                 ErrorCode.TOO_MANY_STREAMS,
-                f"at most {self._limits.max_streams_per_connection} answers at once "
-                "per connection",
+                f"at most {self._limits.max_streams_per_connection} answers at once per connection",
                 frame.id,
             )
         wait_s = self._rt.ask_limits.take(self.who.user)
@@ -233,7 +234,8 @@ class Connection:
                 "unknown or expired stream; read the answer from GET /sessions/{id}/messages",
                 frame.id,
             )
-        self._seen[frame.stream] = max(self._seen.get(frame.stream, 0), frame.after)
+        # The client says what it has: replay from there, even on this same connection.
+        self._seen[frame.stream] = frame.after
         for item in stream.frames_after(frame.after):
             self.send(item)
         if stream.end is None:
@@ -260,4 +262,3 @@ class Connection:
                 "streams": running,
             }
         )
-

@@ -49,9 +49,11 @@ def build(
         {"role": "system", "content": f"{system}\n\nCourse passages:\n\n{listed}"}
     ]
     for m in history:
-        role = "user" if m.role == "learner" else "assistant"
         if m.text:
-            messages.append({"role": role, "content": m.text})
+            if m.role == "learner":
+                messages.append({"role": "user", "content": m.text})
+            else:
+                messages.append({"role": "assistant", "content": m.text})
     messages.append({"role": "user", "content": question})
     return Prompt(
         question=question,

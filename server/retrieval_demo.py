@@ -22,7 +22,55 @@ DEMO_DOCUMENT = "Thinking Clearly (demo course)"
 _PAGE = re.compile(r"^## Page (\d+): (.+)$")
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "do", "does", "for", "from", "how", "i", "if", "in", "is", "it", "its", "me", "of", "on", "or", "so", "that", "the", "their", "then", "there", "these", "this", "to", "was", "we", "what", "when", "where", "which", "while", "who", "why", "will", "with", "you", "your"]
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "can",
+        "do",
+        "does",
+        "for",
+        "from",
+        "how",
+        "i",
+        "if",
+        "in",
+        "is",
+        "it",
+        "its",
+        "me",
+        "of",
+        "on",
+        "or",
+        "so",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "these",
+        "this",
+        "to",
+        "was",
+        "we",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "why",
+        "will",
+        "with",
+        "you",
+        "your",
+    ]
 )
 
 
@@ -86,9 +134,7 @@ class LexicalRetriever:
             if score > 0:
                 scored.append((score, d.passage))
         scored.sort(key=lambda item: item[0], reverse=True)
-        return [
-            Passage(p.document, p.page, p.heading, p.text, score) for score, p in scored[:k]
-        ]
+        return [Passage(p.document, p.page, p.heading, p.text, score) for score, p in scored[:k]]
 
 
 def demo_passages() -> list[Passage]:

@@ -68,6 +68,8 @@ class Runtime:
         self.tasks = TaskSet()
         self.ask_limits = TokenBuckets(settings.ws.ask_rate_per_min / 60, settings.ws.ask_burst)
         self.connections: set[Connection] = set()
+        self._no_connections = asyncio.Event()
+        self._no_connections.set()
         self.draining = False
         self.slow_consumer_closes = 0
         self.tutor = Tutor(
@@ -80,6 +82,17 @@ class Runtime:
             journal=self.journal,
             tasks=self.tasks,
         )
+
+    def add_connection(self, conn: Connection) -> None:
+        """Track a live connection."""
+        self.connections.add(conn)
+        self._no_connections.clear()
+
+    def remove_connection(self, conn: Connection) -> None:
+        """Forget a closed connection."""
+        self.connections.discard(conn)
+        if not self.connections:
+            self._no_connections.set()
 
     async def start(self) -> None:
         """Open the store (applying migrations)."""
@@ -106,9 +119,11 @@ class Runtime:
             await self.tutor.wait_idle(1.0)
         for conn in list(self.connections):
             conn.close(CloseCode.SERVICE_RESTART, "service restart")
-        deadline = asyncio.get_running_loop().time() + self.settings.ws.close_timeout_s + 1
-        while self.connections and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
+        try:
+            async with asyncio.timeout(self.settings.ws.close_timeout_s + 1):
+                await self._no_connections.wait()
+        except TimeoutError:
+            log.warning("runtime.drain_timeout", connections=len(self.connections))
 
     async def stop(self) -> None:
         """Cancel what is left and release resources."""

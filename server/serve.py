@@ -1,8 +1,9 @@
 """Running the app under uvicorn, with a drain before uvicorn's own shutdown.
 
 uvicorn closes every WebSocket with 1012 as soon as it shuts down; the
-:class:`Server` here first stops accepting, tells clients to reconnect and
-lets running answers finish (``drain_s``), then hands over to uvicorn.
+:class:`Server` here first drains (readiness 503, new sockets refused,
+clients told to reconnect, running answers given ``drain_s`` to finish),
+then hands over to uvicorn.
 """
 
 from __future__ import annotations
@@ -42,9 +43,11 @@ class Server(uvicorn.Server):
     """uvicorn's server with the pod's drain in front of its shutdown."""
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        """Stop accepting, drain the runtime, then shut down as uvicorn does."""
-        for server in self.servers:
-            server.close()
+        """Drain the runtime, then shut down as uvicorn does.
+
+        The listener stays open while draining, so load balancers see
+        ``/health/ready`` answer 503 and new WebSockets are refused with 503.
+        """
         app = self.config.app
         runtime: Runtime | None = getattr(getattr(app, "state", None), "runtime", None)
         if runtime is not None:

@@ -79,9 +79,7 @@ class Tutor:
         """Streams generating on this pod."""
         return len(self._streams)
 
-    async def ask(
-        self, who: Principal, frame: p.Ask, subscriber: Subscriber
-    ) -> tuple[str, str]:
+    async def ask(self, who: Principal, frame: p.Ask, subscriber: Subscriber) -> tuple[str, str]:
         """Open a stream answering ``frame``; returns its stream and session ids."""
         if not who.may_use(frame.course):
             raise FrameError(
@@ -103,6 +101,9 @@ class Tutor:
                 ErrorCode.SESSION_COURSE, "this session belongs to another course", frame.id
             ) from None
         history = await self._store.list_messages(session.id, self._settings.tutor.history_messages)
+        if frame.mode == "hint":
+            # Counted when asked, so a quick follow-up already gets the next level.
+            await self._store.set_hint_level(session.id, session.hint_level + 1)
         await self._store.add_message(
             MessageRecord(
                 id=new_id(),
@@ -262,17 +263,11 @@ class Tutor:
             fallback=fallback,
             message=message,
         )
+        # Not cancellable from here on: the answer is complete or already stopped.
         self._streams.pop(sid, None)
-        self._journal.finish(sid, end)
-        self._hub.publish(stream.log.session, end)
-        log.info(
-            "stream.ended",
-            reason=reason,
-            deltas=stream.log.seq,
-            model=model,
-            elapsed_ms=round((time.monotonic() - started) * 1000, 1),
-        )
         try:
+            # Stored before stream.end goes out, so a client reading the session
+            # after stream.end finds the answer.
             await self._store.add_message(
                 MessageRecord(
                     id=new_id(),
@@ -288,12 +283,17 @@ class Tutor:
                     cached=False,
                 )
             )
-            if stream.mode == "hint" and stream.parts:
-                session = await self._store.get_session(stream.log.session)
-                if session is not None:
-                    await self._store.set_hint_level(session.id, session.hint_level + 1)
         except Exception:
             log.exception("stream.store_failed")
+        self._journal.finish(sid, end)
+        self._hub.publish(stream.log.session, end)
+        log.info(
+            "stream.ended",
+            reason=reason,
+            deltas=stream.log.seq,
+            model=model,
+            elapsed_ms=round((time.monotonic() - started) * 1000, 1),
+        )
 
 
 def _describe(exc: LLMError) -> str:

@@ -64,10 +64,10 @@ async def ws_endpoint(ws: WebSocket) -> None:
         return
     await ws.accept(subprotocol=subprotocol)
     conn = Connection(ws, who, rt)
-    rt.connections.add(conn)
+    rt.add_connection(conn)
     with structlog.contextvars.bound_contextvars(connection=conn.id, user=who.user):
         log.info("ws.accepted")
         try:
             await conn.run()
         finally:
-            rt.connections.discard(conn)
+            rt.remove_connection(conn)

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, types, then pytest against real services.
+# Called by `make test` (after the virtualenv is installed) and by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+
+# PostgreSQL on 127.0.0.1:5432 is needed by the Postgres half of the store tests.
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    echo "PostgreSQL is not answering on 127.0.0.1:5432; trying to start it" >&2
+    if command -v pg_ctlcluster >/dev/null && ls /etc/postgresql >/dev/null 2>&1; then
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+        for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+    fi
+    if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+        echo "error: PostgreSQL is required for the tests (127.0.0.1:5432, user postgres, trust auth)." >&2
+        echo "       Install it (Debian: apt-get install postgresql) and start it, then rerun." >&2
+        exit 1
+    fi
+fi
+
+echo "== ruff"
+$BIN/ruff check .
+$BIN/ruff format --check .
+echo "== mypy"
+$BIN/mypy
+echo "== pytest"
+set +e
+$BIN/pytest -q "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+    echo "error: pytest collected no tests" >&2
+    exit 1
+fi
+exit "$status"

@@ -1,0 +1,1 @@
+"""LiveTutor tests: they mirror the source tree and run real servers."""

@@ -1,0 +1,44 @@
+"""Shared fixtures: settings in a temporary data directory and a live server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.settings import Settings
+from tests.support.server import RunningServer, run_server
+
+SECRET = "test-secret-" + "x" * 40
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for a test: temporary data dir, unpaced offline tutor, short timeouts."""
+
+    def make(**overrides: Any) -> Settings:
+        groups = {"ws", "auth", "store", "llm", "tutor"}
+        base: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "pod_name": "test-pod",
+            "drain_s": 2.0,
+            "auth": {"jwt_secret": SECRET},
+            "llm": {"offline_pace_ms": 0, "provider": "offline"},
+        }
+        for key, value in overrides.items():
+            if key in groups:
+                base[key] = {**base.get(key, {}), **value}
+            else:
+                base[key] = value
+        return Settings.from_env({}, **base)
+
+    return make
+
+
+@pytest.fixture
+async def server(make_settings: Callable[..., Settings]) -> AsyncIterator[RunningServer]:
+    """A server on embedded defaults (SQLite, offline tutor, demo course)."""
+    async with run_server(make_settings()) as running:
+        yield running
