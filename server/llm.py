@@ -7,7 +7,7 @@ the iteration (``aclose`` or task cancellation) closes the upstream stream.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypedDict
 
@@ -50,7 +50,7 @@ class LLMProvider(Protocol):
         """Model name reported to the learner in ``stream.end``."""
         ...
 
-    def stream(self, prompt: Prompt) -> AsyncIterator[str]:
+    def stream(self, prompt: Prompt) -> AsyncGenerator[str, None]:
         """Yield the answer's text piece by piece."""
         ...
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from server.llm import Prompt
 from server.retrieval import Passage
@@ -40,7 +40,7 @@ class OfflineProvider:
         """Reported model name."""
         return "offline"
 
-    async def stream(self, prompt: Prompt) -> AsyncIterator[str]:
+    async def stream(self, prompt: Prompt) -> AsyncGenerator[str, None]:
         """Yield the composed answer word by word."""
         text = compose(prompt)
         if prompt.continuation and text.startswith(prompt.continuation):

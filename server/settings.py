@@ -146,6 +146,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError("LIVETUTOR_OUTBOUND_QUEUE_FRAMES must be at least 1")
         if self.tutor.flush_tokens < 1:
             raise SettingsError("LIVETUTOR_FLUSH_TOKENS must be at least 1")
+        if self.llm.breaker_failures < 1:
+            raise SettingsError("LIVETUTOR_LLM_BREAKER_FAILURES must be at least 1")
+        if self.llm.connect_retries < 0:
+            raise SettingsError("LIVETUTOR_LLM_CONNECT_RETRIES must not be negative")
+        timeouts = {
+            "LIVETUTOR_LLM_CONNECT_TIMEOUT_S": self.llm.connect_timeout_s,
+            "LIVETUTOR_LLM_FIRST_TOKEN_TIMEOUT_S": self.llm.first_token_timeout_s,
+            "LIVETUTOR_LLM_TOKEN_TIMEOUT_S": self.llm.token_timeout_s,
+            "LIVETUTOR_IDLE_TIMEOUT_S": self.ws.idle_timeout_s,
+            "LIVETUTOR_CLOSE_TIMEOUT_S": self.ws.close_timeout_s,
+            "LIVETUTOR_MAX_ANSWER_S": self.tutor.max_answer_s,
+            "LIVETUTOR_QUERY_TIMEOUT_S": self.store.query_timeout_s,
+        }
+        for name, value in timeouts.items():
+            if value <= 0:
+                raise SettingsError(f"{name} must be positive")
 
     @property
     def llm_provider(self) -> Literal["offline", "openai"]:

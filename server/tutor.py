@@ -233,9 +233,7 @@ class Tutor:
                 coalescer.add(token)
         finally:
             # Closes the upstream HTTP stream when we stop early (cancel, timeout).
-            aclose = getattr(tokens, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await tokens.aclose()
 
     def _emit(self, stream: _Stream, text: str) -> None:
         seq = self._journal.append(stream.log.stream, text)
