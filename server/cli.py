@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from server.settings import Settings, SettingsError
+from server.errors import LiveTutorError
+from server.settings import Settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         code: int = args.run(args)
-    except SettingsError as exc:
+    except LiveTutorError as exc:
         print(f"livetutor: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

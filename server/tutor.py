@@ -192,8 +192,7 @@ class Tutor:
                             stream.log.session,
                             p.error(
                                 ErrorCode.LLM_UNAVAILABLE,
-                                "the language model is unavailable; answering from the "
-                                "course text instead",
+                                f"{_describe(exc)}; answering from the course text instead",
                                 stream.log.ask,
                             ),
                         )

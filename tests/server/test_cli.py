@@ -1,0 +1,190 @@
+"""The livetutor command as a user runs it: real processes, real signals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import stat
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import jwt
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from realtime.client import TutorClient
+
+LIVETUTOR = [sys.executable, "-m", "server.cli"]
+
+
+def run_cli(*args: str, data_dir: Path, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*LIVETUTOR, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env={**os.environ, "LIVETUTOR_DATA_DIR": str(data_dir)},
+    )
+
+
+class ServeProcess:
+    def __init__(self, proc: asyncio.subprocess.Process, url: str, data_dir: Path) -> None:
+        self.proc = proc
+        self.url = url
+        self.data_dir = data_dir
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/ws"
+
+    def token(self, user: str = "alice") -> str:
+        return run_cli("token", "--user", user, data_dir=self.data_dir).stdout.strip()
+
+
+@pytest.fixture
+async def serve(tmp_path: Path) -> AsyncIterator[ServeProcess]:
+    """``livetutor serve --port 0`` in its own process, paced like a real model."""
+    env = {
+        **os.environ,
+        "LIVETUTOR_LLM_OFFLINE_PACE_MS": "5",
+        "LIVETUTOR_DRAIN_S": "10",
+        "LIVETUTOR_LOG_LEVEL": "warning",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        *LIVETUTOR,
+        "serve",
+        "--port",
+        "0",
+        "--data-dir",
+        str(tmp_path / "data"),
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+    assert line.startswith("LiveTutor listening on http://127.0.0.1:"), line
+    try:
+        yield ServeProcess(proc, line.split()[-1], tmp_path / "data")
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+def test_token_prints_only_a_token(tmp_path: Path) -> None:
+    """token prints one JWT on stdout, signed with the data dir's secret, for course demo."""
+    result = run_cli("token", "--user", "alice", data_dir=tmp_path)
+    secret_file = tmp_path / "jwt_secret"
+    claims = jwt.decode(
+        result.stdout.strip(),
+        secret_file.read_text().strip(),
+        algorithms=["HS256"],
+        issuer="livetutor",
+    )
+    assert result.returncode == 0
+    assert len(result.stdout.splitlines()) == 1
+    assert (claims["sub"], claims["role"], claims["courses"]) == ("alice", "learner", ["demo"])
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+
+
+def test_token_with_role_courses_and_expiry(tmp_path: Path) -> None:
+    """--role, repeated --course and --expires-s end up in the claims."""
+    result = run_cli(
+        "token",
+        "--user",
+        "ines",
+        "--role",
+        "instructor",
+        "--course",
+        "bio101",
+        "--course",
+        "chem",
+        "--expires-s",
+        "120",
+        data_dir=tmp_path,
+    )
+    claims = jwt.decode(result.stdout.strip(), options={"verify_signature": False})
+    assert claims["role"] == "instructor"
+    assert claims["courses"] == ["bio101", "chem"]
+    assert claims["exp"] - claims["iat"] == 120
+
+
+def test_token_refuses_bad_user(tmp_path: Path) -> None:
+    """An invalid user id is a clear error, not a traceback."""
+    result = run_cli("token", "--user", "a b", data_dir=tmp_path)
+    assert result.returncode == 2
+    assert "user id" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
+    """A setting that cannot be used stops the command with its name."""
+    result = subprocess.run(
+        [*LIVETUTOR, "token", "--user", "alice"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "LIVETUTOR_DATA_DIR": str(tmp_path), "LIVETUTOR_MAX_FRAME_BYTES": "10"},
+    )
+    assert result.returncode == 2
+    assert "LIVETUTOR_MAX_FRAME_BYTES" in result.stderr
+
+
+async def test_ask_streams_an_answer(serve: ServeProcess) -> None:
+    """livetutor ask prints the answer and its sources, and exits 0."""
+    proc = await asyncio.create_subprocess_exec(
+        *LIVETUTOR,
+        "ask",
+        "--url",
+        serve.ws_url,
+        "--token",
+        serve.token(),
+        "What makes an argument valid?",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    text = out.decode()
+    assert proc.returncode == 0, err.decode()
+    assert "Deductive validity" in text
+    assert "p. 2" in text
+    assert "stop, model offline" in text
+
+
+async def test_ask_with_bad_token_fails_clearly(serve: ServeProcess) -> None:
+    """A refused token makes ask exit 1 with a message."""
+    proc = await asyncio.create_subprocess_exec(
+        *LIVETUTOR,
+        "ask",
+        "--url",
+        serve.ws_url,
+        "--token",
+        "forged",
+        "hello",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    assert "refused" in err.decode()
+
+
+async def test_sigterm_drains_then_exits(serve: ServeProcess) -> None:
+    """SIGTERM: clients get reconnect, the running answer completes, then 1012 and exit."""
+    client = await TutorClient.connect(serve.ws_url, serve.token())
+    ask = await client.ask("Explain correlation and causation")
+    await client.wait_for(lambda f: f["type"] == "delta")
+    serve.proc.send_signal(signal.SIGTERM)
+    notice = await client.wait_for(lambda f: f["type"] == "reconnect")
+    answer = await client.answer(ask, after=1)
+    with pytest.raises(ConnectionClosed) as info:
+        await client.recv(15)
+    code = await asyncio.wait_for(serve.proc.wait(), 30)
+    assert notice["after_ms"] == 10_000
+    assert answer.reason == "stop"
+    assert info.value.rcvd is not None and info.value.rcvd.code == 1012
+    # uvicorn re-raises the signal once shut down, so the exit status names it.
+    assert code == -signal.SIGTERM
