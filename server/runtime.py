@@ -97,6 +97,8 @@ class Runtime:
     async def start(self) -> None:
         """Open the store (applying migrations)."""
         await self.store.open()
+        if self.settings.redis_url:
+            log.warning("runtime.redis_unused", reason="fan-out and journal run in process")
         log.info(
             "runtime.started",
             pod=self.pod,
