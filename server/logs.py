@@ -9,9 +9,23 @@ logged.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
+
+
+_TOKEN_IN_URL = re.compile(r"(token=)[^&\s\"']+")
+
+
+class RedactTokens(logging.Filter):
+    """Masks ``token=…`` in messages: uvicorn logs WebSocket paths with their query string."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg, record.args = _TOKEN_IN_URL.sub(r"\1[redacted]", message), None
+        return True
 
 
 def configure(level: str = "info", json: bool = True) -> None:
@@ -33,6 +47,7 @@ def configure(level: str = "info", json: bool = True) -> None:
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactTokens())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[

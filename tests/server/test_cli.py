@@ -188,3 +188,33 @@ async def test_sigterm_drains_then_exits(serve: ServeProcess) -> None:
     assert info.value.rcvd is not None and info.value.rcvd.code == 1012
     # uvicorn re-raises the signal once shut down, so the exit status names it.
     assert code == -signal.SIGTERM
+
+
+async def test_logs_never_contain_the_token(tmp_path: Path) -> None:
+    """The server's log lines (JSON on stderr) carry events but never the token."""
+    data_dir = tmp_path / "data"
+    token = run_cli("token", "--user", "alice", data_dir=data_dir).stdout.strip()
+    proc = await asyncio.create_subprocess_exec(
+        *LIVETUTOR,
+        "serve",
+        "--port",
+        "0",
+        "--data-dir",
+        str(data_dir),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "LIVETUTOR_LLM_OFFLINE_PACE_MS": "0"},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    url = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().split()[-1]
+    async with await TutorClient.connect(url.replace("http", "ws") + "/ws", token) as client:
+        answer = await client.answer(await client.ask("What is a fallacy?"))
+    proc.send_signal(signal.SIGTERM)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    logs = err.decode()
+    assert answer.reason == "stop"
+    assert '"event": "ws.accepted"' in logs
+    assert '"event": "stream.ended"' in logs
+    assert token not in logs
+    assert token.split(".")[2] not in logs
+    assert "What is a fallacy" not in logs
