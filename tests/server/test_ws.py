@@ -428,6 +428,8 @@ async def test_drain_sends_reconnect_finishes_streams_then_1012(
         ready = await http.get("/health/ready")
     with pytest.raises(InvalidStatus) as refused:
         await srv.client("late")
+    late_ask = await client.answer(await client.ask("One more?"))
+    assert late_ask.errors[0]["code"] == "draining"
     assert ready.status_code == 503
     assert refused.value.response.status_code == 503
     answer = await client.answer(ask, after=1)
