@@ -67,7 +67,7 @@ class FrameError(Exception):
 
 
 # Identifiers chosen by clients: short, URL-safe.
-Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+\Z")]
 Ref = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Mode = Literal["explain", "hint"]
 
@@ -133,6 +133,8 @@ def parse_client_frame(text: str, *, max_text_chars: int) -> ClientFrame:
         raise _explain(text, exc) from None
     except msgspec.DecodeError:
         raise FrameError(ErrorCode.BAD_JSON, "frame is not valid JSON") from None
+    except RecursionError:
+        raise FrameError(ErrorCode.INVALID_FRAME, "frame is nested too deeply") from None
 
 
 def _check_lengths(frame: ClientFrame, max_text_chars: int) -> ClientFrame:
@@ -156,6 +158,8 @@ def _explain(text: str, exc: msgspec.ValidationError) -> FrameError:
         obj = _loose.decode(text)
     except msgspec.DecodeError:
         return FrameError(ErrorCode.BAD_JSON, "frame is not valid JSON")
+    except RecursionError:
+        return FrameError(ErrorCode.INVALID_FRAME, "frame is nested too deeply")
     if not isinstance(obj, dict):
         return FrameError(ErrorCode.INVALID_FRAME, "a frame must be a JSON object")
     raw_ref = obj.get("id")

@@ -47,19 +47,23 @@ def load_secret(settings: Settings) -> str:
             raise AuthError("LIVETUTOR_JWT_SECRET must be at least 32 characters")
         return settings.auth.jwt_secret
     path = Path(settings.data_dir) / SECRET_FILE
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(48)
-    try:
-        # O_EXCL: two processes starting together agree on one secret.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(secret + "\n")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staged = path.with_name(f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48) + "\n")
+        try:
+            # link() fails if the file exists: the secret appears whole or not at all,
+            # and two processes starting together agree on the first one written.
+            os.link(staged, path)
+        except FileExistsError:
+            pass
+        finally:
+            staged.unlink()
+    secret = path.read_text().strip()
+    if len(secret) < 32:
+        raise AuthError(f"the secret in {SECRET_FILE} is empty or too short; delete the file")
     return secret
 
 

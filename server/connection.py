@@ -202,6 +202,10 @@ class Connection:
         except StoreError:
             log.exception("ws.store_failed", connection=self.id)
             self.send(p.error(ErrorCode.INTERNAL, "storage is unavailable; try again", ref))
+        except Exception:
+            # A bug must cost one frame, not the connection.
+            log.exception("ws.frame_failed", connection=self.id)
+            self.send(p.error(ErrorCode.INTERNAL, "internal error", ref))
 
     async def _ask(self, frame: p.Ask) -> None:
         if self._rt.draining:

@@ -20,6 +20,7 @@ from server.settings import LLMSettings
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _TOKEN = re.compile(r"\S+\s*|\s+")
+_WORD = re.compile(r"[A-Za-z]+")
 # Yield to the event loop this often when unpaced, so cancel and other streams get a turn.
 _YIELD_EVERY = 16
 
@@ -93,9 +94,19 @@ def _explain(prompt: Prompt) -> str:
     return "\n".join(parts)
 
 
+def _key_words(text: str, n: int) -> list[str]:
+    """The first ``n`` distinct content words of ``text``, as written (not stems)."""
+    words: dict[str, str] = {}
+    for word in _WORD.findall(text):
+        stems = terms(word)
+        if stems and len(word) > 4 and stems[0] not in words:
+            words[stems[0]] = word.lower()
+    return list(words.values())[:n]
+
+
 def _hint(prompt: Prompt) -> str:
     first = prompt.passages[0]
-    keywords = list(dict.fromkeys(t for t in terms(first.text) if len(t) > 4))[:4]
+    keywords = _key_words(first.text, 4)
     level = max(prompt.hint_level, 0)
     lines = [
         "Let's work this out together (offline tutor, hint mode).\n",

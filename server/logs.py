@@ -14,7 +14,6 @@ import sys
 
 import structlog
 
-
 _TOKEN_IN_URL = re.compile(r"(token=)[^&\s\"']+")
 
 

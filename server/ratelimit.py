@@ -24,11 +24,13 @@ class TokenBuckets:
         max_keys: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if rate_per_s <= 0 or burst < 1:
+            raise ValueError("rate_per_s must be positive and burst at least 1")
         self._rate = rate_per_s
         self._burst = float(burst)
         self._clock = clock
         # A bucket left alone long enough to refill completely is the same as a new one.
-        idle_s = burst / rate_per_s if rate_per_s > 0 else 3600.0
+        idle_s = burst / rate_per_s
         self._buckets: TTLCache[str, tuple[float, float]] = TTLCache(
             maxsize=max_keys, ttl=max(idle_s, 1.0), timer=clock
         )
@@ -42,4 +44,4 @@ class TokenBuckets:
             self._buckets[key] = (tokens - 1.0, now)
             return 0.0
         self._buckets[key] = (tokens, now)
-        return (1.0 - tokens) / self._rate if self._rate > 0 else float("inf")
+        return (1.0 - tokens) / self._rate

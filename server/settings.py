@@ -146,6 +146,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError("LIVETUTOR_OUTBOUND_QUEUE_FRAMES must be at least 1")
         if self.tutor.flush_tokens < 1:
             raise SettingsError("LIVETUTOR_FLUSH_TOKENS must be at least 1")
+        if self.ws.ask_rate_per_min <= 0 or self.ws.ask_burst < 1:
+            raise SettingsError(
+                "LIVETUTOR_ASK_RATE_PER_MIN must be positive and LIVETUTOR_ASK_BURST at least 1"
+            )
         if self.llm.breaker_failures < 1:
             raise SettingsError("LIVETUTOR_LLM_BREAKER_FAILURES must be at least 1")
         if self.llm.connect_retries < 0:
@@ -155,6 +159,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "LIVETUTOR_LLM_FIRST_TOKEN_TIMEOUT_S": self.llm.first_token_timeout_s,
             "LIVETUTOR_LLM_TOKEN_TIMEOUT_S": self.llm.token_timeout_s,
             "LIVETUTOR_IDLE_TIMEOUT_S": self.ws.idle_timeout_s,
+            "LIVETUTOR_HEARTBEAT_S": self.ws.heartbeat_s,
+            "LIVETUTOR_HEARTBEAT_TIMEOUT_S": self.ws.heartbeat_timeout_s,
             "LIVETUTOR_CLOSE_TIMEOUT_S": self.ws.close_timeout_s,
             "LIVETUTOR_MAX_ANSWER_S": self.tutor.max_answer_s,
             "LIVETUTOR_QUERY_TIMEOUT_S": self.store.query_timeout_s,

@@ -6,22 +6,10 @@ import pytest
 
 from server.breaker import CircuitBreaker
 from server.errors import CircuitOpen, LLMUnavailable
+from tests.support.clock import FakeClock
 
 FAILURES = 3
 RESET_S = 10.0
-
-
-class FakeClock:
-    """A monotonic clock that only moves when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from server.errors import CircuitOpen, LLMRejected, LLMTimeout, LLMUnavailable
 from server.llm import Prompt
 from server.llm_openai import CONTINUE_INSTRUCTION, OpenAIProvider
 from server.settings import LLMSettings
+from tests.support.clock import FakeClock
 from tests.support.fake_openai import FakeOpenAI, Reply, run_fake_openai
 
 MakeProvider = Callable[..., OpenAIProvider]
@@ -36,19 +37,6 @@ FAST: dict[str, Any] = {
 TOO_SLOW_S = 2.0
 SYSTEM = "You are a patient tutor."
 QUESTION = "What is a derivative?"
-
-
-class FakeClock:
-    """A monotonic clock that only moves when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
