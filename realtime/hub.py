@@ -19,6 +19,10 @@ class Subscriber(Protocol):
         """Queue ``text`` (the encoded ``frame``) for sending; never blocks."""
         ...
 
+    def following(self) -> set[str]:
+        """Streams this subscriber has seen start or resumed and not yet seen end."""
+        ...
+
 
 class LocalHub:
     """Session id to the subscribers in this process."""
@@ -43,12 +47,20 @@ class LocalHub:
         """How many subscribers the session has here."""
         return len(self._sessions.get(session, ()))
 
+    def sessions(self) -> list[tuple[str, list[Subscriber]]]:
+        """Every session with subscribers here, and its subscribers."""
+        return [(session, list(members)) for session, members in self._sessions.items()]
+
     def publish(self, session: str, frame: dict[str, Any]) -> None:
         """Deliver ``frame`` to every subscriber of ``session``."""
+        if session in self._sessions:
+            self.publish_text(session, frame, encode(frame))
+
+    def publish_text(self, session: str, frame: dict[str, Any], text: str) -> None:
+        """Deliver an already encoded ``frame`` to every subscriber of ``session``."""
         members = self._sessions.get(session)
         if not members:
             return
-        text = encode(frame)
         # Copy: a delivery may drop a slow subscriber, which leaves the session.
         for member in tuple(members):
             member.deliver(frame, text)

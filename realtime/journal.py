@@ -1,44 +1,103 @@
-"""In-process stream journal: the deltas of running and recently ended streams.
+"""Stream journal records, and the in-process journal of the embedded default.
 
-``resume`` replays a stream from it after the last ``seq`` a client saw.
-Ended streams stay for ``ended_ttl_s`` so a client that reconnects just
+Every answer is a stream: a :class:`StreamMeta` (who asked what, where, which
+pod owns it) and its deltas in ``seq`` order, then its ``stream.end``.
+``resume`` replays a stream from the journal after the last ``seq`` a client
+saw. Ended streams stay for ``ended_ttl_s`` so a client that reconnects just
 after the end still gets the rest and the ``stream.end``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cachetools import TTLCache
 
 
 @dataclass(slots=True)
-class StreamLog:
-    """Everything sent on one stream, in order."""
+class StreamMeta:
+    """What any pod needs to resume, cancel or take over a stream."""
 
     stream: str
     session: str
     user: str
     course: str
     ask: str
+    mode: str = "explain"
+    question: str = ""
+    owner: str = ""
+    hint_level: int = 0
+    epoch: str = ""
+    started_at: float = field(default_factory=time.time)
+
+    def to_fields(self) -> dict[str, str]:
+        """The meta as flat strings (a Redis hash)."""
+        return {k: str(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_fields(cls, raw: dict[str, str]) -> StreamMeta:
+        """The inverse of :meth:`to_fields`."""
+        return cls(
+            stream=raw["stream"],
+            session=raw["session"],
+            user=raw["user"],
+            course=raw["course"],
+            ask=raw["ask"],
+            mode=raw.get("mode", "explain"),
+            question=raw.get("question", ""),
+            owner=raw.get("owner", ""),
+            hint_level=int(raw.get("hint_level", "0")),
+            epoch=raw.get("epoch", ""),
+            started_at=float(raw.get("started_at", "0")),
+        )
+
+
+@dataclass(slots=True)
+class StreamRead:
+    """A journal read: deltas after a seq, and the end frame if the stream ended."""
+
+    deltas: list[tuple[int, str]]
+    end: dict[str, Any] | None
+
+    def frames(self, stream: str) -> list[dict[str, Any]]:
+        """The frames to send, in order."""
+        out: list[dict[str, Any]] = [
+            {"type": "delta", "stream": stream, "seq": seq, "text": text}
+            for seq, text in self.deltas
+        ]
+        if self.end is not None:
+            out.append(self.end)
+        return out
+
+
+@dataclass(slots=True)
+class StreamLog:
+    """Everything sent on one stream, in order."""
+
+    meta: StreamMeta
     deltas: list[str] = field(default_factory=list)
     end: dict[str, Any] | None = None
+
+    @property
+    def stream(self) -> str:
+        """The stream id."""
+        return self.meta.stream
+
+    @property
+    def session(self) -> str:
+        """The session the stream belongs to."""
+        return self.meta.session
 
     @property
     def seq(self) -> int:
         """The last delta's seq (0 before the first)."""
         return len(self.deltas)
 
-    def frames_after(self, after: int) -> list[dict[str, Any]]:
-        """Delta frames with ``seq > after``, then ``stream.end`` if it ended."""
-        frames = [
-            {"type": "delta", "stream": self.stream, "seq": seq, "text": text}
-            for seq, text in enumerate(self.deltas[after:], start=after + 1)
-        ]
-        if self.end is not None:
-            frames.append(self.end)
-        return frames
+    def read(self, after: int) -> StreamRead:
+        """Deltas with ``seq > after``, and the end frame if it ended."""
+        return StreamRead(list(enumerate(self.deltas[after:], start=after + 1)), self.end)
 
 
 class MemoryJournal:
@@ -48,9 +107,9 @@ class MemoryJournal:
         self._running: dict[str, StreamLog] = {}
         self._ended: TTLCache[str, StreamLog] = TTLCache(maxsize=max_ended, ttl=ended_ttl_s)
 
-    def open(self, log: StreamLog) -> StreamLog:
+    def open(self, meta: StreamMeta) -> StreamLog:
         """Register a new running stream."""
-        self._running[log.stream] = log
+        log = self._running[meta.stream] = StreamLog(meta)
         return log
 
     def append(self, stream: str, text: str) -> int:

@@ -52,6 +52,8 @@ class ErrorCode:
     SESSION_COURSE: Final = "session_course"
     STREAM_UNKNOWN: Final = "stream_unknown"
     LLM_UNAVAILABLE: Final = "llm_unavailable"
+    STREAM_RESYNC: Final = "stream_resync"
+    UNAVAILABLE: Final = "unavailable"
     DRAINING: Final = "draining"
     INTERNAL: Final = "internal"
 

@@ -11,7 +11,9 @@ replay and live delivery can overlap safely.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -19,6 +21,7 @@ from starlette.websockets import WebSocket
 
 from realtime import protocol as p
 from realtime.protocol import CloseCode, ErrorCode, FrameError
+from realtime.streams import BusUnavailable
 from server.auth import Principal
 from server.errors import StoreError
 from server.store import message_view
@@ -48,6 +51,9 @@ class Connection:
         self._sessions: set[str] = set()
         self._seen: dict[str, int] = {}
         self._own: set[str] = set()
+        # While a resume or open reads the journal, live frames wait here so that
+        # replay and live delivery come out in seq order.
+        self._held: list[tuple[dict[str, Any], str]] | None = None
 
     # -- delivery (called from the hub; never blocks) -------------------------
 
@@ -55,8 +61,26 @@ class Connection:
         """Queue a frame; drop stream duplicates; close a client that stopped reading."""
         if self._done.is_set():
             return
+        if self._held is not None:
+            if len(self._held) >= self._limits.outbound_queue_frames:
+                self._overflow()
+                return
+            self._held.append((frame, text))
+            return
+        self._queue_frame(frame, text)
+
+    def following(self) -> set[str]:
+        """Streams seen started or resumed here and not yet ended."""
+        return {stream for stream, seq in self._seen.items() if seq != _ENDED}
+
+    def _queue_frame(self, frame: dict[str, Any], text: str) -> None:
         kind = frame["type"]
-        if kind == "delta" or kind == "stream.end":
+        if kind == "stream.start":
+            # A replay after a backplane outage may repeat it.
+            if frame["stream"] in self._seen:
+                return
+            self._seen[frame["stream"]] = 0
+        elif kind == "delta" or kind == "stream.end":
             stream = frame["stream"]
             seen = self._seen.get(stream, 0)
             if kind == "delta":
@@ -71,15 +95,28 @@ class Connection:
         try:
             self._queue.put_nowait(text)
         except asyncio.QueueFull:
-            self._rt.slow_consumer_closes += 1
-            log.warning("ws.slow_consumer", connection=self.id, queued=self._queue.qsize())
-            self.close(
-                CloseCode.POLICY_VIOLATION, "slow consumer: outbound queue full", flush=False
-            )
+            self._overflow()
+
+    def _overflow(self) -> None:
+        self._rt.slow_consumer_closes += 1
+        log.warning("ws.slow_consumer", connection=self.id, queued=self._queue.qsize())
+        self.close(CloseCode.POLICY_VIOLATION, "slow consumer: outbound queue full", flush=False)
 
     def send(self, frame: dict[str, Any]) -> None:
-        """Queue a frame for this connection only."""
-        self.deliver(frame, p.encode(frame))
+        """Queue a frame for this connection only (ahead of any held live frames)."""
+        if not self._done.is_set():
+            self._queue_frame(frame, p.encode(frame))
+
+    @contextlib.contextmanager
+    def _holding(self) -> Iterator[None]:
+        """Hold live frames back, then release them through the usual de-duplication."""
+        self._held = []
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            for frame, text in held:
+                self.deliver(frame, text)
 
     def close(self, code: int | None, reason: str = "", *, flush: bool = True) -> None:
         """Ask the connection to end; ``None`` means the client is already gone."""
@@ -90,8 +127,8 @@ class Connection:
 
     @property
     def busy(self) -> bool:
-        """True while a stream this connection follows is still running."""
-        return any(self._rt.journal.running(s) for s in self._sessions)
+        """True while a stream this connection follows has not ended."""
+        return bool(self._own) or any(seq != _ENDED for seq in self._seen.values())
 
     # -- life cycle -----------------------------------------------------------
 
@@ -127,7 +164,7 @@ class Connection:
             writer.cancel()
             await asyncio.gather(reader, writer, return_exceptions=True)
             for session in self._sessions:
-                self._rt.hub.leave(session, self)
+                self._rt.bus.leave(session, self)
             await self._send_close()
         log.info("ws.closed", connection=self.id, code=self._close_code, reason=self._close_reason)
 
@@ -163,7 +200,7 @@ class Connection:
                 async with asyncio.timeout(s.idle_timeout_s):
                     message = await self._ws.receive()
             except TimeoutError:
-                if self._own or self.busy:
+                if self.busy:
                     continue
                 self.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
                 return
@@ -191,9 +228,9 @@ class Connection:
             elif isinstance(frame, p.Ask):
                 await self._ask(frame)
             elif isinstance(frame, p.Cancel):
-                self._rt.tutor.cancel(self.who, frame.stream, frame.id)
+                await self._rt.tutor.cancel(self.who, frame.stream, frame.id)
             elif isinstance(frame, p.Resume):
-                self._resume(frame)
+                await self._resume(frame)
             elif isinstance(frame, p.Open):
                 await self._open(frame)
             # ``typing`` is accepted and needs no answer until predictions exist.
@@ -202,6 +239,11 @@ class Connection:
         except StoreError:
             log.exception("ws.store_failed", connection=self.id)
             self.send(p.error(ErrorCode.INTERNAL, "storage is unavailable; try again", ref))
+        except BusUnavailable:
+            log.warning("ws.bus_unavailable", connection=self.id)
+            self.send(
+                p.error(ErrorCode.UNAVAILABLE, "live updates are unavailable; retry shortly", ref)
+            )
         except Exception:
             # A bug must cost one frame, not the connection.
             log.exception("ws.frame_failed", connection=self.id)
@@ -230,39 +272,49 @@ class Connection:
         self._own.add(stream)
         self._sessions.add(session)
 
-    def _resume(self, frame: p.Resume) -> None:
-        stream = self._rt.journal.get(frame.stream)
-        if stream is None or stream.user != self.who.user:
+    async def _resume(self, frame: p.Resume) -> None:
+        meta = await self._rt.bus.meta(frame.stream)
+        if meta is None or meta.user != self.who.user:
             raise FrameError(
                 ErrorCode.STREAM_UNKNOWN,
                 "unknown or expired stream; read the answer from GET /sessions/{id}/messages",
                 frame.id,
             )
-        # The client says what it has: replay from there, even on this same connection.
-        self._seen[frame.stream] = frame.after
-        for item in stream.frames_after(frame.after):
-            self.send(item)
-        if stream.end is None:
-            self._rt.hub.join(stream.session, self)
-            self._sessions.add(stream.session)
+        with self._holding():
+            await self._rt.bus.join(meta.session, self)
+            self._sessions.add(meta.session)
+            read = await self._rt.bus.read(meta.stream, frame.after)
+            # The client says what it has: replay from there, even on this same connection.
+            self._seen[meta.stream] = frame.after
+            for item in read.frames(meta.stream):
+                self.send(item)
 
     async def _open(self, frame: p.Open) -> None:
         session = await self._rt.store.get_session(frame.session)
         if session is None or session.user_id != self.who.user:
             raise FrameError(ErrorCode.SESSION_FORBIDDEN, "no such session of yours", frame.id)
         messages = await self._rt.store.list_messages(session.id, 50)
-        # No await between the snapshot and the join: nothing published in between is missed.
-        running = [describe_stream(log_) for log_ in self._rt.journal.running(session.id)]
-        self._rt.hub.join(session.id, self)
-        self._sessions.add(session.id)
-        self.send(
-            {
-                "type": "session",
-                "ref": frame.id,
-                "session": session.id,
-                "course": session.course,
-                "title": session.title,
-                "messages": [message_view(m) for m in messages],
-                "streams": running,
-            }
-        )
+        with self._holding():
+            await self._rt.bus.join(session.id, self)
+            self._sessions.add(session.id)
+            streams = []
+            for meta, _ in await self._rt.bus.running(session.id):
+                read = await self._rt.bus.read(meta.stream, 0)
+                seq = read.deltas[-1][0] if read.deltas else 0
+                # The text so far goes in the session frame; live deltas follow from seq + 1.
+                self._seen[meta.stream] = _ENDED if read.end else seq
+                if read.end is None:
+                    streams.append(
+                        {**describe_stream(meta, seq), "text": "".join(t for _, t in read.deltas)}
+                    )
+            self.send(
+                {
+                    "type": "session",
+                    "ref": frame.id,
+                    "session": session.id,
+                    "course": session.course,
+                    "title": session.title,
+                    "messages": [message_view(m) for m in messages],
+                    "streams": streams,
+                }
+            )

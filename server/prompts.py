@@ -35,6 +35,7 @@ def build(
     passages: list[Passage],
     history: list[MessageRecord],
     hint_level: int,
+    continuation: str = "",
 ) -> Prompt:
     """The prompt for one question: system text with passages, recent history, the question."""
     system = (_HINT if mode == "hint" else _EXPLAIN).format(course=course, level=hint_level + 1)
@@ -62,4 +63,5 @@ def build(
         messages=messages,
         passages=passages,
         hint_level=hint_level,
+        continuation=continuation,
     )

@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING
 import structlog
 
 from realtime import protocol as p
-from realtime.hub import LocalHub
-from realtime.journal import MemoryJournal
 from realtime.protocol import CloseCode
+from realtime.streams import MemoryBus, StreamBus
 from server.auth import TokenCodec, load_secret
 from server.llm import LLMProvider
 from server.llm_offline import OfflineProvider
@@ -34,6 +33,15 @@ if TYPE_CHECKING:
     from server.connection import Connection
 
 log = structlog.get_logger("livetutor.runtime")
+
+
+def create_bus(settings: Settings, pod: str) -> StreamBus:
+    """Redis (direct or through Sentinel) when configured, else in process."""
+    if settings.redis.enabled:
+        from realtime.redis_bus import RedisBus
+
+        return RedisBus(settings.redis, pod=pod)
+    return MemoryBus()
 
 
 def create_provider(settings: Settings) -> LLMProvider:
@@ -63,8 +71,7 @@ class Runtime:
         self.retriever = retriever or demo_retriever()
         self.provider = provider or create_provider(settings)
         self.fallback = OfflineProvider(settings.llm)
-        self.hub = LocalHub()
-        self.journal = MemoryJournal()
+        self.bus = create_bus(settings, self.pod)
         self.tasks = TaskSet()
         self.ask_limits = TokenBuckets(settings.ws.ask_rate_per_min / 60, settings.ws.ask_burst)
         self.connections: set[Connection] = set()
@@ -78,8 +85,8 @@ class Runtime:
             retriever=self.retriever,
             provider=self.provider,
             fallback=self.fallback,
-            hub=self.hub,
-            journal=self.journal,
+            bus=self.bus,
+            pod=self.pod,
             tasks=self.tasks,
         )
 
@@ -97,8 +104,7 @@ class Runtime:
     async def start(self) -> None:
         """Open the store (applying migrations)."""
         await self.store.open()
-        if self.settings.redis_url:
-            log.warning("runtime.redis_unused", reason="fan-out and journal run in process")
+        await self.bus.start(self.tutor)
         log.info(
             "runtime.started",
             pod=self.pod,
@@ -132,5 +138,6 @@ class Runtime:
         self.tutor.stop_all("interrupted")
         await self.tasks.cancel_all(timeout_s=5.0)
         await self.provider.aclose()
+        await self.bus.stop()
         await self.store.close()
         log.info("runtime.stopped", pod=self.pod)

@@ -43,6 +43,27 @@ class WsSettings(msgspec.Struct, frozen=True, kw_only=True):
     ask_burst: int = 5
 
 
+class RedisSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Redis for fan-out, the stream journal, leases and rate limits (empty: all in process)."""
+
+    url: str = ""
+    sentinels: tuple[str, ...] = ()
+    master_name: str = "livetutor"
+    password: str = ""
+    sentinel_password: str = ""
+    connect_timeout_s: float = 1.0
+    socket_timeout_s: float = 2.0
+    journal_maxlen: int = 10_000
+    journal_ttl_s: float = 600.0
+    lease_s: float = 3.0
+    presence_ttl_s: float = 60.0
+
+    @property
+    def enabled(self) -> bool:
+        """True when a Redis URL or Sentinel addresses are set."""
+        return bool(self.url or self.sentinels)
+
+
 class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
     """JWT verification and issuing."""
 
@@ -100,8 +121,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     drain_s: float = 5.0
     log_level: str = "info"
     log_json: bool = True
-    redis_url: str = ""
     ws: WsSettings = WsSettings()
+    redis: RedisSettings = RedisSettings()
     auth: AuthSettings = AuthSettings()
     store: StoreSettings = StoreSettings()
     llm: LLMSettings = LLMSettings()
@@ -114,6 +135,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         raw: dict[str, Any] = {}
         groups: dict[str, type[msgspec.Struct]] = {
             "ws": WsSettings,
+            "redis": RedisSettings,
             "auth": AuthSettings,
             "store": StoreSettings,
             "llm": LLMSettings,
@@ -122,7 +144,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         for name in cls.__struct_fields__:
             if name in groups:
                 continue
-            value = env.get(_top_env_name(name))
+            value = env.get(PREFIX + name.upper())
             if value is not None:
                 raw[name] = value
         for group, struct in groups.items():
@@ -130,7 +152,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             for name in struct.__struct_fields__:
                 value = env.get(_env_name(group, name))
                 if value is not None:
-                    values[name] = _split(value) if name == "allowed_origins" else value
+                    values[name] = _split(value) if name in _LISTS else value
             values.update(overrides.pop(group, {}))
             raw[group] = values
         raw.update(overrides)
@@ -178,7 +200,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # Standard variable names that do not take the LIVETUTOR_ prefix.
+_LISTS = {"allowed_origins", "sentinels"}
 _STANDARD_NAMES = {
+    ("redis", "url"): "REDIS_URL",
+    ("redis", "sentinels"): "REDIS_SENTINELS",
+    ("redis", "master_name"): "REDIS_MASTER_NAME",
+    ("redis", "password"): "REDIS_PASSWORD",
+    ("redis", "sentinel_password"): "REDIS_SENTINEL_PASSWORD",
     ("store", "database_url"): "DATABASE_URL",
     ("store", "read_database_url"): "READ_DATABASE_URL",
     ("llm", "base_url"): "OPENAI_BASE_URL",
@@ -187,25 +215,20 @@ _STANDARD_NAMES = {
 }
 
 
-def _top_env_name(name: str) -> str:
-    return "REDIS_URL" if name == "redis_url" else PREFIX + name.upper()
-
-
 def _env_name(group: str, name: str) -> str:
     standard = _STANDARD_NAMES.get((group, name))
     if standard:
         return standard
-    if group == "llm" and name != "provider":
-        return f"{PREFIX}LLM_{name.upper()}"
-    if group == "llm":
-        return f"{PREFIX}LLM_PROVIDER"
+    if group in ("llm", "redis"):
+        return f"{PREFIX}{group.upper()}_{name.upper()}"
     return PREFIX + name.upper()
 
 
 def env_names() -> dict[str, str]:
     """Every environment variable the settings read, mapped to its dotted field name."""
-    names = {_top_env_name(n): n for n in Settings.__struct_fields__}
-    groups = {"ws": WsSettings, "auth": AuthSettings, "store": StoreSettings}
+    names = {PREFIX + n.upper(): n for n in Settings.__struct_fields__}
+    groups = {"ws": WsSettings, "redis": RedisSettings, "auth": AuthSettings}
+    groups |= {"store": StoreSettings}
     groups |= {"llm": LLMSettings, "tutor": TutorSettings}
     for group, struct in groups.items():
         names.pop(PREFIX + group.upper(), None)

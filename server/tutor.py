@@ -1,10 +1,14 @@
 """The tutor pipeline: one question in, one streamed, stored, cited answer out.
 
 :meth:`Tutor.ask` checks the course and session, stores the learner's
-message and opens a stream; the answer is generated in a task that
-retrieves passages, builds the prompt, calls the LLM, coalesces tokens
-into ``delta`` frames published to the session, and stores the answer with
-its reason and sources at the end.
+message and opens a stream on the bus; the answer is generated in a task
+that retrieves passages, builds the prompt, calls the LLM, coalesces tokens
+into ``delta`` frames (journaled, then published to the session), and
+stores the answer with its reason and sources at the end.
+
+:meth:`Tutor.take_over` finishes a stream whose owning pod died: it
+rebuilds the partial answer from the journal and asks the model to continue
+from it, appending to the same journal with the next ``seq``.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ import structlog
 
 from realtime import protocol as p
 from realtime.coalesce import Coalescer
-from realtime.hub import LocalHub, Subscriber
-from realtime.journal import MemoryJournal, StreamLog
+from realtime.hub import Subscriber
+from realtime.journal import StreamMeta
 from realtime.protocol import ErrorCode, FrameError
+from realtime.streams import StreamBus
 from server import prompts
 from server.auth import Principal
 from server.errors import LLMError, SessionCourseMismatch, SessionForbidden
@@ -41,12 +46,20 @@ def new_id() -> str:
 
 @dataclass(slots=True)
 class _Stream:
-    log: StreamLog
-    mode: Mode
-    question: str
+    meta: StreamMeta
+    seq: int = 0
+    # Tokens from the model (the stored answer) and the delta texts sent (the journal).
+    parts: list[str] = field(default_factory=list)
+    deltas: list[str] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     cancel_reason: str | None = None
-    parts: list[str] = field(default_factory=list)
+    # Set when another pod owns the stream now: stop without storing or ending it.
+    abandoned: bool = False
+    taken_over: bool = False
+
+    @property
+    def mode(self) -> Mode:
+        return "hint" if self.meta.mode == "hint" else "explain"
 
 
 class Tutor:
@@ -60,8 +73,8 @@ class Tutor:
         retriever: Retriever,
         provider: LLMProvider,
         fallback: LLMProvider,
-        hub: LocalHub,
-        journal: MemoryJournal,
+        bus: StreamBus,
+        pod: str,
         tasks: TaskSet,
     ) -> None:
         self._settings = settings
@@ -69,8 +82,8 @@ class Tutor:
         self._retriever = retriever
         self._provider = provider
         self._fallback = fallback
-        self._hub = hub
-        self._journal = journal
+        self._bus = bus
+        self._pod = pod
         self._tasks = tasks
         self._streams: dict[str, _Stream] = {}
 
@@ -78,6 +91,15 @@ class Tutor:
     def running(self) -> int:
         """Streams generating on this pod."""
         return len(self._streams)
+
+    def owns(self, stream_id: str) -> bool:
+        """True while this pod generates the stream."""
+        return stream_id in self._streams
+
+    def partial(self, stream_id: str) -> list[str] | None:
+        """The deltas sent so far of a stream this pod owns (to repair a journal)."""
+        stream = self._streams.get(stream_id)
+        return None if stream is None else list(stream.deltas)
 
     async def ask(self, who: Principal, frame: p.Ask, subscriber: Subscriber) -> tuple[str, str]:
         """Open a stream answering ``frame``; returns its stream and session ids."""
@@ -114,30 +136,75 @@ class Tutor:
                 mode=frame.mode,
             )
         )
-        stream_id = new_id()
-        stream = _Stream(
-            log=self._journal.open(
-                StreamLog(stream_id, session.id, who.user, frame.course, frame.id)
-            ),
+        meta = StreamMeta(
+            stream=new_id(),
+            session=session.id,
+            user=who.user,
+            course=frame.course,
+            ask=frame.id,
             mode=frame.mode,
             question=frame.text,
+            owner=self._pod,
+            hint_level=session.hint_level,
         )
-        self._streams[stream_id] = stream
-        self._hub.join(session.id, subscriber)
-        start = p.stream_start(stream_id, frame.id, session.id, frame.course, frame.mode)
+        stream = self._streams[meta.stream] = _Stream(meta)
+        await self._bus.join(session.id, subscriber)
+        start = p.stream_start(meta.stream, frame.id, session.id, frame.course, frame.mode)
         start["text"] = frame.text
-        self._hub.publish(session.id, start)
-        stream.task = self._tasks.spawn(
-            self._run(stream, history, session.hint_level), name=f"stream-{stream_id}"
-        )
-        return stream_id, session.id
+        await self._bus.open(meta, start)
+        stream.task = self._tasks.spawn(self._run(stream, history), name=f"stream-{meta.stream}")
+        return meta.stream, session.id
 
-    def cancel(self, who: Principal, stream_id: str, ref: str | None) -> None:
-        """Stop a running stream of ``who``; it ends with reason ``cancelled``."""
+    def take_over(self, meta: StreamMeta, deltas: list[str]) -> None:
+        """Finish an orphaned stream (its pod died) from the journal's ``deltas``."""
+        if meta.stream in self._streams:
+            return
+        meta.owner = self._pod
+        stream = self._streams[meta.stream] = _Stream(
+            meta, seq=len(deltas), parts=list(deltas), deltas=list(deltas), taken_over=True
+        )
+        log.info("stream.taken_over", stream=meta.stream, session=meta.session, seq=stream.seq)
+        stream.task = self._tasks.spawn(self._resume_run(stream), name=f"takeover-{meta.stream}")
+
+    async def _resume_run(self, stream: _Stream) -> None:
+        history = await self._store.list_messages(
+            stream.meta.session, self._settings.tutor.history_messages + 1
+        )
+        # The last learner message is the question itself.
+        for i in range(len(history) - 1, -1, -1):
+            if history[i].role == "learner" and history[i].text == stream.meta.question:
+                history = history[:i]
+                break
+        await self._run(stream, history)
+
+    async def cancel(self, who: Principal, stream_id: str, ref: str | None) -> None:
+        """Stop a running stream of ``who``, here or on the pod that owns it."""
         stream = self._streams.get(stream_id)
-        if stream is None or stream.log.user != who.user:
+        if stream is not None and stream.meta.user == who.user:
+            self._stop(stream, "cancelled")
+            return
+        meta = None if stream is not None else await self._bus.meta(stream_id)
+        if meta is None or meta.user != who.user or not await self._bus.request_cancel(meta):
             raise FrameError(ErrorCode.STREAM_UNKNOWN, "no running stream with this id", ref)
-        self._stop(stream, "cancelled")
+
+    def owned(self) -> list[str]:
+        """Ids of the streams this pod generates."""
+        return list(self._streams)
+
+    def cancel_local(self, stream_id: str, reason: str = "cancelled") -> bool:
+        """Stop a stream this pod generates; False if it runs elsewhere or not at all."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return False
+        self._stop(stream, reason)
+        return True
+
+    def abandon(self, stream_id: str) -> None:
+        """Stop generating a stream another pod now owns, without ending it."""
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            stream.abandoned = True
+            self._stop(stream, "abandoned")
 
     def stop_all(self, reason: str) -> None:
         """Stop every running stream (pod shutting down)."""
@@ -156,9 +223,9 @@ class Tutor:
             stream.cancel_reason = reason
             stream.task.cancel()
 
-    async def _run(self, stream: _Stream, history: list[MessageRecord], hint_level: int) -> None:
-        sid = stream.log.stream
-        with structlog.contextvars.bound_contextvars(stream=sid, session=stream.log.session):
+    async def _run(self, stream: _Stream, history: list[MessageRecord]) -> None:
+        meta = stream.meta
+        with structlog.contextvars.bound_contextvars(stream=meta.stream, session=meta.session):
             started = time.monotonic()
             passages: list[Passage] = []
             model = self._provider.model
@@ -172,15 +239,16 @@ class Tutor:
             try:
                 async with asyncio.timeout(self._settings.tutor.max_answer_s):
                     passages = await self._retriever.retrieve(
-                        stream.log.course, stream.question, self._settings.tutor.top_k
+                        meta.course, meta.question, self._settings.tutor.top_k
                     )
                     prompt = prompts.build(
-                        question=stream.question,
+                        question=meta.question,
                         mode=stream.mode,
-                        course=stream.log.course,
+                        course=meta.course,
                         passages=passages,
                         history=history,
-                        hint_level=hint_level,
+                        hint_level=meta.hint_level,
+                        continuation="".join(stream.parts),
                     )
                     try:
                         await self._generate(self._provider, prompt, stream, coalescer)
@@ -188,12 +256,12 @@ class Tutor:
                         if stream.parts or not passages or self._provider is self._fallback:
                             raise
                         log.warning("llm.failed_fallback", error=type(exc).__name__)
-                        self._hub.publish(
-                            stream.log.session,
+                        self._bus.publish(
+                            meta.session,
                             p.error(
                                 ErrorCode.LLM_UNAVAILABLE,
                                 f"{_describe(exc)}; answering from the course text instead",
-                                stream.log.ask,
+                                meta.ask,
                             ),
                         )
                         model, fallback = self._fallback.model, True
@@ -208,9 +276,8 @@ class Tutor:
             except LLMError as exc:
                 reason, message = "error", _describe(exc)
                 log.warning("llm.failed", error=type(exc).__name__)
-                self._hub.publish(
-                    stream.log.session,
-                    p.error(ErrorCode.LLM_UNAVAILABLE, message, stream.log.ask),
+                self._bus.publish(
+                    meta.session, p.error(ErrorCode.LLM_UNAVAILABLE, message, meta.ask)
                 )
             except TimeoutError:
                 reason, message = "length", "the answer took longer than the server allows"
@@ -235,8 +302,11 @@ class Tutor:
             await tokens.aclose()
 
     def _emit(self, stream: _Stream, text: str) -> None:
-        seq = self._journal.append(stream.log.stream, text)
-        self._hub.publish(stream.log.session, p.delta(stream.log.stream, seq, text))
+        if stream.abandoned:
+            return
+        stream.seq += 1
+        stream.deltas.append(text)
+        self._bus.delta(stream.meta, stream.seq, text)
 
     async def _finish(
         self,
@@ -248,11 +318,16 @@ class Tutor:
         message: str | None,
         started: float,
     ) -> None:
-        sid = stream.log.stream
+        meta = stream.meta
+        # Not cancellable from here on: the answer is complete or already stopped.
+        self._streams.pop(meta.stream, None)
+        if stream.abandoned:
+            log.info("stream.abandoned", reason="owned by another pod")
+            return
         sources = [passage.source() for passage in passages] if stream.parts else []
         end = p.stream_end(
-            sid,
-            stream.log.seq,
+            meta.stream,
+            stream.seq,
             reason,
             sources,
             cached=False,
@@ -260,20 +335,19 @@ class Tutor:
             fallback=fallback,
             message=message,
         )
-        # Not cancellable from here on: the answer is complete or already stopped.
-        self._streams.pop(sid, None)
+        end["taken_over"] = stream.taken_over
         try:
             # Stored before stream.end goes out, so a client reading the session
             # after stream.end finds the answer.
             await self._store.add_message(
                 MessageRecord(
                     id=new_id(),
-                    session_id=stream.log.session,
+                    session_id=meta.session,
                     role="tutor",
                     text="".join(stream.parts),
                     created_at=time.time(),
-                    mode=stream.mode,
-                    stream_id=sid,
+                    mode=meta.mode,
+                    stream_id=meta.stream,
                     reason=reason,
                     sources=sources,
                     model=model,
@@ -282,13 +356,16 @@ class Tutor:
             )
         except Exception:
             log.exception("stream.store_failed")
-        self._journal.finish(sid, end)
-        self._hub.publish(stream.log.session, end)
+        try:
+            await self._bus.end(meta, end)
+        except Exception:
+            log.exception("stream.end_failed")
         log.info(
             "stream.ended",
             reason=reason,
-            deltas=stream.log.seq,
+            deltas=stream.seq,
             model=model,
+            taken_over=stream.taken_over,
             elapsed_ms=round((time.monotonic() - started) * 1000, 1),
         )
 
@@ -301,6 +378,6 @@ def _describe(exc: LLMError) -> str:
     }.get(type(exc).__name__, "the language model is unavailable")
 
 
-def describe_stream(log_: StreamLog) -> dict[str, Any]:
+def describe_stream(meta: StreamMeta, seq: int) -> dict[str, Any]:
     """A running stream as listed in a ``session`` frame."""
-    return {"stream": log_.stream, "ask": log_.ask, "seq": log_.seq}
+    return {"stream": meta.stream, "ask": meta.ask, "seq": seq}

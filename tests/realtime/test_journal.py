@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from realtime.journal import MemoryJournal, StreamLog
+from realtime.journal import MemoryJournal, StreamLog, StreamMeta
 
 
-def log(stream: str = "st-1", session: str = "s-1") -> StreamLog:
-    """A fresh stream log."""
-    return StreamLog(stream=stream, session=session, user="alice", course="demo", ask="q1")
+def log(stream: str = "st-1", session: str = "s-1") -> StreamMeta:
+    """The meta of a fresh stream."""
+    return StreamMeta(stream=stream, session=session, user="alice", course="demo", ask="q1")
 
 
 def end_frame(stream: str = "st-1", seq: int = 3) -> dict[str, Any]:
@@ -40,11 +40,11 @@ def test_append_returns_seq_from_one(journal: MemoryJournal) -> None:
 
 
 def test_frames_after_numbers_deltas(journal: MemoryJournal) -> None:
-    """frames_after(n) gives the deltas with seq > n, numbered and in order."""
+    """read(n).frames() gives the deltas with seq > n, numbered and in order."""
     journal.open(log())
     for text in ["a", "b", "c"]:
         journal.append("st-1", text)
-    frames = found(journal, "st-1").frames_after(1)
+    frames = found(journal, "st-1").read(1).frames("st-1")
     assert frames == [
         {"type": "delta", "stream": "st-1", "seq": 2, "text": "b"},
         {"type": "delta", "stream": "st-1", "seq": 3, "text": "c"},
@@ -52,11 +52,11 @@ def test_frames_after_numbers_deltas(journal: MemoryJournal) -> None:
 
 
 def test_frames_after_zero_is_everything(journal: MemoryJournal) -> None:
-    """frames_after(0) replays every delta of a running stream and no end."""
+    """read(0).frames() replays every delta of a running stream and no end."""
     journal.open(log())
     journal.append("st-1", "a")
     journal.append("st-1", "b")
-    frames = found(journal, "st-1").frames_after(0)
+    frames = found(journal, "st-1").read(0).frames("st-1")
     assert [(f["seq"], f["text"]) for f in frames] == [(1, "a"), (2, "b")]
 
 
@@ -64,7 +64,7 @@ def test_frames_after_last_seq_of_running_stream_is_empty(journal: MemoryJournal
     """A client that has every delta of a running stream gets nothing to replay."""
     journal.open(log())
     journal.append("st-1", "a")
-    assert found(journal, "st-1").frames_after(1) == []
+    assert found(journal, "st-1").read(1).frames("st-1") == []
 
 
 def test_frames_after_of_ended_stream_include_end(journal: MemoryJournal) -> None:
@@ -74,7 +74,7 @@ def test_frames_after_of_ended_stream_include_end(journal: MemoryJournal) -> Non
     journal.append("st-1", "b")
     end = end_frame(seq=2)
     journal.finish("st-1", end)
-    frames = found(journal, "st-1").frames_after(1)
+    frames = found(journal, "st-1").read(1).frames("st-1")
     assert [f["type"] for f in frames] == ["delta", "stream.end"]
     assert frames[-1] == end
 
@@ -84,7 +84,7 @@ def test_frames_after_everything_seen_is_just_the_end(journal: MemoryJournal) ->
     journal.open(log())
     journal.append("st-1", "a")
     journal.finish("st-1", end_frame(seq=1))
-    assert found(journal, "st-1").frames_after(1) == [end_frame(seq=1)]
+    assert found(journal, "st-1").read(1).frames("st-1") == [end_frame(seq=1)]
 
 
 def test_finish_moves_to_ended(journal: MemoryJournal) -> None:

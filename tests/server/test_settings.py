@@ -11,7 +11,7 @@ import pytest
 from server.errors import LiveTutorError
 from server.settings import Settings, SettingsError, env_names
 
-GROUPS = ("ws", "auth", "store", "llm", "tutor")
+GROUPS = ("ws", "redis", "auth", "store", "llm", "tutor")
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
@@ -57,7 +57,8 @@ def test_defaults() -> None:
     assert (s.host, s.port) == ("127.0.0.1", 8000)
     assert s.data_dir == Path("data")
     assert s.log_json is True
-    assert s.redis_url == ""
+    assert s.redis.url == ""
+    assert s.redis.enabled is False
     assert s.ws.max_frame_bytes == 65_536
     assert s.ws.allowed_origins == ()
     assert s.auth.jwt_issuer == "livetutor"
@@ -91,7 +92,9 @@ def test_every_variable_is_parsed(name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "dotted"),
     [
-        ("REDIS_URL", "redis_url"),
+        ("REDIS_URL", "redis.url"),
+        ("REDIS_MASTER_NAME", "redis.master_name"),
+        ("REDIS_PASSWORD", "redis.password"),
         ("DATABASE_URL", "store.database_url"),
         ("READ_DATABASE_URL", "store.read_database_url"),
         ("OPENAI_BASE_URL", "llm.base_url"),

@@ -367,7 +367,7 @@ async def test_second_tab_sees_session_live(make_settings: Callable[..., Setting
 
 
 async def test_open_lists_running_streams(make_settings: Callable[..., Settings]) -> None:
-    """open names running streams with their seq, and resume from it joins without a gap."""
+    """open names running streams with their text so far; live deltas follow with no gap."""
     async with run_server(make_settings(llm={"offline_pace_ms": 3})) as srv:
         async with await srv.client() as tab1, await srv.client() as tab2:
             ask = await tab1.ask("Explain correlation and causation")
@@ -376,13 +376,13 @@ async def test_open_lists_running_streams(make_settings: Callable[..., Settings]
             await tab2.send({"type": "open", "id": "o", "session": start["session"]})
             opened = await tab2.wait_for(lambda f: f["type"] == "session")
             running = opened["streams"][0]
-            await tab2.send({"type": "resume", "stream": running["stream"], "after": 0})
-            whole = await tab2.answer(ask, stream=running["stream"])
-            rest = await tab1.answer(ask, after=1)
+            rest = await tab2.answer(ask, stream=running["stream"], after=running["seq"])
+            await tab1.answer(ask, after=1)
+        stored = (await srv.runtime.store.list_messages(start["session"]))[-1]
     assert running["stream"] == start["stream"]
     assert running["seq"] >= 1
-    assert whole.text.endswith(rest.text)
-    assert whole.seqs == list(range(1, rest.seqs[-1] + 1))
+    assert rest.seqs[0] == running["seq"] + 1
+    assert running["text"] + rest.text == stored.text
 
 
 async def test_slow_consumer_is_closed_others_unaffected(

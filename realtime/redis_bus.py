@@ -1,0 +1,601 @@
+"""The stream bus on Redis: fan-out across pods, journal, leases, takeover, failover.
+
+Keys (prefix ``lt:``)::
+
+    lt:s:<session>      pub/sub channel of a session's frames
+    lt:pod:<pod>        pub/sub channel of control messages for one pod (cancel)
+    lt:j:<stream>       Redis Stream journal: entry ``0-<seq>`` {t: text}, end ``1-0`` {e: json}
+    lt:m:<stream>       hash: the stream's meta
+    lt:lease:<stream>   the owning pod, with a TTL it renews while generating
+    lt:running          set of running stream ids (scanned for orphans)
+    lt:run:<session>    set of the session's running stream ids
+
+Writes from the hot path (deltas) go through one ordered queue that a writer
+task sends in pipelines, so a delta is always journaled before it is
+published, and a pod never waits on Redis per token. Pub/sub messages are
+``<origin pod>\\x1f<frame json>``; a pod skips its own (it delivered them
+locally already).
+
+The owning pod keeps every delta of its streams in memory until the
+``stream.end`` is written. After an outage or a master change (a new
+``epoch``, the master's run id) it re-writes what the new master lacks and
+publishes it again; every pod then re-reads the journal for the streams its
+connections follow. Connections drop duplicates by ``seq``, so learners see
+every delta once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import structlog
+from redis.exceptions import ResponseError
+
+from realtime.hub import LocalHub, Subscriber
+from realtime.journal import StreamMeta, StreamRead
+from realtime.protocol import encode
+from realtime.redis_link import UNREACHABLE, connect
+from realtime.streams import BusUnavailable, StreamOwner
+from server.settings import RedisSettings
+
+log = structlog.get_logger("livetutor.bus")
+
+_SEP = "\x1f"
+_RUNNING = "lt:running"
+_BATCH = 512
+_END_ID = "1-0"
+_decode = msgspec.json.Decoder().decode
+
+# Renew the leases we hold; return the ones another pod holds now.
+_RENEW = """
+local lost = {}
+for i, key in ipairs(KEYS) do
+  local owner = redis.call('GET', key)
+  if owner == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+  elseif owner == false then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+  else
+    table.insert(lost, key)
+  end
+end
+return lost
+"""
+# Delete a lease only if we hold it.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _chan(session: str) -> str:
+    return f"lt:s:{session}"
+
+
+def _ctl(pod: str) -> str:
+    return f"lt:pod:{pod}"
+
+
+def _jkey(stream: str) -> str:
+    return f"lt:j:{stream}"
+
+
+def _mkey(stream: str) -> str:
+    return f"lt:m:{stream}"
+
+
+def _lease(stream: str) -> str:
+    return f"lt:lease:{stream}"
+
+
+def _srun(session: str) -> str:
+    return f"lt:run:{session}"
+
+
+@dataclass(slots=True)
+class _Owned:
+    """A stream this pod generates: everything needed to rewrite its journal."""
+
+    meta: StreamMeta
+    deltas: list[str] = field(default_factory=list)
+    end: dict[str, Any] | None = None
+
+
+# One queued write: a pipeline method name, its arguments, and what to run once written.
+_Op = tuple[str, tuple[Any, ...], dict[str, Any], Callable[[], None] | None]
+
+
+class RedisBus:
+    """Fan-out and journal shared by every pod through Redis."""
+
+    def __init__(self, settings: RedisSettings, *, pod: str) -> None:
+        self.hub = LocalHub()
+        self.pod = pod
+        self.epoch = ""
+        self.failovers = 0
+        self._settings = settings
+        self._lease_ms = int(settings.lease_s * 1000)
+        # Any: redis-py types every reply as bytes | str; with decode_responses they are str.
+        self._redis: Any = connect(settings)
+        self._ops: deque[_Op] = deque()
+        self._wake = asyncio.Event()
+        # Set while no write is queued or in flight.
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._owned: dict[str, _Owned] = {}
+        self._owner: StreamOwner | None = None
+        self._pubsub: Any = None
+        self._subscribed: set[str] = set()
+        self._confirmations: dict[str, asyncio.Future[None]] = {}
+        self._reconnected = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._healthy = asyncio.Event()
+        self._renew_script = self._redis.register_script(_RENEW)
+        self._release_script = self._redis.register_script(_RELEASE)
+
+    # -- life cycle ---------------------------------------------------------
+
+    async def start(self, owner: StreamOwner) -> None:
+        """Connect (failing fast if Redis is unreachable) and start the background tasks."""
+        self._owner = owner
+        try:
+            self.epoch = await self._master_epoch()
+        except UNREACHABLE as exc:
+            raise BusUnavailable(f"cannot reach Redis: {exc}") from exc
+        self._healthy.set()
+        for coro, name in (
+            (self._write_loop(), "bus-writer"),
+            (self._read_loop(), "bus-reader"),
+            (self._lease_loop(), "bus-leases"),
+            (self._watch_loop(), "bus-watch"),
+        ):
+            self._spawn(coro, name)
+        log.info("bus.started", pod=self.pod, epoch=self.epoch)
+
+    async def stop(self) -> None:
+        """Flush pending writes (bounded), stop the tasks, close connections."""
+        if self._healthy.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0):
+                    await self._idle.wait()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+        await self._redis.aclose()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _master_epoch(self) -> str:
+        info = await self._redis.info("server")
+        return str(info["run_id"])
+
+    # -- membership ---------------------------------------------------------
+
+    async def join(self, session: str, subscriber: Subscriber) -> None:
+        """Join the session; subscribes the pod to its channel on first join."""
+        self.hub.join(session, subscriber)
+        channel = _chan(session)
+        if channel in self._subscribed:
+            waiting = self._confirmations.get(channel)
+            if waiting is not None:
+                await self._confirmed(waiting)
+            return
+        self._subscribed.add(channel)
+        waiting = asyncio.get_running_loop().create_future()
+        self._confirmations[channel] = waiting
+        pubsub = self._pubsub
+        if pubsub is not None:
+            # If this fails, the reader resubscribes every channel when it reconnects.
+            with contextlib.suppress(*UNREACHABLE):
+                await pubsub.subscribe(channel)
+        await self._confirmed(waiting)
+
+    async def _confirmed(self, waiting: asyncio.Future[None]) -> None:
+        try:
+            async with asyncio.timeout(self._settings.socket_timeout_s):
+                await asyncio.shield(waiting)
+        except TimeoutError:
+            raise BusUnavailable("Redis did not confirm the subscription") from None
+
+    def leave(self, session: str, subscriber: Subscriber) -> None:
+        """Leave; the pod unsubscribes when its last connection of the session leaves."""
+        self.hub.leave(session, subscriber)
+        channel = _chan(session)
+        if self.hub.members(session) == 0 and channel in self._subscribed:
+            self._subscribed.discard(channel)
+            self._confirmations.pop(channel, None)
+            if self._pubsub is not None:
+                self._spawn(self._unsubscribe(self._pubsub, channel), "bus-unsubscribe")
+
+    async def _unsubscribe(self, pubsub: Any, channel: str) -> None:
+        with contextlib.suppress(*UNREACHABLE):
+            await pubsub.unsubscribe(channel)
+
+    # -- publishing ---------------------------------------------------------
+
+    def publish(self, session: str, frame: dict[str, Any]) -> None:
+        """Deliver here now and to the other pods through Redis."""
+        text = encode(frame)
+        self.hub.publish_text(session, frame, text)
+        self._queue("publish", _chan(session), f"{self.pod}{_SEP}{text}")
+
+    def _queue(
+        self, method: str, *args: Any, done: Callable[[], None] | None = None, **kwargs: Any
+    ) -> None:
+        self._ops.append((method, args, kwargs, done))
+        self._idle.clear()
+        self._wake.set()
+
+    async def open(self, meta: StreamMeta, start: dict[str, Any]) -> None:
+        """Write the meta, take the lease, then publish ``stream.start``."""
+        meta.epoch = self.epoch
+        meta.owner = self.pod
+        self._owned[meta.stream] = _Owned(meta)
+        try:
+            await self._write_meta(meta)
+        except UNREACHABLE as exc:
+            self._owned.pop(meta.stream, None)
+            raise BusUnavailable(f"cannot reach Redis: {exc}") from exc
+        self.publish(meta.session, start)
+
+    async def _write_meta(self, meta: StreamMeta) -> None:
+        # A safety expiry: if every pod dies, the keys still go away.
+        ttl_s = int(self._settings.journal_ttl_s + 3600)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(_mkey(meta.stream), mapping=meta.to_fields())
+            pipe.expire(_mkey(meta.stream), ttl_s)
+            pipe.sadd(_RUNNING, meta.stream)
+            pipe.sadd(_srun(meta.session), meta.stream)
+            pipe.expire(_srun(meta.session), ttl_s)
+            pipe.set(_lease(meta.stream), self.pod, px=self._lease_ms)
+            await pipe.execute()
+
+    def delta(self, meta: StreamMeta, seq: int, text: str) -> None:
+        """Journal, then publish; deliver here at once."""
+        owned = self._owned.get(meta.stream)
+        if owned is not None:
+            owned.deltas.append(text)
+        frame = {"type": "delta", "stream": meta.stream, "seq": seq, "text": text}
+        encoded = encode(frame)
+        self._queue(
+            "xadd",
+            _jkey(meta.stream),
+            {"t": text},
+            id=f"0-{seq}",
+            maxlen=self._settings.journal_maxlen,
+            approximate=True,
+        )
+        self._queue("publish", _chan(meta.session), f"{self.pod}{_SEP}{encoded}")
+        self.hub.publish_text(meta.session, frame, encoded)
+
+    async def end(self, meta: StreamMeta, end: dict[str, Any]) -> None:
+        """Journal the end, let the journal expire later, release the lease, publish."""
+        owned = self._owned.get(meta.stream)
+        if owned is not None:
+            owned.end = end
+        self._queue_end(meta, end)
+        self.hub.publish(meta.session, end)
+
+    def _queue_end(self, meta: StreamMeta, end: dict[str, Any]) -> None:
+        ttl_s = int(self._settings.journal_ttl_s)
+        text = encode(end)
+        self._queue("xadd", _jkey(meta.stream), {"e": text}, id=_END_ID)
+        self._queue("expire", _jkey(meta.stream), ttl_s)
+        self._queue("expire", _mkey(meta.stream), ttl_s)
+        self._queue("srem", _RUNNING, meta.stream)
+        self._queue("srem", _srun(meta.session), meta.stream)
+        self._queue("eval", _RELEASE, 1, _lease(meta.stream), self.pod)
+        self._queue(
+            "publish",
+            _chan(meta.session),
+            f"{self.pod}{_SEP}{text}",
+            done=lambda: self._forget(meta.stream),
+        )
+
+    def _forget(self, stream: str) -> None:
+        self._owned.pop(stream, None)
+
+    # -- reading ------------------------------------------------------------
+
+    async def meta(self, stream: str) -> StreamMeta | None:
+        """The stream's meta while it is journaled."""
+        try:
+            raw = await self._redis.hgetall(_mkey(stream))
+        except UNREACHABLE as exc:
+            raise BusUnavailable(str(exc)) from exc
+        return StreamMeta.from_fields(raw) if raw else None
+
+    async def read(self, stream: str, after: int) -> StreamRead:
+        """Journaled deltas with ``seq > after`` and the end frame if written."""
+        try:
+            entries = await self._redis.xrange(_jkey(stream), min=f"0-{after + 1}", max="+")
+        except UNREACHABLE as exc:
+            raise BusUnavailable(str(exc)) from exc
+        deltas: list[tuple[int, str]] = []
+        end = None
+        for entry_id, fields in entries:
+            if entry_id == _END_ID:
+                end = _decode(fields["e"])
+            else:
+                deltas.append((int(entry_id.partition("-")[2]), fields["t"]))
+        return StreamRead(deltas, end)
+
+    async def running(self, session: str) -> list[tuple[StreamMeta, int]]:
+        """Running streams of the session, with their last journaled seq."""
+        try:
+            streams = sorted(await self._redis.smembers(_srun(session)))
+            if not streams:
+                return []
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for stream in streams:
+                    pipe.hgetall(_mkey(stream))
+                    pipe.xrevrange(_jkey(stream), count=1)
+                results = await pipe.execute()
+        except UNREACHABLE as exc:
+            raise BusUnavailable(str(exc)) from exc
+        out = []
+        for i in range(0, len(results), 2):
+            raw, last = results[i], results[i + 1]
+            if not raw or (last and last[0][0] == _END_ID):
+                continue
+            seq = int(last[0][0].partition("-")[2]) if last else 0
+            out.append((StreamMeta.from_fields(raw), seq))
+        return out
+
+    async def request_cancel(self, meta: StreamMeta) -> bool:
+        """Send ``cancel`` to the pod holding the stream's lease."""
+        try:
+            owner = await self._redis.get(_lease(meta.stream))
+        except UNREACHABLE as exc:
+            raise BusUnavailable(str(exc)) from exc
+        if owner is None:
+            return False
+        if owner == self.pod:
+            return self._owner is not None and self._owner.cancel_local(meta.stream)
+        message = encode({"op": "cancel", "stream": meta.stream})
+        self._queue("publish", _ctl(owner), f"{self.pod}{_SEP}{message}")
+        return True
+
+    # -- background tasks ---------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._ops:
+                batch = [self._ops.popleft() for _ in range(min(_BATCH, len(self._ops)))]
+                try:
+                    await self._execute(batch)
+                except UNREACHABLE as exc:
+                    # What was queued is dropped: the owner rewrites it after recovery.
+                    self._ops.clear()
+                    await self._outage(exc)
+            if not self._ops:
+                self._idle.set()
+
+    async def _execute(self, batch: list[_Op]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for method, args, kwargs, _ in batch:
+                getattr(pipe, method)(*args, **kwargs)
+            results = await pipe.execute(raise_on_error=False)
+        for (method, _, _, done), result in zip(batch, results, strict=True):
+            if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
+                log.warning("bus.write_refused", command=method, error=str(result))
+            if done is not None:
+                done()
+
+    async def _outage(self, exc: BaseException) -> None:
+        """Wait for Redis to answer again, then repair and catch up."""
+        if self._healthy.is_set():
+            log.warning("bus.redis_unreachable", error=type(exc).__name__)
+        self._healthy.clear()
+        delay_s = 0.05
+        while True:
+            await asyncio.sleep(delay_s)
+            try:
+                epoch = await self._master_epoch()
+                break
+            except UNREACHABLE:
+                delay_s = min(delay_s * 2, 0.5)
+        await self._recover(epoch)
+
+    async def _recover(self, epoch: str) -> None:
+        """Rewrite the journals this pod owns on the (possibly new) master."""
+        if epoch != self.epoch:
+            self.failovers += 1
+            log.warning("bus.master_changed", old=self.epoch, new=epoch)
+        self.epoch = epoch
+        for owned in list(self._owned.values()):
+            try:
+                await self._repair(owned)
+            except UNREACHABLE as exc:
+                log.warning("bus.repair_failed", stream=owned.meta.stream, error=str(exc))
+                return
+        self._healthy.set()
+        log.info("bus.recovered", owned=len(self._owned), epoch=epoch)
+
+    async def _repair(self, owned: _Owned) -> None:
+        meta = owned.meta
+        holder = await self._redis.get(_lease(meta.stream))
+        if holder not in (None, self.pod):
+            log.warning("bus.lease_lost", stream=meta.stream, holder=holder)
+            self._owned.pop(meta.stream, None)
+            if self._owner is not None:
+                self._owner.abandon(meta.stream)
+            return
+        meta.epoch = self.epoch
+        await self._write_meta(meta)
+        last = await self._redis.xrevrange(_jkey(meta.stream), count=1)
+        have = 0
+        if last:
+            have = len(owned.deltas) if last[0][0] == _END_ID else int(last[0][0][2:])
+        for seq in range(have + 1, len(owned.deltas) + 1):
+            text = owned.deltas[seq - 1]
+            frame = {"type": "delta", "stream": meta.stream, "seq": seq, "text": text}
+            self._queue("xadd", _jkey(meta.stream), {"t": text}, id=f"0-{seq}")
+            self._queue("publish", _chan(meta.session), f"{self.pod}{_SEP}{encode(frame)}")
+        if owned.end is not None:
+            self._queue_end(meta, owned.end)
+        self._wake.set()
+
+    async def _watch_loop(self) -> None:
+        """Notice a master change even when no write failed (Sentinel promoted a replica)."""
+        while True:
+            await asyncio.sleep(0.25)
+            if not self._healthy.is_set():
+                continue
+            try:
+                epoch = await self._master_epoch()
+            except UNREACHABLE:
+                continue
+            if epoch != self.epoch:
+                await self._recover(epoch)
+
+    async def _read_loop(self) -> None:
+        delay_s = 0.05
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(_ctl(self.pod), *self._subscribed)
+                self._pubsub = pubsub
+                delay_s = 0.05
+                await self._listen(pubsub)
+            except UNREACHABLE as exc:
+                log.warning("bus.subscriber_lost", error=type(exc).__name__)
+            finally:
+                self._pubsub = None
+                self._reconnected = True
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 0.5)
+
+    async def _listen(self, pubsub: Any) -> None:
+        while True:
+            message = await pubsub.get_message(timeout=1.0)
+            if message is None:
+                continue
+            kind, channel = message["type"], message["channel"]
+            if kind == "subscribe":
+                waiting = self._confirmations.get(channel)
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(None)
+                if channel == _ctl(self.pod) and self._reconnected:
+                    self._reconnected = False
+                    self._spawn(self._catch_up(), "bus-catch-up")
+                continue
+            if kind != "message":
+                continue
+            origin, _, text = message["data"].partition(_SEP)
+            if origin == self.pod:
+                continue
+            frame = _decode(text)
+            if channel.startswith("lt:s:"):
+                self.hub.publish_text(channel[5:], frame, text)
+            elif frame.get("op") == "cancel" and self._owner is not None:
+                self._owner.cancel_local(str(frame.get("stream")))
+
+    async def _catch_up(self) -> None:
+        """After the subscriber reconnected: re-read what local connections may have missed."""
+        for session, members in self.hub.sessions():
+            try:
+                running = [meta.stream for meta, _ in await self.running(session)]
+                wanted = set(running)
+                for member in members:
+                    wanted.update(member.following())
+                for stream in sorted(wanted):
+                    meta = await self.meta(stream)
+                    if meta is None:
+                        continue
+                    frames = [_start_frame(meta), *(await self.read(stream, 0)).frames(stream)]
+                    for member in members:
+                        if stream in running or stream in member.following():
+                            for frame in frames:
+                                member.deliver(frame, encode(frame))
+            except BusUnavailable:
+                return
+        log.info("bus.caught_up", sessions=len(list(self.hub.sessions())))
+
+    async def _lease_loop(self) -> None:
+        """Renew our leases; claim streams whose owner stopped renewing (it died)."""
+        period_s = self._settings.lease_s / 3
+        while True:
+            await asyncio.sleep(period_s)
+            if not self._healthy.is_set():
+                continue
+            try:
+                await self._renew()
+                await self._claim_orphans()
+            except UNREACHABLE as exc:
+                log.warning("bus.lease_check_failed", error=type(exc).__name__)
+
+    async def _renew(self) -> None:
+        running = [s for s, owned in self._owned.items() if owned.end is None]
+        if not running:
+            return
+        lost = await self._renew_script(
+            keys=[_lease(s) for s in running], args=[self.pod, self._lease_ms]
+        )
+        for key in lost:
+            stream = key.removeprefix("lt:lease:")
+            log.warning("bus.lease_lost", stream=stream)
+            self._owned.pop(stream, None)
+            if self._owner is not None:
+                self._owner.abandon(stream)
+
+    async def _claim_orphans(self) -> None:
+        streams = [s for s in await self._redis.smembers(_RUNNING) if s not in self._owned]
+        if not streams:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for stream in streams:
+                pipe.exists(_lease(stream))
+            held = await pipe.execute()
+        for stream, exists in zip(streams, held, strict=True):
+            if exists:
+                continue
+            if not await self._redis.set(_lease(stream), self.pod, nx=True, px=self._lease_ms):
+                continue
+            await self._adopt(stream)
+
+    async def _adopt(self, stream: str) -> None:
+        meta = await self.meta(stream)
+        read = await self.read(stream, 0)
+        if meta is None or read.end is not None or self._owner is None:
+            # Ended (or vanished) but its bookkeeping was lost: tidy up.
+            await self._redis.srem(_RUNNING, stream)
+            if meta is not None:
+                await self._redis.srem(_srun(meta.session), stream)
+            await self._release_script(keys=[_lease(stream)], args=[self.pod])
+            return
+        deltas = [text for _, text in read.deltas]
+        meta.owner = self.pod
+        self._owned[stream] = _Owned(meta, list(deltas))
+        await self._redis.hset(_mkey(stream), mapping={"owner": self.pod, "epoch": self.epoch})
+        log.info("bus.takeover", stream=stream, seq=len(deltas))
+        self._owner.take_over(meta, deltas)
+
+
+def _start_frame(meta: StreamMeta) -> dict[str, Any]:
+    return {
+        "type": "stream.start",
+        "stream": meta.stream,
+        "ask": meta.ask,
+        "session": meta.session,
+        "course": meta.course,
+        "mode": meta.mode,
+        "text": meta.question,
+    }
