@@ -47,6 +47,10 @@ class LocalHub:
         """How many subscribers the session has here."""
         return len(self._sessions.get(session, ()))
 
+    def subscribers(self, session: str) -> list[Subscriber]:
+        """The session's subscribers here."""
+        return list(self._sessions.get(session, ()))
+
     def sessions(self) -> list[tuple[str, list[Subscriber]]]:
         """Every session with subscribers here, and its subscribers."""
         return [(session, list(members)) for session, members in self._sessions.items()]

@@ -9,6 +9,7 @@ Keys (prefix ``lt:``)::
     lt:lease:<stream>   the owning pod, with a TTL it renews while generating
     lt:running          set of running stream ids (scanned for orphans)
     lt:run:<session>    set of the session's running stream ids
+    lt:p:<session>      sorted set: "<pod>/<connection>" scored by when it expires
 
 Writes from the hot path (deltas) go through one ordered queue that a writer
 task sends in pipelines, so a delta is always journaled before it is
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,6 +100,10 @@ def _srun(session: str) -> str:
     return f"lt:run:{session}"
 
 
+def _presence(session: str) -> str:
+    return f"lt:p:{session}"
+
+
 @dataclass(slots=True)
 class _Owned:
     """A stream this pod generates: everything needed to rewrite its journal."""
@@ -123,6 +129,7 @@ class RedisBus:
         self._lease_ms = int(settings.lease_s * 1000)
         # Any: redis-py types every reply as bytes | str; with decode_responses they are str.
         self._redis: Any = connect(settings)
+        self.redis = self._redis
         self._ops: deque[_Op] = deque()
         self._wake = asyncio.Event()
         # Set while no write is queued or in flight.
@@ -136,6 +143,7 @@ class RedisBus:
         self._reconnected = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._healthy = asyncio.Event()
+        self._presence_due = 0.0
         self._renew_script = self._redis.register_script(_RENEW)
         self._release_script = self._redis.register_script(_RELEASE)
 
@@ -187,6 +195,7 @@ class RedisBus:
     async def join(self, session: str, subscriber: Subscriber) -> None:
         """Join the session; subscribes the pod to its channel on first join."""
         self.hub.join(session, subscriber)
+        self._queue("zadd", _presence(session), {self._member(subscriber): self._expiry_ms()})
         channel = _chan(session)
         if channel in self._subscribed:
             waiting = self._confirmations.get(channel)
@@ -213,12 +222,42 @@ class RedisBus:
     def leave(self, session: str, subscriber: Subscriber) -> None:
         """Leave; the pod unsubscribes when its last connection of the session leaves."""
         self.hub.leave(session, subscriber)
+        self._queue("zrem", _presence(session), self._member(subscriber))
         channel = _chan(session)
         if self.hub.members(session) == 0 and channel in self._subscribed:
             self._subscribed.discard(channel)
             self._confirmations.pop(channel, None)
             if self._pubsub is not None:
                 self._spawn(self._unsubscribe(self._pubsub, channel), "bus-unsubscribe")
+
+    def _member(self, subscriber: Subscriber) -> str:
+        return f"{self.pod}/{getattr(subscriber, 'id', id(subscriber))}"
+
+    def _expiry_ms(self) -> int:
+        return int((time.time() + self._settings.presence_ttl_s) * 1000)
+
+    async def presence(self, session: str) -> list[dict[str, str]]:
+        """Connections of the session on every pod that refreshed their entry in time."""
+        key = _presence(session)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.zremrangebyscore(key, "-inf", int(time.time() * 1000))
+                pipe.zrange(key, 0, -1)
+                _, members = await pipe.execute()
+        except UNREACHABLE as exc:
+            raise BusUnavailable(str(exc)) from exc
+        out = []
+        for member in members:
+            pod, _, connection = member.partition("/")
+            out.append({"pod": pod, "connection": connection})
+        return out
+
+    def _refresh_presence(self) -> None:
+        expiry = self._expiry_ms()
+        for session, members in self.hub.sessions():
+            mapping = {self._member(m): expiry for m in members}
+            self._queue("zadd", _presence(session), mapping)
+            self._queue("pexpire", _presence(session), int(self._settings.presence_ttl_s * 2000))
 
     async def _unsubscribe(self, pubsub: Any, channel: str) -> None:
         with contextlib.suppress(*UNREACHABLE):
@@ -536,6 +575,10 @@ class RedisBus:
             await asyncio.sleep(period_s)
             if not self._healthy.is_set():
                 continue
+            self._presence_due -= period_s
+            if self._presence_due <= 0:
+                self._presence_due = self._settings.presence_ttl_s / 3
+                self._refresh_presence()
             try:
                 await self._renew()
                 await self._claim_orphans()

@@ -98,11 +98,16 @@ class StreamBus(Protocol):
         """Ask the pod that owns a stream to cancel it; False if no pod owns it."""
         ...
 
+    async def presence(self, session: str) -> list[dict[str, str]]:
+        """Live connections of the session on every pod: ``{"pod", "connection"}``."""
+        ...
+
 
 class MemoryBus:
     """The bus of a single process."""
 
-    def __init__(self, *, ended_ttl_s: float = 600.0) -> None:
+    def __init__(self, *, pod: str = "", ended_ttl_s: float = 600.0) -> None:
+        self.pod = pod
         self.hub = LocalHub()
         self.journal = MemoryJournal(ended_ttl_s=ended_ttl_s)
 
@@ -158,3 +163,10 @@ class MemoryBus:
     async def request_cancel(self, meta: StreamMeta) -> bool:
         """One process: a stream not owned here is not running anywhere."""
         return False
+
+    async def presence(self, session: str) -> list[dict[str, str]]:
+        """The session's connections in this process."""
+        return [
+            {"pod": self.pod, "connection": str(getattr(member, "id", ""))}
+            for member in self.hub.subscribers(session)
+        ]

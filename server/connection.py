@@ -258,7 +258,7 @@ class Connection:
                 f"at most {self._limits.max_streams_per_connection} answers at once per connection",
                 frame.id,
             )
-        wait_s = self._rt.ask_limits.take(self.who.user)
+        wait_s = await self._rt.ask_limits.allow(self.who.user)
         if wait_s:
             error = p.error(
                 ErrorCode.RATE_LIMITED,
@@ -316,5 +316,6 @@ class Connection:
                     "title": session.title,
                     "messages": [message_view(m) for m in messages],
                     "streams": streams,
+                    "presence": await self._rt.bus.presence(session.id),
                 }
             )

@@ -1,4 +1,4 @@
-"""Per-user token buckets, held in process.
+"""Per-user token buckets, held in process (Redis-backed ones: realtime.redis_ratelimit).
 
 Each key gets ``burst`` tokens that refill at ``rate_per_s``. Buckets of
 users who have gone quiet expire from a bounded TTL cache, so memory stays
@@ -9,8 +9,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from cachetools import TTLCache
+
+
+class AskLimiter(Protocol):
+    """Allows or refuses one ask per call, per user."""
+
+    async def allow(self, key: str) -> float:
+        """0.0 if allowed, else the seconds until the next ask is allowed."""
+        ...
 
 
 class TokenBuckets:
@@ -45,3 +54,7 @@ class TokenBuckets:
             return 0.0
         self._buckets[key] = (tokens, now)
         return (1.0 - tokens) / self._rate
+
+    async def allow(self, key: str) -> float:
+        """:meth:`take`, as an :class:`AskLimiter`."""
+        return self.take(key)

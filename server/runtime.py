@@ -21,7 +21,7 @@ from realtime.streams import MemoryBus, StreamBus
 from server.auth import TokenCodec, load_secret
 from server.llm import LLMProvider
 from server.llm_offline import OfflineProvider
-from server.ratelimit import TokenBuckets
+from server.ratelimit import AskLimiter, TokenBuckets
 from server.retrieval import Retriever
 from server.retrieval_demo import demo_retriever
 from server.settings import Settings
@@ -41,7 +41,19 @@ def create_bus(settings: Settings, pod: str) -> StreamBus:
         from realtime.redis_bus import RedisBus
 
         return RedisBus(settings.redis, pod=pod)
-    return MemoryBus()
+    return MemoryBus(pod=pod)
+
+
+def create_ask_limiter(settings: Settings, bus: StreamBus) -> AskLimiter:
+    """Per-user ask buckets: in Redis when the bus is, else in process."""
+    rate_per_s, burst = settings.ws.ask_rate_per_min / 60, settings.ws.ask_burst
+    if settings.redis.enabled:
+        from realtime.redis_bus import RedisBus
+        from realtime.redis_ratelimit import RedisTokenBuckets
+
+        if isinstance(bus, RedisBus):
+            return RedisTokenBuckets(bus.redis, rate_per_s, burst)
+    return TokenBuckets(rate_per_s, burst)
 
 
 def create_provider(settings: Settings) -> LLMProvider:
@@ -73,7 +85,7 @@ class Runtime:
         self.fallback = OfflineProvider(settings.llm)
         self.bus = create_bus(settings, self.pod)
         self.tasks = TaskSet()
-        self.ask_limits = TokenBuckets(settings.ws.ask_rate_per_min / 60, settings.ws.ask_burst)
+        self.ask_limits = create_ask_limiter(settings, self.bus)
         self.connections: set[Connection] = set()
         self._no_connections = asyncio.Event()
         self._no_connections.set()
