@@ -13,7 +13,10 @@ Keys (prefix ``lt:``)::
 
 Writes from the hot path (deltas) go through one ordered queue that a writer
 task sends in pipelines, so a delta is always journaled before it is
-published, and a pod never waits on Redis per token. Pub/sub messages are
+published, and a pod never waits on Redis per token. The pod's own
+connections get a frame once its batch is written, so no learner is ever
+ahead of the journal that another pod would finish the stream from. Pub/sub
+messages are
 ``<origin pod>\\x1f<frame json>``; a pod skips its own (it delivered them
 locally already).
 
@@ -181,6 +184,14 @@ class RedisBus:
                 await self._pubsub.aclose()
         await self._redis.aclose()
 
+    def problem(self) -> str | None:
+        """Redis unreachable, or the subscriber connection not up."""
+        if not self._healthy.is_set():
+            return "redis unreachable"
+        if self._pubsub is None:
+            return "redis subscriber reconnecting"
+        return None
+
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
@@ -267,9 +278,20 @@ class RedisBus:
 
     def publish(self, session: str, frame: dict[str, Any]) -> None:
         """Deliver here now and to the other pods through Redis."""
-        text = encode(frame)
-        self.hub.publish_text(session, frame, text)
-        self._queue("publish", _chan(session), f"{self.pod}{_SEP}{text}")
+        self._queue_publish(session, frame, encode(frame))
+
+    def _queue_publish(
+        self, session: str, frame: dict[str, Any], text: str, then: Callable[[], None] | None = None
+    ) -> None:
+        """Publish after everything queued before; local connections get it once written,
+        so no learner here is ever ahead of the journal (another pod may finish the stream)."""
+
+        def delivered() -> None:
+            self.hub.publish_text(session, frame, text)
+            if then is not None:
+                then()
+
+        self._queue("publish", _chan(session), f"{self.pod}{_SEP}{text}", done=delivered)
 
     def _queue(
         self, method: str, *args: Any, done: Callable[[], None] | None = None, **kwargs: Any
@@ -317,8 +339,7 @@ class RedisBus:
             maxlen=self._settings.journal_maxlen,
             approximate=True,
         )
-        self._queue("publish", _chan(meta.session), f"{self.pod}{_SEP}{encoded}")
-        self.hub.publish_text(meta.session, frame, encoded)
+        self._queue_publish(meta.session, frame, encoded)
 
     async def end(self, meta: StreamMeta, end: dict[str, Any]) -> None:
         """Journal the end, let the journal expire later, release the lease, publish."""
@@ -326,7 +347,6 @@ class RedisBus:
         if owned is not None:
             owned.end = end
         self._queue_end(meta, end)
-        self.hub.publish(meta.session, end)
 
     def _queue_end(self, meta: StreamMeta, end: dict[str, Any]) -> None:
         ttl_s = int(self._settings.journal_ttl_s)
@@ -337,12 +357,7 @@ class RedisBus:
         self._queue("srem", _RUNNING, meta.stream)
         self._queue("srem", _srun(meta.session), meta.stream)
         self._queue("eval", _RELEASE, 1, _lease(meta.stream), self.pod)
-        self._queue(
-            "publish",
-            _chan(meta.session),
-            f"{self.pod}{_SEP}{text}",
-            done=lambda: self._forget(meta.stream),
-        )
+        self._queue_publish(meta.session, end, text, then=lambda: self._forget(meta.stream))
 
     def _forget(self, stream: str) -> None:
         self._owned.pop(stream, None)
@@ -481,11 +496,21 @@ class RedisBus:
         have = 0
         if last:
             have = len(owned.deltas) if last[0][0] == _END_ID else int(last[0][0][2:])
+        for seq in range(1, have + 1):
+            # A batch that failed half-way may have reached Redis but not our own
+            # connections; they drop what they already have.
+            frame = {
+                "type": "delta",
+                "stream": meta.stream,
+                "seq": seq,
+                "text": owned.deltas[seq - 1],
+            }
+            self.hub.publish(meta.session, frame)
         for seq in range(have + 1, len(owned.deltas) + 1):
             text = owned.deltas[seq - 1]
             frame = {"type": "delta", "stream": meta.stream, "seq": seq, "text": text}
             self._queue("xadd", _jkey(meta.stream), {"t": text}, id=f"0-{seq}")
-            self._queue("publish", _chan(meta.session), f"{self.pod}{_SEP}{encode(frame)}")
+            self._queue_publish(meta.session, frame, encode(frame))
         if owned.end is not None:
             self._queue_end(meta, owned.end)
         self._wake.set()
@@ -627,7 +652,9 @@ class RedisBus:
         deltas = [text for _, text in read.deltas]
         meta.owner = self.pod
         self._owned[stream] = _Owned(meta, list(deltas))
-        await self._redis.hset(_mkey(stream), mapping={"owner": self.pod, "epoch": self.epoch})
+        # The epoch stays as written: if the master changed since, the journal may lack
+        # deltas the dead owner had sent, and resuming clients are told to resync.
+        await self._redis.hset(_mkey(stream), "owner", self.pod)
         log.info("bus.takeover", stream=stream, seq=len(deltas))
         self._owner.take_over(meta, deltas)
 

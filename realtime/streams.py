@@ -50,6 +50,9 @@ class StreamOwner(Protocol):
 class StreamBus(Protocol):
     """Fan-out of session frames and the journal of every answer."""
 
+    # Changes when the shared store behind the journal changes (a Redis failover).
+    epoch: str
+
     async def start(self, owner: StreamOwner) -> None:
         """Connect and start background work on behalf of ``owner``."""
         ...
@@ -102,12 +105,17 @@ class StreamBus(Protocol):
         """Live connections of the session on every pod: ``{"pod", "connection"}``."""
         ...
 
+    def problem(self) -> str | None:
+        """Why the bus cannot serve right now, or None when it can."""
+        ...
+
 
 class MemoryBus:
     """The bus of a single process."""
 
     def __init__(self, *, pod: str = "", ended_ttl_s: float = 600.0) -> None:
         self.pod = pod
+        self.epoch = ""
         self.hub = LocalHub()
         self.journal = MemoryJournal(ended_ttl_s=ended_ttl_s)
 
@@ -163,6 +171,10 @@ class MemoryBus:
     async def request_cancel(self, meta: StreamMeta) -> bool:
         """One process: a stream not owned here is not running anywhere."""
         return False
+
+    def problem(self) -> str | None:
+        """In process: never down."""
+        return None
 
     async def presence(self, session: str) -> list[dict[str, str]]:
         """The session's connections in this process."""

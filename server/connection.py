@@ -280,6 +280,14 @@ class Connection:
                 "unknown or expired stream; read the answer from GET /sessions/{id}/messages",
                 frame.id,
             )
+        if meta.epoch != self._rt.bus.epoch:
+            # Written before a Redis failover and not repaired by a live owner since.
+            raise FrameError(
+                ErrorCode.STREAM_RESYNC,
+                "this answer's journal may be incomplete after a failover; read it from "
+                "GET /sessions/{id}/messages once it ends",
+                frame.id,
+            )
         with self._holding():
             await self._rt.bus.join(meta.session, self)
             self._sessions.add(meta.session)

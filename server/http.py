@@ -31,7 +31,7 @@ async def live(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    """Ready for traffic: store reachable and not draining; 503 otherwise."""
+    """Ready for traffic: store and bus reachable, not draining; 503 otherwise."""
     rt = _runtime(request)
     checks: dict[str, str] = {"draining": "yes" if rt.draining else "no"}
     try:
@@ -39,7 +39,9 @@ async def ready(request: Request) -> Response:
         checks["store"] = "ok"
     except StoreError as exc:
         checks["store"] = f"down: {exc}"
-    ok = not rt.draining and checks["store"] == "ok"
+    problem = rt.bus.problem()
+    checks["bus"] = f"down: {problem}" if problem else "ok"
+    ok = not rt.draining and checks["store"] == "ok" and checks["bus"] == "ok"
     return JSONResponse(
         {"status": "ready" if ok else "unavailable", "pod": rt.pod, "checks": checks},
         status_code=200 if ok else 503,
