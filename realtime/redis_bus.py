@@ -147,6 +147,8 @@ class RedisBus:
         self._tasks: set[asyncio.Task[None]] = set()
         self._healthy = asyncio.Event()
         self._presence_due = 0.0
+        # Loops also check this: a cancel racing a redis-py timeout can be lost.
+        self._stopping = False
         self._renew_script = self._redis.register_script(_RENEW)
         self._release_script = self._redis.register_script(_RELEASE)
 
@@ -175,6 +177,8 @@ class RedisBus:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2.0):
                     await self._idle.wait()
+        self._stopping = True
+        self._wake.set()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -426,7 +430,7 @@ class RedisBus:
     # -- background tasks ---------------------------------------------------
 
     async def _write_loop(self) -> None:
-        while True:
+        while not self._stopping:
             await self._wake.wait()
             self._wake.clear()
             while self._ops:
@@ -457,14 +461,15 @@ class RedisBus:
             log.warning("bus.redis_unreachable", error=type(exc).__name__)
         self._healthy.clear()
         delay_s = 0.05
-        while True:
+        while not self._stopping:
             await asyncio.sleep(delay_s)
             try:
                 epoch = await self._master_epoch()
-                break
             except UNREACHABLE:
                 delay_s = min(delay_s * 2, 0.5)
-        await self._recover(epoch)
+                continue
+            await self._recover(epoch)
+            return
 
     async def _recover(self, epoch: str) -> None:
         """Rewrite the journals this pod owns on the (possibly new) master."""
@@ -517,7 +522,7 @@ class RedisBus:
 
     async def _watch_loop(self) -> None:
         """Notice a master change even when no write failed (Sentinel promoted a replica)."""
-        while True:
+        while not self._stopping:
             await asyncio.sleep(0.25)
             if not self._healthy.is_set():
                 continue
@@ -530,7 +535,7 @@ class RedisBus:
 
     async def _read_loop(self) -> None:
         delay_s = 0.05
-        while True:
+        while not self._stopping:
             pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(_ctl(self.pod), *self._subscribed)
@@ -548,7 +553,7 @@ class RedisBus:
             delay_s = min(delay_s * 2, 0.5)
 
     async def _listen(self, pubsub: Any) -> None:
-        while True:
+        while not self._stopping:
             message = await pubsub.get_message(timeout=1.0)
             if message is None:
                 continue
@@ -596,7 +601,7 @@ class RedisBus:
     async def _lease_loop(self) -> None:
         """Renew our leases; claim streams whose owner stopped renewing (it died)."""
         period_s = self._settings.lease_s / 3
-        while True:
+        while not self._stopping:
             await asyncio.sleep(period_s)
             if not self._healthy.is_set():
                 continue
