@@ -100,6 +100,30 @@ def _ask(args: argparse.Namespace) -> int:
         raise
 
 
+def _dev_cluster(args: argparse.Namespace) -> int:
+    import signal
+
+    from realtime.cluster import DevCluster
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        cluster = DevCluster(pods=args.pods, sentinels=args.sentinels, replica=not args.no_replica)
+        async with cluster:
+            print(cluster.describe())
+            print(f"\nexport LIVETUTOR_TOKEN={cluster.token('alice')}")
+            for pod in cluster.pods:
+                print(f"{pod.name}: livetutor ask --url {pod.ws_url} 'What is a premise?'")
+            print(f"\nfiles and logs in {cluster.root}; Ctrl-C stops everything", flush=True)
+            await stop.wait()
+            print("stopping", flush=True)
+
+    asyncio.run(run())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     root = argparse.ArgumentParser(prog="livetutor", description="Real-time AI tutoring server")
@@ -130,6 +154,12 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--session", help="continue this session")
     ask.add_argument("--timeout-s", type=float, default=120.0)
     ask.set_defaults(run=_ask)
+
+    dev = sub.add_parser("dev-cluster", help="run Redis, Sentinels and pods locally")
+    dev.add_argument("--pods", type=int, default=2, help="server pods (default 2)")
+    dev.add_argument("--sentinels", type=int, default=3, help="Sentinels (default 3)")
+    dev.add_argument("--no-replica", action="store_true", help="run no Redis replica")
+    dev.set_defaults(run=_dev_cluster)
     return root
 
 

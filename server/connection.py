@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ import structlog
 from starlette.websockets import WebSocket
 
 from realtime import protocol as p
+from realtime.order import StreamOrder, StreamOrderOverflow
 from realtime.protocol import CloseCode, ErrorCode, FrameError
 from realtime.streams import BusUnavailable
 from server.auth import Principal
@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     from server.runtime import Runtime
 
 log = structlog.get_logger("livetutor.ws")
-_ENDED = sys.maxsize
+# A gap is re-read from the journal this many times, this far apart, before it is logged.
+_GAP_ATTEMPTS = 5
+_GAP_RETRY_S = 0.2
 
 
 class Connection:
@@ -49,7 +51,8 @@ class Connection:
         self._close_reason = ""
         self._flush_on_close = True
         self._sessions: set[str] = set()
-        self._seen: dict[str, int] = {}
+        self._order = StreamOrder(max_pending=self._limits.outbound_queue_frames)
+        self._filling: set[str] = set()
         self._own: set[str] = set()
         # While a resume or open reads the journal, live frames wait here so that
         # replay and live delivery come out in seq order.
@@ -71,31 +74,44 @@ class Connection:
 
     def following(self) -> set[str]:
         """Streams seen started or resumed here and not yet ended."""
-        return {stream for stream, seq in self._seen.items() if seq != _ENDED}
+        return self._order.following()
 
     def _queue_frame(self, frame: dict[str, Any], text: str) -> None:
-        kind = frame["type"]
-        if kind == "stream.start":
-            # A replay after a backplane outage may repeat it.
-            if frame["stream"] in self._seen:
-                return
-            self._seen[frame["stream"]] = 0
-        elif kind == "delta" or kind == "stream.end":
-            stream = frame["stream"]
-            seen = self._seen.get(stream, 0)
-            if kind == "delta":
-                if frame["seq"] <= seen:
-                    return
-                self._seen[stream] = frame["seq"]
-            else:
-                if seen == _ENDED:
-                    return
-                self._seen[stream] = _ENDED
-                self._own.discard(stream)
         try:
-            self._queue.put_nowait(text)
-        except asyncio.QueueFull:
+            ready, gap = self._order.accept(frame, text)
+        except StreamOrderOverflow:
             self._overflow()
+            return
+        if gap and frame["stream"] not in self._filling:
+            self._filling.add(frame["stream"])
+            self._rt.tasks.spawn(self._fill_gap(frame["stream"]), name=f"gap-{self.id}")
+        for item, item_text in ready:
+            if item["type"] == "stream.end":
+                self._own.discard(item["stream"])
+            try:
+                self._queue.put_nowait(item_text)
+            except asyncio.QueueFull:
+                self._overflow()
+                return
+
+    async def _fill_gap(self, stream: str) -> None:
+        """A delta arrived ahead of ones this connection lacks: read them from the journal."""
+        try:
+            for attempt in range(_GAP_ATTEMPTS):
+                if self._done.is_set() or not self._order.waiting(stream):
+                    return
+                if attempt:
+                    await asyncio.sleep(_GAP_RETRY_S)
+                try:
+                    read = await self._rt.bus.read(stream, self._order.last(stream))
+                except BusUnavailable:
+                    continue
+                for item in read.frames(stream):
+                    self._queue_frame(item, p.encode(item))
+            if self._order.waiting(stream):
+                log.warning("ws.gap_unfilled", connection=self.id, stream=stream)
+        finally:
+            self._filling.discard(stream)
 
     def _overflow(self) -> None:
         self._rt.slow_consumer_closes += 1
@@ -128,7 +144,7 @@ class Connection:
     @property
     def busy(self) -> bool:
         """True while a stream this connection follows has not ended."""
-        return bool(self._own) or any(seq != _ENDED for seq in self._seen.values())
+        return bool(self._own) or bool(self._order.following())
 
     # -- life cycle -----------------------------------------------------------
 
@@ -293,7 +309,7 @@ class Connection:
             self._sessions.add(meta.session)
             read = await self._rt.bus.read(meta.stream, frame.after)
             # The client says what it has: replay from there, even on this same connection.
-            self._seen[meta.stream] = frame.after
+            self._order.resume(meta.stream, frame.after)
             for item in read.frames(meta.stream):
                 self.send(item)
 
@@ -309,9 +325,9 @@ class Connection:
             for meta, _ in await self._rt.bus.running(session.id):
                 read = await self._rt.bus.read(meta.stream, 0)
                 seq = read.deltas[-1][0] if read.deltas else 0
-                # The text so far goes in the session frame; live deltas follow from seq + 1.
-                self._seen[meta.stream] = _ENDED if read.end else seq
                 if read.end is None:
+                    # The text so far goes in the session frame; live deltas follow from seq + 1.
+                    self._order.resume(meta.stream, seq)
                     streams.append(
                         {**describe_stream(meta, seq), "text": "".join(t for _, t in read.deltas)}
                     )

@@ -1,0 +1,102 @@
+"""Faults with real processes: a pod killed mid-answer, the Redis master killed mid-answer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from realtime.client import Answer, TutorClient
+from realtime.cluster import DevCluster
+
+# Paced so that an answer outlives the fault and its recovery.
+POD_ENV = {
+    "LIVETUTOR_LLM_OFFLINE_PACE_MS": "30",
+    "LIVETUTOR_ASK_BURST": "50",
+    "LIVETUTOR_LOG_LEVEL": "warning",
+}
+QUESTION = "Explain correlation and causation, with how to argue for causation"
+
+
+async def follow_in_other_tab(client: TutorClient, session: str, ask: str) -> Answer:
+    """Open the session in another tab and follow its running answer to the end."""
+    await client.send({"type": "open", "id": "o", "session": session})
+    opened = await client.wait_for(lambda f: f["type"] == "session", timeout_s=10)
+    running = opened["streams"][0]
+    rest = await client.answer(ask, stream=running["stream"], after=running["seq"], timeout_s=60)
+    rest.text = running["text"] + rest.text
+    return rest
+
+
+async def stored_answer(http_url: str, token: str, session: str) -> str:
+    async with httpx.AsyncClient(base_url=http_url, timeout=10) as http:
+        response = await http.get(
+            f"/sessions/{session}/messages", headers={"Authorization": f"Bearer {token}"}
+        )
+    return str(response.json()["messages"][-1]["text"])
+
+
+@pytest.fixture
+async def two_pods() -> AsyncIterator[DevCluster]:
+    env = {**POD_ENV, "LIVETUTOR_REDIS_LEASE_S": "1"}
+    async with DevCluster(pods=2, sentinels=0, replica=False, pod_env=env) as cluster:
+        yield cluster
+
+
+async def test_killed_pod_answer_completes_on_another(two_pods: DevCluster) -> None:
+    """kill -9 of the generating pod: another pod finishes the stream; nothing lost or repeated."""
+    first, second = two_pods.pods
+    token = two_pods.token("alice")
+    asker = await TutorClient.connect(first.ws_url, token)
+    watcher = await TutorClient.connect(second.ws_url, token)
+    ask = await asker.ask(QUESTION)
+    start = await asker.wait_for(lambda f: f["type"] == "stream.start")
+    seen = 0
+    for _ in range(5):
+        seen = (await asker.wait_for(lambda f: f["type"] == "delta"))["seq"]
+    following = asyncio.create_task(follow_in_other_tab(watcher, start["session"], ask))
+    await asyncio.sleep(0.2)
+    await first.kill()
+    # The learner on the dead pod reconnects to the live one and resumes.
+    again = await TutorClient.connect(second.ws_url, token)
+    await again.send({"type": "resume", "stream": start["stream"], "after": seen})
+    resumed = await again.answer(ask, stream=start["stream"], after=seen, timeout_s=60)
+    followed = await following
+    stored = await stored_answer(second.http_url, token, start["session"])
+    for client in (asker, watcher, again):
+        await client.ws.close()
+    assert followed.reason == resumed.reason == "stop"
+    assert followed.end["taken_over"] is True
+    assert followed.text == stored
+    assert stored.endswith(resumed.text)
+    assert resumed.seqs[0] == seen + 1
+
+
+async def test_killed_master_every_token_once() -> None:
+    """kill -9 of the Redis master mid-answer: Sentinel promotes the replica, no delta is lost."""
+    env = {**POD_ENV, "LIVETUTOR_REDIS_LEASE_S": "5"}
+    async with DevCluster(
+        pods=2, sentinels=3, replica=True, down_after_ms=500, failover_timeout_ms=2000, pod_env=env
+    ) as cluster:
+        first, second = cluster.pods
+        token = cluster.token("alice")
+        asker = await TutorClient.connect(first.ws_url, token)
+        watcher = await TutorClient.connect(second.ws_url, token)
+        ask = await asker.ask(QUESTION)
+        start = await asker.wait_for(lambda f: f["type"] == "stream.start")
+        await asker.wait_for(lambda f: f["type"] == "delta")
+        following = asyncio.create_task(follow_in_other_tab(watcher, start["session"], ask))
+        await asyncio.sleep(0.3)
+        old = await cluster.master()
+        await old.kill()
+        await cluster.wait_for_failover(old.port, timeout_s=20)
+        direct = await asker.answer(ask, after=1, timeout_s=60)
+        followed = await following
+        stored = await stored_answer(second.http_url, token, start["session"])
+        await asker.ws.close()
+        await watcher.ws.close()
+    assert direct.reason == followed.reason == "stop"
+    assert followed.text == stored
+    assert stored.endswith(direct.text)
