@@ -277,32 +277,19 @@ class _RedisProcess:
         """Start the process and wait until it answers; retry on a port taken meanwhile."""
         if self.running:
             raise ClusterStateError(f"{self.name} is already running")
+        executable = redis_server_path()
         self._make_dir()
-        attempts = 1 if self._port_fixed else _PORT_ATTEMPTS
-        for attempt in range(1, attempts + 1):
-            since = _size(self.log_path)
-            self._prepare()
-            await self._child.spawn([redis_server_path(), *self._args()], stdout_path=self.log_path)
-            try:
-                await self._wait_ready(since)
-            except StartError as exc:
-                await self._child.kill()
-                if not exc.port_in_use or attempt == attempts:
-                    raise
-                self._port = free_port()
-            except BaseException:
-                await self._child.kill()
-                raise
-            else:
-                break
+        try:
+            await self._start_attempts(executable)
+        except BaseException:
+            self._remove_own_dir()
+            raise
         self._port_fixed = True
 
     async def stop(self) -> None:
         """SIGTERM, SIGKILL after a bound; remove the directory if this node made it."""
         await self._child.stop(self._stop_timeout_s)
-        if self._own_dir and self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+        self._remove_own_dir()
 
     async def kill(self) -> None:
         """SIGKILL, as a crash would (the directory stays, so :meth:`restart` works)."""
@@ -312,6 +299,29 @@ class _RedisProcess:
         """Stop if running, then start again on the same port."""
         await self._child.stop(self._stop_timeout_s)
         await self.start()
+
+    async def _start_attempts(self, executable: str) -> None:
+        attempts = 1 if self._port_fixed else _PORT_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            since = _size(self.log_path)
+            self._prepare()
+            await self._child.spawn([executable, *self._args()], stdout_path=self.log_path)
+            try:
+                await self._wait_ready(since)
+                return
+            except StartError as exc:
+                await self._child.kill()
+                if not exc.port_in_use or attempt == attempts:
+                    raise
+                self._port = free_port()
+            except BaseException:
+                await self._child.kill()
+                raise
+
+    def _remove_own_dir(self) -> None:
+        if self._own_dir and self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
 
     def _make_dir(self) -> None:
         if self._dir is not None:
@@ -544,7 +554,7 @@ class ServerPod:
         argv = [sys.executable, "-m", "server.cli", "serve"]
         argv += ["--host", HOST, "--port", "0", "--data-dir", str(self.data_dir)]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        since = _size(self.stdout_path)
+        since, stderr_since = _size(self.stdout_path), _size(self.log_path)
         await self._child.spawn(
             argv,
             stdout_path=self.stdout_path,
@@ -552,7 +562,7 @@ class ServerPod:
             env={**os.environ, **self.env},
         )
         try:
-            self._port = await self._wait_listening(since)
+            self._port = await self._wait_listening(since, stderr_since)
         except BaseException:
             await self._child.kill()
             raise
@@ -565,10 +575,9 @@ class ServerPod:
         """SIGKILL, as a crash would."""
         await self._child.kill()
 
-    async def _wait_listening(self, since: int) -> int:
+    async def _wait_listening(self, since: int, stderr_since: int) -> int:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._start_timeout_s
-        stderr_since = _size(self.log_path)
         while True:
             with self.stdout_path.open("rb") as f:
                 f.seek(since)

@@ -46,9 +46,12 @@ class OfflineProvider:
         text = compose(prompt)
         if prompt.continuation and text.startswith(prompt.continuation):
             text = text[len(prompt.continuation) :]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         for i, token in enumerate(_TOKEN.findall(text)):
             if self._pace_s:
-                await asyncio.sleep(self._pace_s)
+                # Against a fixed schedule, so a busy loop does not slow the pace down.
+                await asyncio.sleep(max(started + (i + 1) * self._pace_s - loop.time(), 0))
             elif i % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
             yield token
