@@ -341,12 +341,17 @@ class _RedisProcess:
                 message = f"{self.name} exited with code {self._child.returncode} during start-up"
                 raise StartError(message, self.log_path, _tail(self.log_path, since))
             with contextlib.suppress(*_UNREACHABLE):
-                if await self._ready():
+                if await self._answers_as_ours() and await self._ready():
                     return
             if loop.time() >= deadline:
                 message = f"{self.name} did not answer within {self._start_timeout_s}s"
                 raise StartError(message, self.log_path, _tail(self.log_path, since))
             await asyncio.sleep(_POLL_S)
+
+    async def _answers_as_ours(self) -> bool:
+        """True when our process, not one that took the port first, answers on it."""
+        info = await redis_command(self.port, "INFO", "server")
+        return bool(info.get("process_id") == self._child.pid)
 
     def _prepare(self) -> None:
         """Hook run before each spawn."""
@@ -355,7 +360,8 @@ class _RedisProcess:
         raise NotImplementedError
 
     async def _ready(self) -> bool:
-        raise NotImplementedError
+        """Hook: whether the process, answering on its port, is ready for use."""
+        return True
 
 
 class RedisNode(_RedisProcess):
@@ -412,9 +418,6 @@ class RedisNode(_RedisProcess):
             host, port = self.replicaof
             args += ["--replicaof", host, str(port)]
         return args
-
-    async def _ready(self) -> bool:
-        return bool(await redis_command(self.port, "PING"))
 
 
 class SentinelNode(_RedisProcess):

@@ -19,6 +19,19 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
     fi
 fi
 
+# redis-server (with its --sentinel mode) runs the multi-pod and failover tests on free ports.
+if ! command -v redis-server >/dev/null; then
+    echo "redis-server is missing; installing Debian's redis-server package" >&2
+    if command -v apt-get >/dev/null; then
+        (apt-get install -y -q redis-server >/dev/null 2>&1 || \
+            (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q redis-server >/dev/null 2>&1)) || true
+    fi
+    if ! command -v redis-server >/dev/null; then
+        echo "error: the tests need redis-server (Debian: apt-get install redis-server)." >&2
+        exit 1
+    fi
+fi
+
 echo "== ruff"
 $BIN/ruff check .
 $BIN/ruff format --check .

@@ -172,6 +172,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(
                 "LIVETUTOR_ASK_RATE_PER_MIN must be positive and LIVETUTOR_ASK_BURST at least 1"
             )
+        for address in self.redis.sentinels:
+            host, sep, port = address.rpartition(":")
+            if not (sep and host and port.isdigit()):
+                raise SettingsError(f"REDIS_SENTINELS entry {address!r} is not host:port")
         if self.llm.breaker_failures < 1:
             raise SettingsError("LIVETUTOR_LLM_BREAKER_FAILURES must be at least 1")
         if self.llm.connect_retries < 0:

@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -121,13 +122,26 @@ async def test_redis_node_restarts_on_the_same_port() -> None:
         await node.stop()
 
 
+async def test_node_on_a_taken_port_fails_instead_of_adopting_the_other_server() -> None:
+    """A node given a port another Redis holds raises StartError; it never reports ready."""
+    first = RedisNode()
+    await first.start()
+    try:
+        with pytest.raises(StartError, match="Address already in use"):
+            await RedisNode(port=first.port).start()
+    finally:
+        await first.stop()
+
+
 async def test_missing_redis_server_names_the_package(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Without redis-server on the PATH, starting a node says which package to install."""
-    monkeypatch.setenv("PATH", str(tmp_path))
+    """Without redis-server on the PATH, starting a node names the package and leaves no files."""
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with pytest.raises(MissingBinaryError, match="install the 'redis-server' package"):
         await RedisNode().start()
+    assert os.listdir(tmp_path) == []
 
 
 async def test_dev_cluster_command_prints_table_and_token_and_stops_on_sigint(

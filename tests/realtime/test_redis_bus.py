@@ -13,6 +13,7 @@ import pytest
 
 from realtime.cluster import RedisNode
 from realtime.redis_bus import RedisBus
+from realtime.redis_link import parse_sentinels
 from server.settings import Settings
 from tests.support.server import RunningServer, run_server
 
@@ -190,3 +191,27 @@ async def test_redis_down_gives_clear_error_and_recovers(
     assert down.errors[0]["code"] == "unavailable"
     assert live.status_code == 200
     assert again.reason == "stop"
+
+
+async def test_three_pods_three_tabs(pod_settings: Callable[..., Settings]) -> None:
+    """Tabs of one learner on three pods all see a question and its whole answer."""
+    async with AsyncExitStack() as stack:
+        pods = [await stack.enter_async_context(run_server(pod_settings(n))) for n in "ABC"]
+        tabs = [await stack.enter_async_context(await pod.client()) for pod in pods]
+        first = await tabs[0].answer(await tabs[0].ask("What is a fallacy?"))
+        for tab in tabs[1:]:
+            await tab.send({"type": "open", "id": "o", "session": first.session})
+            await tab.wait_for(lambda f: f["type"] == "session")
+        ask = await tabs[2].ask("And begging the question?", session=first.session)
+        answers = [await tab.answer(ask) for tab in tabs]
+        starts = [tab.started[ask] for tab in tabs]
+    assert len({a.text for a in answers}) == 1
+    assert all(a.seqs == answers[0].seqs and a.reason == "stop" for a in answers)
+    assert len(set(starts)) == 1
+
+
+@pytest.mark.parametrize("bad", ["localhost", "host:port", ":26379", "h:1:x"])
+def test_malformed_sentinel_address_is_refused(bad: str) -> None:
+    """A REDIS_SENTINELS entry that is not host:port is a clear error."""
+    with pytest.raises(ValueError, match="host:port"):
+        parse_sentinels((bad,))

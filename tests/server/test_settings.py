@@ -44,6 +44,8 @@ def sample(dotted: str, default: Any) -> tuple[str, Any]:
         return str(default + 1.5), default + 1.5
     if isinstance(default, Path):
         return "/srv/livetutor-data", Path("/srv/livetutor-data")
+    if dotted == "redis.sentinels":
+        return "10.0.0.1:26379", ("10.0.0.1:26379",)
     if isinstance(default, tuple):
         return "https://a.example", ("https://a.example",)
     assert isinstance(default, str), dotted
@@ -234,3 +236,9 @@ def test_every_variable_is_documented() -> None:
     text = DOCS.read_text(encoding="utf-8")
     missing = [name for name in sorted(env_names()) if name not in text]
     assert missing == []
+
+
+def test_malformed_sentinels_are_a_settings_error() -> None:
+    """REDIS_SENTINELS entries must be host:port; the error names the variable."""
+    with pytest.raises(SettingsError, match="REDIS_SENTINELS"):
+        Settings.from_env({"REDIS_SENTINELS": "10.0.0.1:26379,oops"})
