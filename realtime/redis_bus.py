@@ -501,6 +501,8 @@ class RedisBus:
         have = 0
         if last:
             have = len(owned.deltas) if last[0][0] == _END_ID else int(last[0][0][2:])
+        start = _start_frame(meta)
+        self._queue_publish(meta.session, start, encode(start))
         for seq in range(1, have + 1):
             # A batch that failed half-way may have reached Redis but not our own
             # connections; they drop what they already have.

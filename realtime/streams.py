@@ -26,14 +26,6 @@ class BusUnavailable(Exception):
 class StreamOwner(Protocol):
     """The pod's generator of streams, as the bus sees it (the tutor)."""
 
-    def owned(self) -> list[str]:
-        """Ids of the streams this pod generates."""
-        ...
-
-    def partial(self, stream_id: str) -> list[str] | None:
-        """Delta texts sent so far of an owned stream, to repair a journal."""
-        ...
-
     def cancel_local(self, stream_id: str, reason: str = "cancelled") -> bool:
         """Stop an owned stream; False if this pod does not own it."""
         ...

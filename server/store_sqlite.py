@@ -1,11 +1,19 @@
 """SQLite store: the embedded default, one file in the data directory.
 
-One aiosqlite connection serves the process. Its worker thread runs
-statements in the order they were queued, and an :class:`asyncio.Lock` keeps
-other coroutines' statements out of a transaction in progress. The connection
-is in autocommit mode; operations of several statements open
+One :mod:`sqlite3` connection serves the process. It is opened, used and
+closed on the store's own thread, a single-worker executor, and every public
+operation is one plain function sent there in one trip: all its statements,
+and its transaction when it has one. The thread runs one function at a time
+in the order they were sent, so operations are serialised without a lock and
+a lone statement can never land inside another operation's transaction.
+
+The connection is in autocommit mode; operations of several statements open
 ``BEGIN IMMEDIATE`` themselves so they hold the write lock from the start
 instead of failing to upgrade a read lock when another process writes.
+
+Cancelling a caller does not interrupt its operation: one that has started
+runs to its COMMIT or ROLLBACK on the thread, and one still queued is dropped
+before it begins.
 """
 
 from __future__ import annotations
@@ -14,11 +22,12 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-import aiosqlite
 import orjson
 
 from server import migrations
@@ -32,8 +41,12 @@ _SESSION_COLUMNS = "id, user_id, course, title, hint_level, created_at, updated_
 _MESSAGE_COLUMNS = (
     "id, session_id, role, text, mode, stream_id, reason, sources, model, cached, created_at"
 )
-# aiosqlite reports a closed connection as ValueError; orjson's decode error is one too.
+# orjson reports a sources column it cannot decode as ValueError.
 _ERRORS = (sqlite3.Error, OSError, ValueError)
+# How long to wait between attempts to switch a file that is locked to WAL.
+_WAL_RETRY_S = 0.01
+
+_T = TypeVar("_T")
 
 
 class SQLiteStore:
@@ -42,76 +55,79 @@ class SQLiteStore:
     def __init__(self, path: str, settings: StoreSettings) -> None:
         self._path = path
         self._settings = settings
-        self._conn: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
+        self._db: _Database | None = None
+        self._opening = False
 
     async def open(self) -> None:
         """Open the file, creating it and its directory, and apply pending migrations."""
-        if self._conn is not None:
+        if self._db is not None or self._opening:
             raise StoreError("store is already open")
-        with _errors("open"):
-            if self._path != ":memory:":
-                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-            # timeout is SQLite's busy timeout: how long to wait for another
-            # process's write lock before failing.
-            conn = await aiosqlite.connect(
-                self._path, timeout=self._settings.query_timeout_s, isolation_level=None
-            )
+        db = _Database(ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite"))
+        self._opening = True
         try:
-            with _errors("open"):
-                conn.row_factory = sqlite3.Row
-                await _enable_wal(conn, self._settings.query_timeout_s)
-                # With WAL, NORMAL cannot corrupt the file; a power cut may
-                # lose the last commits, which a tutoring history can afford.
-                await conn.execute("PRAGMA synchronous = NORMAL")
-                await conn.execute("PRAGMA foreign_keys = ON")
-                await _migrate(conn)
+            await asyncio.get_running_loop().run_in_executor(
+                db.executor, _connect, db, self._path, self._settings.query_timeout_s
+            )
         except BaseException:
-            with contextlib.suppress(*_ERRORS):
-                await conn.close()
+            # A failed connect has closed its connection already. If the
+            # caller was cancelled, the connect may still be running: the
+            # close queued behind it undoes it.
+            db.executor.submit(_disconnect, db)
+            db.executor.shutdown(wait=False)
             raise
-        self._conn = conn
+        finally:
+            self._opening = False
+        self._db = db
 
     async def close(self) -> None:
-        """Close the connection once the operation in progress, if any, is done."""
-        conn, self._conn = self._conn, None
-        if conn is None:
+        """Close the connection once the operations already sent have finished."""
+        db, self._db = self._db, None
+        if db is None:
             return
-        async with self._lock:
-            with _errors("close"):
-                await conn.close()
+        # Submitted directly and shielded: the connection is closed even if
+        # the caller is cancelled while it waits.
+        done = db.executor.submit(_disconnect, db)
+        db.executor.shutdown(wait=False)
+        with _errors("close"):
+            await asyncio.shield(asyncio.wrap_future(done))
 
     async def ping(self) -> None:
         """Raise :class:`StoreError` unless the database answers."""
-        async with self._locked("ping") as conn:
-            await conn.execute("SELECT 1")
+
+        def ping(conn: sqlite3.Connection) -> None:
+            conn.execute("SELECT 1")
+
+        await self._run("ping", ping)
 
     async def ensure_user(self, user_id: str, role: str) -> None:
         """Create the user on first sight; refresh its role and last-seen time."""
         now = time.time()
-        async with self._locked("ensure_user") as conn:
-            await conn.execute(
+
+        def ensure_user(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 "INSERT INTO users (id, role, created_at, last_seen_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE"
                 " SET role = excluded.role, last_seen_at = excluded.last_seen_at",
                 (user_id, role, now, now),
             )
 
+        await self._run("ensure_user", ensure_user)
+
     async def open_session(self, session_id: str, user_id: str, course: str) -> SessionRecord:
         """Return the session, creating it for ``user_id`` (who must exist) if it does not."""
         now = time.time()
-        async with self._transaction("open_session") as conn:
-            await conn.execute(
+
+        def open_session(conn: sqlite3.Connection) -> SessionRecord | None:
+            conn.execute(
                 "INSERT INTO sessions (id, user_id, course, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 (session_id, user_id, course, now, now),
             )
-            row = await _fetchone(
-                conn, f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
-            )
-        if row is None:
+            return _fetch_session(conn, session_id)
+
+        session = await self._run("open_session", _in_transaction(open_session))
+        if session is None:
             raise StoreError(f"session {session_id!r} vanished while being opened")
-        session = _session(row)
         if session.user_id != user_id:
             raise SessionForbidden(f"session {session_id!r} belongs to another user")
         if session.course != course:
@@ -120,34 +136,34 @@ class SQLiteStore:
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         """The session, or None."""
-        async with self._locked("get_session") as conn:
-            row = await _fetchone(
-                conn, f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
-            )
-        return None if row is None else _session(row)
+        return await self._run("get_session", lambda conn: _fetch_session(conn, session_id))
 
     async def list_sessions(self, user_id: str, limit: int = 50) -> list[SessionRecord]:
         """The user's sessions, most recently updated first."""
-        async with self._locked("list_sessions") as conn:
-            rows = await conn.execute_fetchall(
+
+        def list_sessions(conn: sqlite3.Connection) -> list[SessionRecord]:
+            rows = conn.execute(
                 f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE user_id = ?"
                 " ORDER BY updated_at DESC, created_at DESC, id DESC LIMIT ?",
                 (user_id, max(limit, 0)),
-            )
-        return [_session(row) for row in rows]
+            ).fetchall()
+            return [_session(row) for row in rows]
+
+        return await self._run("list_sessions", list_sessions)
 
     async def add_message(self, message: MessageRecord) -> None:
         """Store a message, touch its session, and title the session after its first question."""
         title = _title(message.text) if message.role == "learner" else ""
-        async with self._transaction("add_message") as conn:
-            cursor = await conn.execute(
+
+        def add_message(conn: sqlite3.Connection) -> None:
+            cursor = conn.execute(
                 "UPDATE sessions SET updated_at = max(updated_at, ?),"
                 " title = CASE WHEN title = '' THEN ? ELSE title END WHERE id = ?",
                 (message.created_at, title, message.session_id),
             )
             if cursor.rowcount == 0:
                 raise StoreError(f"session {message.session_id!r} does not exist")
-            await conn.execute(
+            conn.execute(
                 f"INSERT INTO messages ({_MESSAGE_COLUMNS}, seq)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
                 " (SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE session_id = ?))",
@@ -167,54 +183,111 @@ class SQLiteStore:
                 ),
             )
 
+        await self._run("add_message", _in_transaction(add_message))
+
     async def list_messages(self, session_id: str, limit: int = 200) -> list[MessageRecord]:
         """The session's last ``limit`` messages, oldest first."""
-        async with self._locked("list_messages") as conn:
-            rows = await conn.execute_fetchall(
+
+        def list_messages(conn: sqlite3.Connection) -> list[MessageRecord]:
+            rows = conn.execute(
                 f"SELECT {_MESSAGE_COLUMNS} FROM"
                 f" (SELECT {_MESSAGE_COLUMNS}, seq FROM messages WHERE session_id = ?"
                 "  ORDER BY seq DESC LIMIT ?)"
                 " ORDER BY seq",
                 (session_id, max(limit, 0)),
-            )
+            ).fetchall()
             return [_message(row) for row in rows]
+
+        return await self._run("list_messages", list_messages)
 
     async def set_hint_level(self, session_id: str, level: int) -> None:
         """Remember how far hint mode has gone in this session."""
-        async with self._locked("set_hint_level") as conn:
-            cursor = await conn.execute(
+
+        def set_hint_level(conn: sqlite3.Connection) -> None:
+            cursor = conn.execute(
                 "UPDATE sessions SET hint_level = ? WHERE id = ?", (level, session_id)
             )
             if cursor.rowcount == 0:
                 raise StoreError(f"session {session_id!r} does not exist")
 
-    @contextlib.asynccontextmanager
-    async def _locked(self, operation: str) -> AsyncIterator[aiosqlite.Connection]:
-        # Every operation takes the lock: a lone statement sent while another
-        # coroutine is inside BEGIN ... COMMIT would join that transaction.
-        async with self._lock:
-            if self._conn is None:
+        await self._run("set_hint_level", set_hint_level)
+
+    async def _run(self, operation: str, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``fn`` with the connection on the store's thread, in one trip."""
+        db = self._db
+        if db is None:
+            raise StoreError("store is not open")
+
+        def call() -> _T:
+            if db.conn is None:
                 raise StoreError("store is not open")
             with _errors(operation):
-                yield self._conn
+                return fn(db.conn)
 
-    @contextlib.asynccontextmanager
-    async def _transaction(self, operation: str) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._locked(operation) as conn:
-            try:
-                await conn.execute("BEGIN IMMEDIATE")
-                yield conn
-                await conn.execute("COMMIT")
-            except BaseException:
-                # Statements already queued still run, cancelled or not; the
-                # ROLLBACK queues behind them and leaves the connection clean.
-                await _rollback(conn)
-                raise
+        # Submitted before this returns, so an operation found open above is
+        # queued ahead of the close() that may follow it.
+        return await asyncio.get_running_loop().run_in_executor(db.executor, call)
 
 
-async def _migrate(conn: aiosqlite.Connection) -> None:
-    await conn.execute(migrations.SCHEMA_MIGRATIONS_SQL["sqlite"])
-    for migration in migrations.pending(migrations.load("sqlite"), await _applied(conn)):
+@dataclass(eq=False)
+class _Database:
+    """The store's one thread, and the connection that lives on it while open."""
+
+    executor: ThreadPoolExecutor
+    # Set, used and closed only on the executor's thread.
+    conn: sqlite3.Connection | None = None
+
+
+def _connect(db: _Database, path: str, timeout_s: float) -> None:
+    with _errors("open"):
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # timeout is SQLite's busy timeout: how long to wait for another
+        # process's write lock before failing.
+        conn = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
+    try:
+        with _errors("open"):
+            conn.row_factory = sqlite3.Row
+            _enable_wal(conn, timeout_s)
+            # With WAL, NORMAL cannot corrupt the file; a power cut may
+            # lose the last commits, which a tutoring history can afford.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            _migrate(conn)
+    except BaseException:
+        with contextlib.suppress(*_ERRORS):
+            conn.close()
+        raise
+    db.conn = conn
+
+
+def _disconnect(db: _Database) -> None:
+    conn, db.conn = db.conn, None
+    if conn is not None:
+        conn.close()
+
+
+def _in_transaction(
+    fn: Callable[[sqlite3.Connection], _T],
+) -> Callable[[sqlite3.Connection], _T]:
+    """``fn`` between BEGIN IMMEDIATE and COMMIT, rolled back if it raises."""
+
+    def transaction(conn: sqlite3.Connection) -> _T:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            result = fn(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+        return result
+
+    return transaction
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute(migrations.SCHEMA_MIGRATIONS_SQL["sqlite"])
+    for migration in migrations.pending(migrations.load("sqlite"), _applied(conn)):
         # executescript commits any open transaction first, so the script
         # carries its own. The version row goes in first: a process that
         # lost the race fails on its primary key before touching the schema.
@@ -225,47 +298,45 @@ async def _migrate(conn: aiosqlite.Connection) -> None:
             f"{migration.sql}\n;\nCOMMIT;"
         )
         try:
-            await conn.executescript(script)
+            conn.executescript(script)
         except sqlite3.Error:
-            await _rollback(conn)
-            if migration.version in await _applied(conn):
+            _rollback(conn)
+            if migration.version in _applied(conn):
                 continue
             raise
 
 
-async def _enable_wal(conn: aiosqlite.Connection, timeout_s: float) -> None:
+def _enable_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
     # Switching a new file to WAL needs it to itself, and SQLite reports
     # "locked" at once instead of waiting the busy timeout when another
     # process is opening it at the same moment.
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
+    deadline = time.monotonic() + timeout_s
     while True:
         try:
-            await conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError:
-            if loop.time() >= deadline:
+            if time.monotonic() >= deadline:
                 raise
-            await asyncio.sleep(0.01)
+            time.sleep(_WAL_RETRY_S)
 
 
-async def _applied(conn: aiosqlite.Connection) -> set[int]:
-    rows = await conn.execute_fetchall("SELECT version FROM schema_migrations")
+def _applied(conn: sqlite3.Connection) -> set[int]:
+    rows = conn.execute("SELECT version FROM schema_migrations").fetchall()
     return {int(row[0]) for row in rows}
 
 
-async def _rollback(conn: aiosqlite.Connection) -> None:
+def _rollback(conn: sqlite3.Connection) -> None:
     # Fails harmlessly when SQLite already ended the transaction itself.
     with contextlib.suppress(*_ERRORS):
-        await conn.execute("ROLLBACK")
+        conn.execute("ROLLBACK")
 
 
-async def _fetchone(
-    conn: aiosqlite.Connection, sql: str, parameters: tuple[Any, ...]
-) -> sqlite3.Row | None:
-    async with conn.execute(sql, parameters) as cursor:
-        row: sqlite3.Row | None = await cursor.fetchone()
-        return row
+def _fetch_session(conn: sqlite3.Connection, session_id: str) -> SessionRecord | None:
+    row = conn.execute(
+        f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
+    ).fetchone()
+    return None if row is None else _session(row)
 
 
 @contextlib.contextmanager

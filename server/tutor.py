@@ -48,9 +48,8 @@ def new_id() -> str:
 class _Stream:
     meta: StreamMeta
     seq: int = 0
-    # Tokens from the model (the stored answer) and the delta texts sent (the journal).
+    # Tokens from the model: the stored answer.
     parts: list[str] = field(default_factory=list)
-    deltas: list[str] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     cancel_reason: str | None = None
     # Set when another pod owns the stream now: stop without storing or ending it.
@@ -95,11 +94,6 @@ class Tutor:
     def owns(self, stream_id: str) -> bool:
         """True while this pod generates the stream."""
         return stream_id in self._streams
-
-    def partial(self, stream_id: str) -> list[str] | None:
-        """The deltas sent so far of a stream this pod owns (to repair a journal)."""
-        stream = self._streams.get(stream_id)
-        return None if stream is None else list(stream.deltas)
 
     async def ask(self, who: Principal, frame: p.Ask, subscriber: Subscriber) -> tuple[str, str]:
         """Open a stream answering ``frame``; returns its stream and session ids."""
@@ -161,7 +155,7 @@ class Tutor:
             return
         meta.owner = self._pod
         stream = self._streams[meta.stream] = _Stream(
-            meta, seq=len(deltas), parts=list(deltas), deltas=list(deltas), taken_over=True
+            meta, seq=len(deltas), parts=list(deltas), taken_over=True
         )
         log.info("stream.taken_over", stream=meta.stream, session=meta.session, seq=stream.seq)
         stream.task = self._tasks.spawn(self._resume_run(stream), name=f"takeover-{meta.stream}")
@@ -186,10 +180,6 @@ class Tutor:
         meta = None if stream is not None else await self._bus.meta(stream_id)
         if meta is None or meta.user != who.user or not await self._bus.request_cancel(meta):
             raise FrameError(ErrorCode.STREAM_UNKNOWN, "no running stream with this id", ref)
-
-    def owned(self) -> list[str]:
-        """Ids of the streams this pod generates."""
-        return list(self._streams)
 
     def cancel_local(self, stream_id: str, reason: str = "cancelled") -> bool:
         """Stop a stream this pod generates; False if it runs elsewhere or not at all."""
@@ -305,7 +295,6 @@ class Tutor:
         if stream.abandoned:
             return
         stream.seq += 1
-        stream.deltas.append(text)
         self._bus.delta(stream.meta, stream.seq, text)
 
     async def _finish(
