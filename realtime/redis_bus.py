@@ -16,9 +16,8 @@ task sends in pipelines, so a delta is always journaled before it is
 published, and a pod never waits on Redis per token. The pod's own
 connections get a frame once its batch is written, so no learner is ever
 ahead of the journal that another pod would finish the stream from. Pub/sub
-messages are
-``<origin pod>\\x1f<frame json>``; a pod skips its own (it delivered them
-locally already).
+messages are ``<origin pod>\\x1f<unix time sent>\\x1f<frame json>``; a pod
+skips its own (it delivered them locally already).
 
 The owning pod keeps every delta of its streams in memory until the
 ``stream.end`` is written. After an outage or a master change (a new
@@ -46,7 +45,7 @@ from realtime.hub import LocalHub, Subscriber
 from realtime.journal import StreamMeta, StreamRead
 from realtime.protocol import encode
 from realtime.redis_link import UNREACHABLE, connect
-from realtime.streams import BusUnavailable, StreamOwner
+from realtime.streams import BusObserver, BusUnavailable, StreamOwner
 from server.settings import RedisSettings
 
 log = structlog.get_logger("livetutor.bus")
@@ -123,8 +122,11 @@ _Op = tuple[str, tuple[Any, ...], dict[str, Any], Callable[[], None] | None]
 class RedisBus:
     """Fan-out and journal shared by every pod through Redis."""
 
-    def __init__(self, settings: RedisSettings, *, pod: str) -> None:
+    def __init__(
+        self, settings: RedisSettings, *, pod: str, observer: BusObserver | None = None
+    ) -> None:
         self.hub = LocalHub()
+        self._observer = observer
         self.pod = pod
         self.epoch = ""
         self.failovers = 0
@@ -295,7 +297,7 @@ class RedisBus:
             if then is not None:
                 then()
 
-        self._queue("publish", _chan(session), f"{self.pod}{_SEP}{text}", done=delivered)
+        self._queue("publish", _chan(session), _Stamped(self.pod, text), done=delivered)
 
     def _queue(
         self, method: str, *args: Any, done: Callable[[], None] | None = None, **kwargs: Any
@@ -424,7 +426,7 @@ class RedisBus:
         if owner == self.pod:
             return self._owner is not None and self._owner.cancel_local(meta.stream)
         message = encode({"op": "cancel", "stream": meta.stream})
-        self._queue("publish", _ctl(owner), f"{self.pod}{_SEP}{message}")
+        self._queue("publish", _ctl(owner), _Stamped(self.pod, message))
         return True
 
     # -- background tasks ---------------------------------------------------
@@ -445,10 +447,17 @@ class RedisBus:
                 self._idle.set()
 
     async def _execute(self, batch: list[_Op]) -> None:
+        started = time.monotonic()
+        now = time.time()
         async with self._redis.pipeline(transaction=False) as pipe:
             for method, args, kwargs, _ in batch:
+                if method == "publish":
+                    # Stamped when sent, for the other pods' delivery lag.
+                    args = (args[0], args[1].payload(now))
                 getattr(pipe, method)(*args, **kwargs)
             results = await pipe.execute(raise_on_error=False)
+        if self._observer is not None:
+            self._observer.published(time.monotonic() - started)
         for (method, _, _, done), result in zip(batch, results, strict=True):
             if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
                 log.warning("bus.write_refused", command=method, error=str(result))
@@ -475,6 +484,8 @@ class RedisBus:
         """Rewrite the journals this pod owns on the (possibly new) master."""
         if epoch != self.epoch:
             self.failovers += 1
+            if self._observer is not None:
+                self._observer.failover()
             log.warning("bus.master_changed", old=self.epoch, new=epoch)
         self.epoch = epoch
         for owned in list(self._owned.values()):
@@ -570,9 +581,12 @@ class RedisBus:
                 continue
             if kind != "message":
                 continue
-            origin, _, text = message["data"].partition(_SEP)
+            origin, _, rest = message["data"].partition(_SEP)
             if origin == self.pod:
                 continue
+            stamp, _, text = rest.partition(_SEP)
+            if self._observer is not None and stamp:
+                self._observer.delivered(time.time() - float(stamp))
             frame = _decode(text)
             if channel.startswith("lt:s:"):
                 self.hub.publish_text(channel[5:], frame, text)
@@ -663,7 +677,20 @@ class RedisBus:
         # deltas the dead owner had sent, and resuming clients are told to resync.
         await self._redis.hset(_mkey(stream), "owner", self.pod)
         log.info("bus.takeover", stream=stream, seq=len(deltas))
+        if self._observer is not None:
+            self._observer.takeover()
         self._owner.take_over(meta, deltas)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stamped:
+    """A pub/sub message whose send time is added when its batch goes out."""
+
+    origin: str
+    text: str
+
+    def payload(self, now: float) -> str:
+        return f"{self.origin}{_SEP}{now:.6f}{_SEP}{self.text}"
 
 
 def _start_frame(meta: StreamMeta) -> dict[str, Any]:

@@ -23,6 +23,26 @@ class BusUnavailable(Exception):
     """The shared backplane (Redis) cannot be reached; live fan-out is degraded."""
 
 
+class BusObserver(Protocol):
+    """What the bus reports for metrics."""
+
+    def published(self, seconds: float) -> None:
+        """A batch of backplane writes took ``seconds``."""
+        ...
+
+    def delivered(self, lag_s: float) -> None:
+        """A frame from another pod arrived ``lag_s`` after it was published."""
+        ...
+
+    def failover(self) -> None:
+        """The shared store's master changed."""
+        ...
+
+    def takeover(self) -> None:
+        """This pod took over a stream whose pod died."""
+        ...
+
+
 class StreamOwner(Protocol):
     """The pod's generator of streams, as the bus sees it (the tutor)."""
 

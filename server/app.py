@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from server import http
 from server.errors import StoreError
+from server.middleware import RequestContext
 from server.runtime import Runtime
 from server.settings import Settings
 from server.ws import ws_endpoint
@@ -22,6 +24,7 @@ WebSocket: /ws?token=<jwt>  (protocol v1, see docs/protocol.md)
 Token:     livetutor token --user alice
 Client:    livetutor ask --token <jwt> "What makes an argument valid?"
 Health:    /health/live  /health/ready
+Metrics:   /metrics
 """
 
 
@@ -37,11 +40,10 @@ async def _store_down(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:
     """The app; ``runtime`` lets tests hand in one with replaced parts."""
-    settings = settings or (runtime.settings if runtime else Settings.from_env())
+    rt = runtime or Runtime(settings or Settings.from_env())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        rt = runtime or Runtime(settings)
         await rt.start()
         app.state.runtime = rt
         try:
@@ -54,10 +56,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             Route("/", _index),
             Route("/health/live", http.live),
             Route("/health/ready", http.ready),
+            Route("/metrics", http.metrics),
             Route("/sessions", http.list_sessions),
             Route("/sessions/{session_id}/messages", http.session_messages),
             WebSocketRoute("/ws", ws_endpoint),
         ],
         exception_handlers={StoreError: _store_down},
+        middleware=[Middleware(RequestContext, metrics=rt.metrics)],
         lifespan=lifespan,
     )

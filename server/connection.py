@@ -86,8 +86,10 @@ class Connection:
             self._filling.add(frame["stream"])
             self._rt.tasks.spawn(self._fill_gap(frame["stream"]), name=f"gap-{self.id}")
         for item, item_text in ready:
-            if item["type"] == "stream.end":
+            kind = item["type"]
+            if kind == "stream.end":
                 self._own.discard(item["stream"])
+            self._rt.metrics.frame_out(kind)
             try:
                 self._queue.put_nowait(item_text)
             except asyncio.QueueFull:
@@ -114,7 +116,7 @@ class Connection:
             self._filling.discard(stream)
 
     def _overflow(self) -> None:
-        self._rt.slow_consumer_closes += 1
+        self._rt.metrics.slow_consumers.inc()
         log.warning("ws.slow_consumer", connection=self.id, queued=self._queue.qsize())
         self.close(CloseCode.POLICY_VIOLATION, "slow consumer: outbound queue full", flush=False)
 
@@ -236,8 +238,14 @@ class Connection:
 
     async def _handle(self, text: str) -> None:
         ref: str | None = None
+        metrics = self._rt.metrics
         try:
-            frame = p.parse_client_frame(text, max_text_chars=self._limits.max_question_chars)
+            try:
+                frame = p.parse_client_frame(text, max_text_chars=self._limits.max_question_chars)
+            except FrameError:
+                metrics.frame_in("invalid")
+                raise
+            metrics.frame_in(str(frame.__struct_config__.tag))
             ref = frame.id
             if isinstance(frame, p.Ping):
                 self.send(p.pong(frame.id))
@@ -290,7 +298,9 @@ class Connection:
 
     async def _resume(self, frame: p.Resume) -> None:
         meta = await self._rt.bus.meta(frame.stream)
+        resumes = self._rt.metrics.resumes
         if meta is None or meta.user != self.who.user:
+            resumes.labels("unknown").inc()
             raise FrameError(
                 ErrorCode.STREAM_UNKNOWN,
                 "unknown or expired stream; read the answer from GET /sessions/{id}/messages",
@@ -298,6 +308,7 @@ class Connection:
             )
         if meta.epoch != self._rt.bus.epoch:
             # Written before a Redis failover and not repaired by a live owner since.
+            resumes.labels("resync").inc()
             raise FrameError(
                 ErrorCode.STREAM_RESYNC,
                 "this answer's journal may be incomplete after a failover; read it from "
@@ -312,6 +323,7 @@ class Connection:
             self._order.resume(meta.stream, frame.after)
             for item in read.frames(meta.stream):
                 self.send(item)
+        resumes.labels("ok").inc()
 
     async def _open(self, frame: p.Open) -> None:
         session = await self._rt.store.get_session(frame.session)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
+
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -23,6 +26,17 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 def _principal(request: Request) -> Principal:
     token = bearer_from_headers(request.headers.get("authorization"))
     return _runtime(request).codec.verify(token or "")
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text format; behind ``LIVETUTOR_METRICS_TOKEN`` when it is set."""
+    rt = _runtime(request)
+    expected = rt.settings.metrics_token
+    if expected:
+        given = bearer_from_headers(request.headers.get("authorization")) or ""
+        if not hmac.compare_digest(given, expected):
+            return _error(401, "unauthorized", "metrics need the metrics token")
+    return Response(rt.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 async def live(request: Request) -> Response:

@@ -21,6 +21,7 @@ from realtime.streams import MemoryBus, StreamBus
 from server.auth import TokenCodec, load_secret
 from server.llm import LLMProvider
 from server.llm_offline import OfflineProvider
+from server.metrics import Metrics
 from server.ratelimit import AskLimiter, TokenBuckets
 from server.retrieval import Retriever
 from server.retrieval_demo import demo_retriever
@@ -35,12 +36,12 @@ if TYPE_CHECKING:
 log = structlog.get_logger("livetutor.runtime")
 
 
-def create_bus(settings: Settings, pod: str) -> StreamBus:
+def create_bus(settings: Settings, pod: str, metrics: Metrics) -> StreamBus:
     """Redis (direct or through Sentinel) when configured, else in process."""
     if settings.redis.enabled:
         from realtime.redis_bus import RedisBus
 
-        return RedisBus(settings.redis, pod=pod)
+        return RedisBus(settings.redis, pod=pod, observer=metrics)
     return MemoryBus(pod=pod)
 
 
@@ -83,14 +84,14 @@ class Runtime:
         self.retriever = retriever or demo_retriever()
         self.provider = provider or create_provider(settings)
         self.fallback = OfflineProvider(settings.llm)
-        self.bus = create_bus(settings, self.pod)
+        self.metrics = Metrics()
+        self.bus = create_bus(settings, self.pod, self.metrics)
         self.tasks = TaskSet()
         self.ask_limits = create_ask_limiter(settings, self.bus)
         self.connections: set[Connection] = set()
         self._no_connections = asyncio.Event()
         self._no_connections.set()
         self.draining = False
-        self.slow_consumer_closes = 0
         self.tutor = Tutor(
             settings,
             store=self.store,
@@ -99,24 +100,35 @@ class Runtime:
             fallback=self.fallback,
             bus=self.bus,
             pod=self.pod,
+            metrics=self.metrics,
             tasks=self.tasks,
         )
 
     def add_connection(self, conn: Connection) -> None:
         """Track a live connection."""
         self.connections.add(conn)
+        self.metrics.ws_active.set(len(self.connections))
         self._no_connections.clear()
 
     def remove_connection(self, conn: Connection) -> None:
         """Forget a closed connection."""
         self.connections.discard(conn)
+        self.metrics.ws_active.set(len(self.connections))
         if not self.connections:
             self._no_connections.set()
+
+    def _watch(self) -> None:
+        self.metrics.ws_capacity.set(self.settings.ws.max_connections)
+        self.metrics.watch_backplane(self.bus.problem)
+        breaker = getattr(self.provider, "breaker", None)
+        if breaker is not None:
+            self.metrics.watch_breaker(lambda: str(breaker.state))
 
     async def start(self) -> None:
         """Open the store (applying migrations)."""
         await self.store.open()
         await self.bus.start(self.tutor)
+        self._watch()
         log.info(
             "runtime.started",
             pod=self.pod,

@@ -33,6 +33,7 @@ class WsSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_frame_bytes: int = 65_536
     max_question_chars: int = 4_000
     max_streams_per_connection: int = 2
+    max_connections: int = 15_000
     outbound_queue_frames: int = 256
     heartbeat_s: float = 20.0
     heartbeat_timeout_s: float = 20.0
@@ -121,6 +122,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     drain_s: float = 5.0
     log_level: str = "info"
     log_json: bool = True
+    metrics_token: str = ""
     ws: WsSettings = WsSettings()
     redis: RedisSettings = RedisSettings()
     auth: AuthSettings = AuthSettings()

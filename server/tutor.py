@@ -31,6 +31,7 @@ from server import prompts
 from server.auth import Principal
 from server.errors import LLMError, SessionCourseMismatch, SessionForbidden
 from server.llm import LLMProvider, Mode, Prompt
+from server.metrics import Metrics
 from server.retrieval import Passage, Retriever
 from server.settings import Settings
 from server.store import MessageRecord, Store
@@ -55,6 +56,8 @@ class _Stream:
     # Set when another pod owns the stream now: stop without storing or ending it.
     abandoned: bool = False
     taken_over: bool = False
+    started: float = field(default_factory=time.monotonic)
+    first_token: bool = False
 
     @property
     def mode(self) -> Mode:
@@ -75,6 +78,7 @@ class Tutor:
         bus: StreamBus,
         pod: str,
         tasks: TaskSet,
+        metrics: Metrics,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -84,6 +88,7 @@ class Tutor:
         self._bus = bus
         self._pod = pod
         self._tasks = tasks
+        self._metrics = metrics
         self._streams: dict[str, _Stream] = {}
 
     @property
@@ -158,6 +163,7 @@ class Tutor:
             meta, seq=len(deltas), parts=list(deltas), taken_over=True
         )
         log.info("stream.taken_over", stream=meta.stream, session=meta.session, seq=stream.seq)
+        stream.first_token = True  # the first token went out on the pod that died
         stream.task = self._tasks.spawn(self._resume_run(stream), name=f"takeover-{meta.stream}")
 
     async def _resume_run(self, stream: _Stream) -> None:
@@ -228,9 +234,10 @@ class Tutor:
             )
             try:
                 async with asyncio.timeout(self._settings.tutor.max_answer_s):
-                    passages = await self._retriever.retrieve(
-                        meta.course, meta.question, self._settings.tutor.top_k
-                    )
+                    with self._metrics.retrieval_seconds.time():
+                        passages = await self._retriever.retrieve(
+                            meta.course, meta.question, self._settings.tutor.top_k
+                        )
                     prompt = prompts.build(
                         question=meta.question,
                         mode=stream.mode,
@@ -243,9 +250,11 @@ class Tutor:
                     try:
                         await self._generate(self._provider, prompt, stream, coalescer)
                     except LLMError as exc:
+                        self._llm_outcome(self._provider, exc)
                         if stream.parts or not passages or self._provider is self._fallback:
                             raise
                         log.warning("llm.failed_fallback", error=type(exc).__name__)
+                        self._metrics.llm_requests.labels(self._fallback.name, "fallback").inc()
                         self._bus.publish(
                             meta.session,
                             p.error(
@@ -283,17 +292,31 @@ class Tutor:
         self, provider: LLMProvider, prompt: Prompt, stream: _Stream, coalescer: Coalescer
     ) -> None:
         tokens = provider.stream(prompt)
+        streamed = self._metrics.tokens
         try:
             async for token in tokens:
                 stream.parts.append(token)
+                streamed.inc()
                 coalescer.add(token)
         finally:
             # Closes the upstream HTTP stream when we stop early (cancel, timeout).
             await tokens.aclose()
+        self._metrics.llm_requests.labels(provider.name, "ok").inc()
+
+    def _llm_outcome(self, provider: LLMProvider, exc: LLMError) -> None:
+        outcome = {
+            "CircuitOpen": "circuit_open",
+            "LLMTimeout": "timeout",
+            "LLMRejected": "rejected",
+        }.get(type(exc).__name__, "error")
+        self._metrics.llm_requests.labels(provider.name, outcome).inc()
 
     def _emit(self, stream: _Stream, text: str) -> None:
         if stream.abandoned:
             return
+        if not stream.first_token:
+            stream.first_token = True
+            self._metrics.first_token_seconds.observe(time.monotonic() - stream.started)
         stream.seq += 1
         self._bus.delta(stream.meta, stream.seq, text)
 
@@ -349,6 +372,8 @@ class Tutor:
             await self._bus.end(meta, end)
         except Exception:
             log.exception("stream.end_failed")
+        self._metrics.answers.labels(reason).inc()
+        self._metrics.answer_seconds.observe(time.monotonic() - stream.started)
         log.info(
             "stream.ended",
             reason=reason,

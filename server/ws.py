@@ -2,7 +2,8 @@
 
 The token is checked before the socket is accepted: a missing, expired or
 forged token, or an origin outside the allowlist, is refused with HTTP 403
-and never reaches the connection code. A draining pod answers 503.
+and never reaches the connection code. A draining pod, a pod at
+``LIVETUTOR_MAX_CONNECTIONS`` or one whose store is down answers 503.
 """
 
 from __future__ import annotations
@@ -33,13 +34,20 @@ def _token(ws: WebSocket) -> tuple[str | None, str | None]:
     return token, chosen
 
 
+async def _deny(ws: WebSocket, code: str, message: str) -> None:
+    """Refuse the handshake with 503: try another pod."""
+    await ws.send_denial_response(JSONResponse({"error": code, "message": message}, 503))
+
+
 async def ws_endpoint(ws: WebSocket) -> None:
     """Authenticate, accept, and serve one connection."""
     rt: Runtime = ws.app.state.runtime
     origin = ws.headers.get("origin")
     allowed = rt.settings.ws.allowed_origins
+    outcomes = rt.metrics.ws_connections
     if allowed and origin is not None and origin not in allowed:
         log.info("ws.refused", reason="origin")
+        outcomes.labels("refused_origin").inc()
         await ws.close(code=1008)
         return
     token, subprotocol = _token(ws)
@@ -47,21 +55,25 @@ async def ws_endpoint(ws: WebSocket) -> None:
         who = rt.codec.verify(token or "")
     except AuthError as exc:
         log.info("ws.refused", reason=str(exc))
+        outcomes.labels("refused_auth").inc()
         await ws.close(code=1008)
         return
     if rt.draining:
-        await ws.send_denial_response(
-            JSONResponse({"error": "draining", "message": "pod restarting"}, status_code=503)
-        )
+        outcomes.labels("refused_draining").inc()
+        await _deny(ws, "draining", "pod restarting")
+        return
+    if len(rt.connections) >= rt.settings.ws.max_connections:
+        outcomes.labels("refused_capacity").inc()
+        await _deny(ws, "capacity", "pod at capacity")
         return
     try:
         await rt.store.ensure_user(who.user, who.role)
     except Exception:
         log.exception("ws.store_failed")
-        await ws.send_denial_response(
-            JSONResponse({"error": "unavailable", "message": "storage unavailable"}, 503)
-        )
+        outcomes.labels("refused_unavailable").inc()
+        await _deny(ws, "unavailable", "storage unavailable")
         return
+    outcomes.labels("accepted").inc()
     await ws.accept(subprotocol=subprotocol)
     conn = Connection(ws, who, rt)
     rt.add_connection(conn)

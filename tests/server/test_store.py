@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -468,7 +469,8 @@ async def test_cancelled_write_leaves_the_store_usable(store: Store) -> None:
         for _ in range(steps):
             await asyncio.sleep(0)
         task.cancel()
-        with pytest.raises(asyncio.CancelledError):
+        # Early steps cancel it; later ones may find it done already. Either is fine.
+        with contextlib.suppress(asyncio.CancelledError):
             await task
     await store.add_message(make_message(100))
     assert [m.id for m in await store.list_messages("s1")][-1] == "s1-m100"
