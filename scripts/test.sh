@@ -32,6 +32,24 @@ if ! command -v redis-server >/dev/null; then
     fi
 fi
 
+# promtool checks monitoring/: the Prometheus config, the alert rules and their unit tests.
+# RUNLEVEL=1 (and policy-rc.d, where present) stop the package from starting a Prometheus
+# server; one started by systemd anyway would be harmless, the tests only use promtool.
+if ! command -v promtool >/dev/null; then
+    echo "promtool is missing; installing Debian's prometheus package" >&2
+    if command -v apt-get >/dev/null; then
+        install_prometheus() {
+            RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive \
+                apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1
+        }
+        (install_prometheus || (apt-get update -q >/dev/null 2>&1 && install_prometheus)) || true
+    fi
+    if ! promtool --version >/dev/null 2>&1; then
+        echo "error: the monitoring tests need promtool (Debian: apt-get install prometheus)." >&2
+        exit 1
+    fi
+fi
+
 echo "== ruff"
 $BIN/ruff check .
 $BIN/ruff format --check .

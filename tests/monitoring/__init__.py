@@ -1,0 +1,1 @@
+"""Tests of ``monitoring/``: Prometheus config, alert rules, Grafana dashboards."""
