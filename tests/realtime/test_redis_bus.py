@@ -215,3 +215,19 @@ def test_malformed_sentinel_address_is_refused(bad: str) -> None:
     """A REDIS_SENTINELS entry that is not host:port is a clear error."""
     with pytest.raises(ValueError, match="host:port"):
         parse_sentinels((bad,))
+
+
+async def test_journal_from_before_a_failover_asks_for_resync(
+    pods: list[RunningServer], redis_node: RedisNode
+) -> None:
+    """A journal whose epoch is not the current master's answers stream_resync on resume."""
+    a, b = pods
+    async with await a.client() as client:
+        answer = await client.answer(await client.ask("What is a straw man?"))
+    bus = b.runtime.bus
+    assert isinstance(bus, RedisBus)
+    await bus.redis.hset(f"lt:m:{answer.stream}", "epoch", "a-master-that-is-gone")
+    async with await b.client() as other:
+        await other.send({"type": "resume", "id": "r", "stream": answer.stream, "after": 0})
+        error = await other.recv(5)
+    assert (error["type"], error["code"], error["ref"]) == ("error", "stream_resync", "r")
