@@ -31,6 +31,11 @@ if TYPE_CHECKING:
     from server.runtime import Runtime
 
 log = structlog.get_logger("livetutor.ws")
+_STREAM_FRAMES = frozenset({"stream.start", "delta", "stream.end"})
+_TAGS = {
+    cls: str(cls.__struct_config__.tag)
+    for cls in (p.Ask, p.Cancel, p.Resume, p.Open, p.Typing, p.Ping)
+}
 # A gap is re-read from the journal this many times, this far apart, before it is logged.
 _GAP_ATTEMPTS = 5
 _GAP_RETRY_S = 0.2
@@ -57,6 +62,8 @@ class Connection:
         # While a resume or open reads the journal, live frames wait here so that
         # replay and live delivery come out in seq order.
         self._held: list[tuple[dict[str, Any], str]] | None = None
+        self._last_frame_at = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     # -- delivery (called from the hub; never blocks) -------------------------
 
@@ -77,6 +84,15 @@ class Connection:
         return self._order.following()
 
     def _queue_frame(self, frame: dict[str, Any], text: str) -> None:
+        kind = frame["type"]
+        if kind not in _STREAM_FRAMES:
+            # pong, error, session, …: nothing to order.
+            self._rt.metrics.frame_out(kind)
+            try:
+                self._queue.put_nowait(text)
+            except asyncio.QueueFull:
+                self._overflow()
+            return
         try:
             ready, gap = self._order.accept(frame, text)
         except StreamOrderOverflow:
@@ -211,17 +227,34 @@ class Connection:
             log.info("ws.write_failed", connection=self.id, error=type(exc).__name__)
             self.close(None)
 
-    async def _read(self) -> None:
-        s = self._limits
-        while True:
-            try:
-                async with asyncio.timeout(s.idle_timeout_s):
-                    message = await self._ws.receive()
-            except TimeoutError:
-                if self.busy:
-                    continue
+    def _idle_check(self) -> None:
+        """Close after idle_timeout_s without a frame, unless an answer is streaming."""
+        loop = asyncio.get_running_loop()
+        idle_s = self._limits.idle_timeout_s
+        due = self._last_frame_at + idle_s
+        if loop.time() >= due:
+            if not self.busy:
                 self.close(CloseCode.IDLE_TIMEOUT, "idle timeout")
                 return
+            due = loop.time() + idle_s
+        self._idle_timer = loop.call_at(due, self._idle_check)
+
+    async def _read(self) -> None:
+        s = self._limits
+        loop = asyncio.get_running_loop()
+        # One timer per idle period, not one per frame: frames only stamp the time.
+        self._last_frame_at = loop.time()
+        self._idle_timer = loop.call_at(self._last_frame_at + s.idle_timeout_s, self._idle_check)
+        try:
+            await self._read_frames(loop)
+        finally:
+            self._idle_timer.cancel()
+
+    async def _read_frames(self, loop: asyncio.AbstractEventLoop) -> None:
+        s = self._limits
+        while True:
+            message = await self._ws.receive()
+            self._last_frame_at = loop.time()
             if message["type"] == "websocket.disconnect":
                 self.close(None)
                 return
@@ -245,7 +278,7 @@ class Connection:
             except FrameError:
                 metrics.frame_in("invalid")
                 raise
-            metrics.frame_in(str(frame.__struct_config__.tag))
+            metrics.frame_in(_TAGS[type(frame)])
             ref = frame.id
             if isinstance(frame, p.Ping):
                 self.send(p.pong(frame.id))
