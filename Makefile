@@ -24,8 +24,13 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench.ws_rtt
+	$(BIN)/python -m bench.connections
 	$(BIN)/python -m bench.stream_throughput
+	$(BIN)/python -m bench.fanout
+	$(BIN)/python -m bench.resume_chaos
+	$(BIN)/python -m bench.failover
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

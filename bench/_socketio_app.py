@@ -34,15 +34,15 @@ def create_app(redis_url: str) -> socketio.ASGIApp:
         async_mode="asgi", client_manager=manager, logger=False, engineio_logger=False
     )
 
-    @sio.on("join")
     async def join(sid: str, room: str) -> bool:
         await sio.enter_room(sid, room)
         return True
 
-    @sio.on("delta")
     async def delta(sid: str, data: dict[str, Any]) -> None:
         await sio.emit("delta", data, room=data["room"])
 
+    sio.on("join", join)
+    sio.on("delta", delta)
     return socketio.ASGIApp(sio, socketio_path="socket.io")
 
 

@@ -53,6 +53,7 @@ log = structlog.get_logger("livetutor.bus")
 _SEP = "\x1f"
 _RUNNING = "lt:running"
 _BATCH = 512
+_MAX_QUEUED = 200_000
 _END_ID = "1-0"
 _decode = msgspec.json.Decoder().decode
 
@@ -137,6 +138,8 @@ class RedisBus:
         self.redis = self._redis
         self._ops: deque[_Op] = deque()
         self._wake = asyncio.Event()
+        # Held while a batch is written and while a recovery rewrites journals.
+        self._write_lock = asyncio.Lock()
         # Set while no write is queued or in flight.
         self._idle = asyncio.Event()
         self._idle.set()
@@ -302,6 +305,10 @@ class RedisBus:
     def _queue(
         self, method: str, *args: Any, done: Callable[[], None] | None = None, **kwargs: Any
     ) -> None:
+        if len(self._ops) >= _MAX_QUEUED:
+            # Redis has been away long: drop the oldest writes; owners rewrite
+            # their streams from memory when it is back.
+            self._ops.popleft()
         self._ops.append((method, args, kwargs, done))
         self._idle.clear()
         self._wake.set()
@@ -354,15 +361,22 @@ class RedisBus:
             owned.end = end
         self._queue_end(meta, end)
 
-    def _queue_end(self, meta: StreamMeta, end: dict[str, Any]) -> None:
+    def _end_writes(self, meta: StreamMeta, text: str) -> list[tuple[str, tuple[Any, ...]]]:
+        """Journal the end, let the keys expire, leave the running sets, free the lease."""
         ttl_s = int(self._settings.journal_ttl_s)
+        return [
+            ("xadd", (_jkey(meta.stream), {"e": text}, _END_ID)),
+            ("expire", (_jkey(meta.stream), ttl_s)),
+            ("expire", (_mkey(meta.stream), ttl_s)),
+            ("srem", (_RUNNING, meta.stream)),
+            ("srem", (_srun(meta.session), meta.stream)),
+            ("eval", (_RELEASE, 1, _lease(meta.stream), self.pod)),
+        ]
+
+    def _queue_end(self, meta: StreamMeta, end: dict[str, Any]) -> None:
         text = encode(end)
-        self._queue("xadd", _jkey(meta.stream), {"e": text}, id=_END_ID)
-        self._queue("expire", _jkey(meta.stream), ttl_s)
-        self._queue("expire", _mkey(meta.stream), ttl_s)
-        self._queue("srem", _RUNNING, meta.stream)
-        self._queue("srem", _srun(meta.session), meta.stream)
-        self._queue("eval", _RELEASE, 1, _lease(meta.stream), self.pod)
+        for method, args in self._end_writes(meta, text):
+            self._queue(method, *args)
         self._queue_publish(meta.session, end, text, then=lambda: self._forget(meta.stream))
 
     def _forget(self, stream: str) -> None:
@@ -438,10 +452,11 @@ class RedisBus:
             while self._ops:
                 batch = [self._ops.popleft() for _ in range(min(_BATCH, len(self._ops)))]
                 try:
-                    await self._execute(batch)
+                    async with self._write_lock:
+                        await self._execute(batch)
                 except UNREACHABLE as exc:
-                    # What was queued is dropped: the owner rewrites it after recovery.
-                    self._ops.clear()
+                    # The failed batch is lost; the owners' repair rewrites their streams
+                    # before anything queued since is sent.
                     await self._outage(exc)
             if not self._ops:
                 self._idle.set()
@@ -481,23 +496,31 @@ class RedisBus:
             return
 
     async def _recover(self, epoch: str) -> None:
-        """Rewrite the journals this pod owns on the (possibly new) master."""
-        if epoch != self.epoch:
-            self.failovers += 1
-            if self._observer is not None:
-                self._observer.failover()
-            log.warning("bus.master_changed", old=self.epoch, new=epoch)
-        self.epoch = epoch
-        for owned in list(self._owned.values()):
-            try:
-                await self._repair(owned)
-            except UNREACHABLE as exc:
-                log.warning("bus.repair_failed", stream=owned.meta.stream, error=str(exc))
-                return
-        self._healthy.set()
+        """Rewrite the journals this pod owns on the (possibly new) master.
+
+        Runs with the writer paused, so the repaired deltas reach the journal
+        before any later delta queued meanwhile: Redis refuses a stream entry
+        whose id is below the last one, so order matters.
+        """
+        async with self._write_lock:
+            for owned in list(self._owned.values()):
+                try:
+                    await self._repair(owned, epoch)
+                except UNREACHABLE as exc:
+                    log.warning("bus.repair_failed", stream=owned.meta.stream, error=str(exc))
+                    self._healthy.clear()
+                    return
+            if epoch != self.epoch:
+                self.failovers += 1
+                if self._observer is not None:
+                    self._observer.failover()
+                log.warning("bus.master_changed", old=self.epoch, new=epoch)
+            self.epoch = epoch
+            self._healthy.set()
+        self._wake.set()
         log.info("bus.recovered", owned=len(self._owned), epoch=epoch)
 
-    async def _repair(self, owned: _Owned) -> None:
+    async def _repair(self, owned: _Owned, epoch: str) -> None:
         meta = owned.meta
         holder = await self._redis.get(_lease(meta.stream))
         if holder not in (None, self.pod):
@@ -506,44 +529,48 @@ class RedisBus:
             if self._owner is not None:
                 self._owner.abandon(meta.stream)
             return
-        meta.epoch = self.epoch
+        meta.epoch = epoch
         await self._write_meta(meta)
         last = await self._redis.xrevrange(_jkey(meta.stream), count=1)
+        deltas, end = list(owned.deltas), owned.end
         have = 0
         if last:
-            have = len(owned.deltas) if last[0][0] == _END_ID else int(last[0][0][2:])
-        start = _start_frame(meta)
-        self._queue_publish(meta.session, start, encode(start))
-        for seq in range(1, have + 1):
-            # A batch that failed half-way may have reached Redis but not our own
-            # connections; they drop what they already have.
-            frame = {
-                "type": "delta",
-                "stream": meta.stream,
-                "seq": seq,
-                "text": owned.deltas[seq - 1],
-            }
+            have = len(deltas) if last[0][0] == _END_ID else int(last[0][0][2:])
+        now = time.time()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for seq in range(have + 1, len(deltas) + 1):
+                text = deltas[seq - 1]
+                frame = {"type": "delta", "stream": meta.stream, "seq": seq, "text": text}
+                pipe.xadd(_jkey(meta.stream), {"t": text}, id=f"0-{seq}")
+                pipe.publish(_chan(meta.session), _Stamped(self.pod, encode(frame)).payload(now))
+            if end is not None:
+                text = encode(end)
+                for method, args in self._end_writes(meta, text):
+                    getattr(pipe, method)(*args)
+                pipe.publish(_chan(meta.session), _Stamped(self.pod, text).payload(now))
+            await pipe.execute(raise_on_error=False)
+        # A batch that failed half-way may have reached Redis but not our own
+        # connections; they drop whatever they already have.
+        frames = [_start_frame(meta)]
+        frames += [
+            {"type": "delta", "stream": meta.stream, "seq": seq, "text": text}
+            for seq, text in enumerate(deltas, start=1)
+        ]
+        if end is not None:
+            frames.append(end)
+            self._forget(meta.stream)
+        for frame in frames:
             self.hub.publish(meta.session, frame)
-        for seq in range(have + 1, len(owned.deltas) + 1):
-            text = owned.deltas[seq - 1]
-            frame = {"type": "delta", "stream": meta.stream, "seq": seq, "text": text}
-            self._queue("xadd", _jkey(meta.stream), {"t": text}, id=f"0-{seq}")
-            self._queue_publish(meta.session, frame, encode(frame))
-        if owned.end is not None:
-            self._queue_end(meta, owned.end)
-        self._wake.set()
 
     async def _watch_loop(self) -> None:
         """Notice a master change even when no write failed (Sentinel promoted a replica)."""
         while not self._stopping:
             await asyncio.sleep(0.25)
-            if not self._healthy.is_set():
-                continue
             try:
                 epoch = await self._master_epoch()
             except UNREACHABLE:
                 continue
-            if epoch != self.epoch:
+            if epoch != self.epoch or not self._healthy.is_set():
                 await self._recover(epoch)
 
     async def _read_loop(self) -> None:

@@ -57,7 +57,7 @@ class Connection:
         self._flush_on_close = True
         self._sessions: set[str] = set()
         self._order = StreamOrder(max_pending=self._limits.outbound_queue_frames)
-        self._filling: set[str] = set()
+        self._filling: set[str] | None = None
         self._own: set[str] = set()
         # While a resume or open reads the journal, live frames wait here so that
         # replay and live delivery come out in seq order.
@@ -98,7 +98,9 @@ class Connection:
         except StreamOrderOverflow:
             self._overflow()
             return
-        if gap and frame["stream"] not in self._filling:
+        if gap and frame["stream"] not in (self._filling or ()):
+            if self._filling is None:
+                self._filling = set()
             self._filling.add(frame["stream"])
             self._rt.tasks.spawn(self._fill_gap(frame["stream"]), name=f"gap-{self.id}")
         for item, item_text in ready:
@@ -129,7 +131,8 @@ class Connection:
             if self._order.waiting(stream):
                 log.warning("ws.gap_unfilled", connection=self.id, stream=stream)
         finally:
-            self._filling.discard(stream)
+            if self._filling is not None:
+                self._filling.discard(stream)
 
     def _overflow(self) -> None:
         self._rt.metrics.slow_consumers.inc()

@@ -1,7 +1,8 @@
 """ASGI middleware: request ids and HTTP metrics.
 
-``X-Request-ID`` is taken from the request when it is sane (or generated),
-echoed on the response and bound to the log context. HTTP metrics are
+``X-Request-ID`` is taken from an HTTP request when it is sane (or
+generated), echoed on the response and bound to the log context
+(WebSocket log lines carry the connection id instead). HTTP metrics are
 labelled by route template (``/sessions/{session_id}/messages``), never by
 raw path, so their cardinality stays bounded.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Awaitable
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,19 +29,20 @@ class RequestContext:
         self.app = app
         self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine itself: a WebSocket is handed straight through, so the
+        # middleware holds no frame for each of thousands of open connections.
+        if scope["type"] != "http":
+            return self.app(scope, receive, send)
+        return self._http(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         with structlog.contextvars.bound_contextvars(request_id=request_id):
-            if scope["type"] == "websocket":
-                await self.app(scope, receive, send)
-                return
-            await self._http(scope, receive, send, request_id)
+            await self._observe(scope, receive, send, request_id)
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+    async def _observe(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         started = time.perf_counter()
         status = 500
 

@@ -95,8 +95,13 @@ async def test_killed_master_every_token_once() -> None:
         direct = await asker.answer(ask, after=1, timeout_s=60)
         followed = await following
         stored = await stored_answer(second.http_url, token, start["session"])
+        # The journal on the new master is whole: a resume from the start replays it all.
+        async with await TutorClient.connect(second.ws_url, token) as late:
+            await late.send({"type": "resume", "stream": start["stream"], "after": 0})
+            replayed = await late.answer(ask, stream=start["stream"], timeout_s=20)
         await asker.ws.close()
         await watcher.ws.close()
-    assert direct.reason == followed.reason == "stop"
+    assert direct.reason == followed.reason == replayed.reason == "stop"
     assert followed.text == stored
     assert stored.endswith(direct.text)
+    assert replayed.text == stored
