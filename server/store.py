@@ -47,6 +47,44 @@ class MessageRecord(msgspec.Struct, frozen=True, kw_only=True):
     cached: bool = False
 
 
+TITLE_CHARS = 80
+
+
+def session_title(text: str) -> str:
+    """A session's title: its first question, white space collapsed, cut to 80 characters."""
+    return " ".join(text.split())[:TITLE_CHARS]
+
+
+def session_from_row(row: Any) -> SessionRecord:
+    """A session from a database row with named columns (sqlite3.Row, asyncpg.Record)."""
+    return SessionRecord(
+        id=row["id"],
+        user_id=row["user_id"],
+        course=row["course"],
+        title=row["title"],
+        hint_level=row["hint_level"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def message_from_row(row: Any, sources: list[dict[str, Any]]) -> MessageRecord:
+    """A message from a database row; ``sources`` already decoded by the dialect."""
+    return MessageRecord(
+        id=row["id"],
+        session_id=row["session_id"],
+        role=row["role"],
+        text=row["text"],
+        mode=row["mode"],
+        stream_id=row["stream_id"],
+        reason=row["reason"],
+        sources=sources,
+        model=row["model"],
+        cached=bool(row["cached"]),
+        created_at=row["created_at"],
+    )
+
+
 def message_view(m: MessageRecord) -> dict[str, Any]:
     """A message as clients see it (``session`` frames and the HTTP API)."""
     return {

@@ -21,9 +21,14 @@ import orjson
 from server import migrations
 from server.errors import SessionCourseMismatch, SessionForbidden, StoreError
 from server.settings import StoreSettings
-from server.store import MessageRecord, SessionRecord
+from server.store import (
+    MessageRecord,
+    SessionRecord,
+    message_from_row,
+    session_from_row,
+    session_title,
+)
 
-TITLE_CHARS = 80
 # Schema changes on big tables outlast the query timeout, and a pod waiting
 # for another pod to finish migrating waits this long at most.
 MIGRATION_TIMEOUT_S = 600.0
@@ -131,7 +136,7 @@ class PostgresStore:
                 )
         if row is None:
             raise StoreError(f"session {session_id!r} vanished while being opened")
-        session = _session(row)
+        session = session_from_row(row)
         if session.user_id != user_id:
             raise SessionForbidden(f"session {session_id!r} belongs to another user")
         if session.course != course:
@@ -144,7 +149,7 @@ class PostgresStore:
             row = await conn.fetchrow(
                 f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = $1", session_id
             )
-        return None if row is None else _session(row)
+        return None if row is None else session_from_row(row)
 
     async def list_sessions(self, user_id: str, limit: int = 50) -> list[SessionRecord]:
         """The user's sessions, most recently updated first."""
@@ -155,11 +160,11 @@ class PostgresStore:
                 user_id,
                 max(limit, 0),
             )
-        return [_session(row) for row in rows]
+        return [session_from_row(row) for row in rows]
 
     async def add_message(self, message: MessageRecord) -> None:
         """Store a message, touch its session, and title the session after its first question."""
-        title = _title(message.text) if message.role == "learner" else ""
+        title = session_title(message.text) if message.role == "learner" else ""
         async with self._acquire("add_message") as conn, conn.transaction():
             # Updating the session first locks its row, so concurrent messages
             # of one session take their seq in commit order.
@@ -199,7 +204,7 @@ class PostgresStore:
                 session_id,
                 max(limit, 0),
             )
-        return [_message(row) for row in rows]
+        return [message_from_row(row, row["sources"]) for row in rows]
 
     async def set_hint_level(self, session_id: str, level: int) -> None:
         """Remember how far hint mode has gone in this session."""
@@ -298,35 +303,3 @@ def _errors(operation: str) -> Iterator[None]:
         yield
     except _ERRORS as exc:
         raise StoreError(f"{operation} failed: {exc}") from exc
-
-
-def _title(text: str) -> str:
-    return " ".join(text.split())[:TITLE_CHARS]
-
-
-def _session(row: Any) -> SessionRecord:
-    return SessionRecord(
-        id=row["id"],
-        user_id=row["user_id"],
-        course=row["course"],
-        title=row["title"],
-        hint_level=row["hint_level"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-def _message(row: Any) -> MessageRecord:
-    return MessageRecord(
-        id=row["id"],
-        session_id=row["session_id"],
-        role=row["role"],
-        text=row["text"],
-        mode=row["mode"],
-        stream_id=row["stream_id"],
-        reason=row["reason"],
-        sources=row["sources"],
-        model=row["model"],
-        cached=row["cached"],
-        created_at=row["created_at"],
-    )

@@ -33,9 +33,13 @@ import orjson
 from server import migrations
 from server.errors import SessionCourseMismatch, SessionForbidden, StoreError
 from server.settings import StoreSettings
-from server.store import MessageRecord, SessionRecord
-
-TITLE_CHARS = 80
+from server.store import (
+    MessageRecord,
+    SessionRecord,
+    message_from_row,
+    session_from_row,
+    session_title,
+)
 
 _SESSION_COLUMNS = "id, user_id, course, title, hint_level, created_at, updated_at"
 _MESSAGE_COLUMNS = (
@@ -147,13 +151,13 @@ class SQLiteStore:
                 " ORDER BY updated_at DESC, created_at DESC, id DESC LIMIT ?",
                 (user_id, max(limit, 0)),
             ).fetchall()
-            return [_session(row) for row in rows]
+            return [session_from_row(row) for row in rows]
 
         return await self._run("list_sessions", list_sessions)
 
     async def add_message(self, message: MessageRecord) -> None:
         """Store a message, touch its session, and title the session after its first question."""
-        title = _title(message.text) if message.role == "learner" else ""
+        title = session_title(message.text) if message.role == "learner" else ""
 
         def add_message(conn: sqlite3.Connection) -> None:
             cursor = conn.execute(
@@ -196,7 +200,7 @@ class SQLiteStore:
                 " ORDER BY seq",
                 (session_id, max(limit, 0)),
             ).fetchall()
-            return [_message(row) for row in rows]
+            return [message_from_row(row, orjson.loads(row["sources"])) for row in rows]
 
         return await self._run("list_messages", list_messages)
 
@@ -336,7 +340,7 @@ def _fetch_session(conn: sqlite3.Connection, session_id: str) -> SessionRecord |
     row = conn.execute(
         f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
     ).fetchone()
-    return None if row is None else _session(row)
+    return None if row is None else session_from_row(row)
 
 
 @contextlib.contextmanager
@@ -345,35 +349,3 @@ def _errors(operation: str) -> Iterator[None]:
         yield
     except _ERRORS as exc:
         raise StoreError(f"{operation} failed: {exc}") from exc
-
-
-def _title(text: str) -> str:
-    return " ".join(text.split())[:TITLE_CHARS]
-
-
-def _session(row: sqlite3.Row) -> SessionRecord:
-    return SessionRecord(
-        id=row["id"],
-        user_id=row["user_id"],
-        course=row["course"],
-        title=row["title"],
-        hint_level=row["hint_level"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-def _message(row: sqlite3.Row) -> MessageRecord:
-    return MessageRecord(
-        id=row["id"],
-        session_id=row["session_id"],
-        role=row["role"],
-        text=row["text"],
-        mode=row["mode"],
-        stream_id=row["stream_id"],
-        reason=row["reason"],
-        sources=orjson.loads(row["sources"]),
-        model=row["model"],
-        cached=bool(row["cached"]),
-        created_at=row["created_at"],
-    )
