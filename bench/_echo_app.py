@@ -14,7 +14,6 @@ Run: ``python -m bench._echo_app --port 0``; prints
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
 import uvicorn
@@ -23,7 +22,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from bench._common import raise_nofile_limit
-from server.serve import uvicorn_config
+from server.serve import serve_announced, uvicorn_config
 from server.settings import Settings
 
 
@@ -55,18 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile_limit()
     settings = Settings.from_env(None, host=args.host, port=args.port)
     server = uvicorn.Server(uvicorn_config(create_app(), settings, log_level="warning"))
-
-    async def run() -> None:
-        serving = asyncio.create_task(server.serve())
-        while not server.started and not serving.done():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-        if server.started:
-            port = server.servers[0].sockets[0].getsockname()[1]
-            print(f"echo listening on http://{args.host}:{port}", flush=True)
-        await serving
-
-    asyncio.run(run())
-    return 0 if server.started else 1
+    return 0 if serve_announced(server, "echo") else 1
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ prints ``socketio listening on http://HOST:PORT`` once it accepts connections.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import Any
 
@@ -23,7 +22,7 @@ import socketio
 import uvicorn
 
 from bench._common import raise_nofile_limit
-from server.serve import uvicorn_config
+from server.serve import serve_announced, uvicorn_config
 from server.settings import Settings
 
 
@@ -58,18 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env(None, host=args.host, port=args.port)
     config = uvicorn_config(create_app(args.redis_url), settings, log_level="warning")
     server = uvicorn.Server(config)
-
-    async def run() -> None:
-        serving = asyncio.create_task(server.serve())
-        while not server.started and not serving.done():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-        if server.started:
-            port = server.servers[0].sockets[0].getsockname()[1]
-            print(f"socketio listening on http://{args.host}:{port}", flush=True)
-        await serving
-
-    asyncio.run(run())
-    return 0 if server.started else 1
+    return 0 if serve_announced(server, "socketio") else 1
 
 
 if __name__ == "__main__":

@@ -130,7 +130,6 @@ class RedisBus:
         self._observer = observer
         self.pod = pod
         self.epoch = ""
-        self.failovers = 0
         self._settings = settings
         self._lease_ms = int(settings.lease_s * 1000)
         # Any: redis-py types every reply as bytes | str; with decode_responses they are str.
@@ -511,7 +510,6 @@ class RedisBus:
                     self._healthy.clear()
                     return
             if epoch != self.epoch:
-                self.failovers += 1
                 if self._observer is not None:
                     self._observer.failover()
                 log.warning("bus.master_changed", old=self.epoch, new=epoch)

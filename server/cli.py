@@ -27,25 +27,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _serve(args: argparse.Namespace) -> int:
     from server.app import create_app
     from server.logs import configure
-    from server.serve import Server, uvicorn_config
+    from server.serve import Server, serve_announced, uvicorn_config
 
     settings = _settings(args)
     configure(settings.log_level, settings.log_json and not sys.stderr.isatty())
     app = create_app(settings)
-    server = Server(uvicorn_config(app, settings))
-
-    async def run() -> None:
-        serving = asyncio.create_task(server.serve())
-        # uvicorn offers no start-up event to wait on.
-        while not server.started and not serving.done():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-        if server.started:
-            # One plain line on stdout, so scripts (and port 0) know where to connect.
-            print(f"LiveTutor listening on http://{settings.host}:{server.port}", flush=True)
-        await serving
-
-    asyncio.run(run())
-    return 0 if server.started else 1
+    return 0 if serve_announced(Server(uvicorn_config(app, settings)), "LiveTutor") else 1
 
 
 def _token(args: argparse.Namespace) -> int:

@@ -87,11 +87,7 @@ class Connection:
         kind = frame["type"]
         if kind not in _STREAM_FRAMES:
             # pong, error, session, …: nothing to order.
-            self._rt.metrics.frame_out(kind)
-            try:
-                self._queue.put_nowait(text)
-            except asyncio.QueueFull:
-                self._overflow()
+            self._put(kind, text)
             return
         try:
             ready, gap = self._order.accept(frame, text)
@@ -107,12 +103,18 @@ class Connection:
             kind = item["type"]
             if kind == "stream.end":
                 self._own.discard(item["stream"])
-            self._rt.metrics.frame_out(kind)
-            try:
-                self._queue.put_nowait(item_text)
-            except asyncio.QueueFull:
-                self._overflow()
+            if not self._put(kind, item_text):
                 return
+
+    def _put(self, kind: str, text: str) -> bool:
+        """Queue one frame for the writer; False (and closed) if the client stopped reading."""
+        self._rt.metrics.frame_out(kind)
+        try:
+            self._queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self._overflow()
+            return False
+        return True
 
     async def _fill_gap(self, stream: str) -> None:
         """A delta arrived ahead of ones this connection lacks: read them from the journal."""

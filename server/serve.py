@@ -8,6 +8,7 @@ then hands over to uvicorn.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import uvicorn
@@ -59,3 +60,25 @@ class Server(uvicorn.Server):
         """The bound port (useful with port 0)."""
         port: int = self.servers[0].sockets[0].getsockname()[1]
         return port
+
+
+def serve_announced(server: uvicorn.Server, name: str) -> bool:
+    """Run ``server`` until it stops; once listening, print one line with its address.
+
+    The line (``<name> listening on http://HOST:PORT``) goes to stdout, so
+    scripts and tests that start a server on port 0 learn where to connect.
+    Returns False if the server never started.
+    """
+
+    async def run() -> None:
+        serving = asyncio.create_task(server.serve())
+        # uvicorn offers no start-up event to wait on.
+        while not server.started and not serving.done():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        if server.started:
+            host, port = server.servers[0].sockets[0].getsockname()[:2]
+            print(f"{name} listening on http://{host}:{port}", flush=True)
+        await serving
+
+    asyncio.run(run())
+    return bool(server.started)

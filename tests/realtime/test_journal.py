@@ -39,7 +39,7 @@ def test_append_returns_seq_from_one(journal: MemoryJournal) -> None:
     assert found(journal, "st-1").seq == 3
 
 
-def test_frames_after_numbers_deltas(journal: MemoryJournal) -> None:
+def test_read_after_numbers_deltas(journal: MemoryJournal) -> None:
     """read(n).frames() gives the deltas with seq > n, numbered and in order."""
     journal.open(log())
     for text in ["a", "b", "c"]:
@@ -51,7 +51,7 @@ def test_frames_after_numbers_deltas(journal: MemoryJournal) -> None:
     ]
 
 
-def test_frames_after_zero_is_everything(journal: MemoryJournal) -> None:
+def test_read_after_zero_is_everything(journal: MemoryJournal) -> None:
     """read(0).frames() replays every delta of a running stream and no end."""
     journal.open(log())
     journal.append("st-1", "a")
@@ -60,14 +60,14 @@ def test_frames_after_zero_is_everything(journal: MemoryJournal) -> None:
     assert [(f["seq"], f["text"]) for f in frames] == [(1, "a"), (2, "b")]
 
 
-def test_frames_after_last_seq_of_running_stream_is_empty(journal: MemoryJournal) -> None:
+def test_read_after_last_seq_of_running_stream_is_empty(journal: MemoryJournal) -> None:
     """A client that has every delta of a running stream gets nothing to replay."""
     journal.open(log())
     journal.append("st-1", "a")
     assert found(journal, "st-1").read(1).frames("st-1") == []
 
 
-def test_frames_after_of_ended_stream_include_end(journal: MemoryJournal) -> None:
+def test_read_after_of_ended_stream_include_end(journal: MemoryJournal) -> None:
     """After the end, replay finishes with the stream.end frame."""
     journal.open(log())
     journal.append("st-1", "a")
@@ -79,7 +79,7 @@ def test_frames_after_of_ended_stream_include_end(journal: MemoryJournal) -> Non
     assert frames[-1] == end
 
 
-def test_frames_after_everything_seen_is_just_the_end(journal: MemoryJournal) -> None:
+def test_read_after_everything_seen_is_just_the_end(journal: MemoryJournal) -> None:
     """A client that saw every delta of an ended stream gets only stream.end."""
     journal.open(log())
     journal.append("st-1", "a")
