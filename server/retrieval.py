@@ -41,3 +41,7 @@ class Retriever(Protocol):
     async def retrieve(self, course: str, question: str, k: int) -> list[Passage]:
         """Up to ``k`` passages of ``course``, best first; empty when nothing matches."""
         ...
+
+    async def index_version(self, course: str) -> str:
+        """A tag that changes whenever the course's content changes (answer cache keys use it)."""
+        ...

@@ -9,6 +9,7 @@ replaces it with chromadb and PDFs.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections import Counter
@@ -102,7 +103,12 @@ class LexicalRetriever:
         self._docs: dict[str, list[_Doc]] = {}
         self._idf: dict[str, dict[str, float]] = {}
         self._avg: dict[str, float] = {}
+        self._versions: dict[str, str] = {}
         for course, passages in passages_by_course.items():
+            digest = hashlib.blake2b(digest_size=8)
+            for p in passages:
+                digest.update(f"{p.document}\0{p.page}\0{p.heading}\0{p.text}\0".encode())
+            self._versions[course] = digest.hexdigest()
             docs = [_Doc(p, Counter(terms(p.heading + " " + p.text)), 0) for p in passages]
             docs = [_Doc(d.passage, d.tf, sum(d.tf.values())) for d in docs]
             df: Counter[str] = Counter()
@@ -116,6 +122,10 @@ class LexicalRetriever:
     def courses(self) -> list[str]:
         """Course ids this retriever knows."""
         return sorted(self._docs)
+
+    async def index_version(self, course: str) -> str:
+        """A hash of the course's passages: it changes only when their text does."""
+        return self._versions.get(course, "")
 
     async def retrieve(self, course: str, question: str, k: int) -> list[Passage]:
         """Up to ``k`` passages of ``course`` sharing words with the question, best first."""

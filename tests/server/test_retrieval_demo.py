@@ -111,3 +111,16 @@ def test_terms_drop_stop_words_and_stem() -> None:
     """terms() lower-cases, drops stop words and strips plural and -ing/-ed endings."""
     assert terms("What are the Premises of arguments?") == ["premis", "argument"]
     assert terms("weighing tested claims") == ["weigh", "test", "claim"]
+
+
+async def test_index_version_changes_only_with_the_content() -> None:
+    """The index version is stable for the same passages and differs when the text changes."""
+    page = Passage("Bio", 1, "Cells", "Mitochondria make energy for the cell.")
+    edited = Passage("Bio", 1, "Cells", "Mitochondria make ATP for the cell.")
+    first = LexicalRetriever({"bio": [page]})
+    again = LexicalRetriever({"bio": [page]})
+    changed = LexicalRetriever({"bio": [edited]})
+    version = await first.index_version("bio")
+    assert version and version == await again.index_version("bio")
+    assert version != await changed.index_version("bio")
+    assert await first.index_version("unknown") == ""
