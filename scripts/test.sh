@@ -50,6 +50,35 @@ if ! command -v promtool >/dev/null; then
     fi
 fi
 
+# docker-compose and nginx check the deployment files (`docker-compose config`, `nginx -t`);
+# neither needs a Docker engine or a running nginx. --no-install-recommends keeps Debian's
+# docker-compose from pulling in the Docker engine; RUNLEVEL=1 keeps nginx from starting.
+for tool in docker-compose nginx; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "$tool is missing; installing Debian's $tool package" >&2
+        if command -v apt-get >/dev/null; then
+            install_tool() {
+                RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive \
+                    apt-get install -y -q --no-install-recommends "$tool" >/dev/null 2>&1
+            }
+            (install_tool || (apt-get update -q >/dev/null 2>&1 && install_tool)) || true
+        fi
+        if ! command -v "$tool" >/dev/null; then
+            echo "error: the deployment tests need $tool (Debian: apt-get install $tool)." >&2
+            exit 1
+        fi
+    fi
+done
+
+# kubernetes-validate (the dev extra) checks k8s/; an older virtualenv may lack it.
+if [ ! -x "$BIN/kubernetes-validate" ]; then
+    echo "kubernetes-validate is missing; installing the dev extra" >&2
+    if ! $BIN/python -m pip install --quiet -e '.[dev]' || [ ! -x "$BIN/kubernetes-validate" ]; then
+        echo "error: the deployment tests need kubernetes-validate (pip install -e '.[dev]')." >&2
+        exit 1
+    fi
+fi
+
 echo "== ruff"
 $BIN/ruff check .
 $BIN/ruff format --check .
