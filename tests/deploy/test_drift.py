@@ -430,6 +430,17 @@ def test_memory_scaling_starts_before_pods_near_capacity() -> None:
     assert threshold < base_bytes + 0.85 * max_connections * per_connection
 
 
+def test_postgres_takes_every_pool_at_full_scale() -> None:
+    """Postgres accepts the pools of the HPA's most server pods and of every worker."""
+    args = container("postgres", "postgres")["args"]
+    max_connections = int(args[args.index("-c") + 1].removeprefix("max_connections="))
+    pool_max = k8s_settings().store.pool_max
+    servers = k8s_object("HorizontalPodAutoscaler", SERVER)["spec"]["maxReplicas"]
+    workers = k8s_object("Deployment", WORKER)["spec"]["replicas"]
+    # Superuser sessions (backups, psql) keep 3 slots of their own.
+    assert (servers + workers) * pool_max <= max_connections - 3
+
+
 def test_disruption_budget_keeps_pods_serving() -> None:
     """Voluntary disruptions take one server pod at a time, never all of the minimum."""
     pdb = k8s_object("PodDisruptionBudget", SERVER)["spec"]
