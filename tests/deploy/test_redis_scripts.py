@@ -1,8 +1,8 @@
-"""The start-up scripts of the Redis StatefulSet pick the right master.
+"""The start-up scripts of Redis and Sentinel pick the right master.
 
-The scripts from k8s/redis.yaml run under ``sh`` with stand-ins for ``hostname``,
-``redis-cli`` (answering as the Sentinels would), ``getent`` and ``redis-server``
-(which prints the arguments it was started with).
+The scripts from k8s/redis.yaml and the Sentinel command of docker-compose.yml run under
+``sh`` with stand-ins for ``hostname``, ``redis-cli`` (answering as the Sentinels would),
+``getent`` and ``redis-server`` (which prints the arguments it was started with).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.files import K8S, config_map_data, k8s_object
+from tests.deploy.files import K8S, compose, config_map_data, k8s_object, service_env_values
 
 SCRIPT_TIMEOUT_S = 30.0
 
@@ -118,3 +118,44 @@ def test_scripts_know_the_pod_count() -> None:
     replicas = k8s_object("StatefulSet", "redis", [K8S / "redis.yaml"])["spec"]["replicas"]
     match = re.search(r"^REPLICAS=(\d+)$", scripts["common.sh"], re.M)
     assert match and int(match.group(1)) == replicas
+
+
+def run_compose_sentinel(tmp_path: Path) -> str:
+    """The compose Sentinel's command, with its volume at ``tmp_path`` and a stand-in server."""
+    sentinel = compose()["services"]["sentinel-1"]
+    shell, flag, script = sentinel["command"]
+    script = script.replace("$$", "$").replace("/data/", f"{tmp_path}/data/")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    stand_in(bin_dir, "redis-server", 'echo "redis-server $*"')
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "REDIS_PASSWORD": "redis-pw",
+        "REDIS_SENTINEL_PASSWORD": "sentinel-pw",
+    }
+    result = subprocess.run(
+        [shell, flag, script], capture_output=True, text=True, env=env, timeout=SCRIPT_TIMEOUT_S
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_compose_sentinel_monitors_the_master(tmp_path: Path) -> None:
+    """A compose Sentinel monitors redis-master under the name the servers ask for."""
+    run_compose_sentinel(tmp_path)
+    conf = (tmp_path / "data" / "sentinel" / "sentinel.conf").read_text()
+    name = service_env_values(compose()["services"]["server"])["REDIS_MASTER_NAME"]
+    assert f"sentinel monitor {name} redis-master 6379 2" in conf
+    assert f"sentinel auth-pass {name} redis-pw" in conf
+    assert "requirepass sentinel-pw" in conf
+
+
+def test_compose_sentinel_keeps_what_it_learned(tmp_path: Path) -> None:
+    """A restarted compose Sentinel keeps its rewritten configuration (say, after a failover)."""
+    run_compose_sentinel(tmp_path)
+    conf = tmp_path / "data" / "sentinel" / "sentinel.conf"
+    learned = conf.read_text().replace("redis-master 6379", "redis-replica 6379")
+    conf.write_text(learned)
+    output = run_compose_sentinel(tmp_path)
+    assert conf.read_text() == learned
+    assert output.strip() == f"redis-server {conf} --sentinel"
