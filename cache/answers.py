@@ -110,8 +110,12 @@ class AnswerCache:
         return await self._cache.retire(ANSWERS)
 
 
-def split_for_delivery(text: str, max_chars: int = 96) -> list[str]:
-    """A cached answer cut into ``delta``-sized pieces at spaces; joined they give ``text``."""
+def split_for_delivery(text: str, max_chars: int = 1024) -> list[str]:
+    """A cached answer cut into ``delta`` pieces at spaces; joined they give ``text``.
+
+    The whole answer is ready, so pieces are large: fewer frames for the
+    client to render and for the pod to write.
+    """
     pieces: list[str] = []
     start = 0
     while start < len(text):
