@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from cache.answers import AnswerCache
+from cache.popular import MemoryPopular, PopularQuestions
 from cache.retrieval import CachedRetriever
 from cache.two_tier import TwoTierCache
 from realtime import protocol as p
@@ -71,6 +72,17 @@ def create_cache(settings: Settings, bus: StreamBus, metrics: Metrics) -> TwoTie
     return TwoTierCache(settings.cache, observer=metrics)
 
 
+def create_popular(settings: Settings, bus: StreamBus) -> PopularQuestions:
+    """Question counts in the bus's Redis when there is one, else in process."""
+    if settings.redis.enabled:
+        from cache.popular import RedisPopular
+        from realtime.redis_bus import RedisBus
+
+        if isinstance(bus, RedisBus):
+            return RedisPopular(bus.redis)
+    return MemoryPopular()
+
+
 def create_provider(settings: Settings) -> LLMProvider:
     """The configured LLM provider: OpenAI-compatible when set up, else the offline tutor."""
     if settings.llm_provider == "openai":
@@ -105,6 +117,7 @@ class Runtime:
         enabled = settings.cache.enabled
         self.retriever: Retriever = CachedRetriever(base, self.cache) if enabled else base
         self.answers = AnswerCache(self.cache) if enabled and settings.cache.answers else None
+        self.popular = create_popular(settings, self.bus)
         self.tasks = TaskSet()
         self.ask_limits = create_ask_limiter(settings, self.bus)
         self.connections: set[Connection] = set()
@@ -122,6 +135,7 @@ class Runtime:
             metrics=self.metrics,
             tasks=self.tasks,
             answers=self.answers,
+            popular=self.popular,
         )
 
     def add_connection(self, conn: Connection) -> None:

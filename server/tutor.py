@@ -22,6 +22,7 @@ from typing import Any
 import structlog
 
 from cache.answers import AnswerCache, CachedAnswer, answer_key, shareable, split_for_delivery
+from cache.popular import PopularQuestions
 from realtime import protocol as p
 from realtime.coalesce import Coalescer
 from realtime.hub import Subscriber
@@ -84,6 +85,7 @@ class Tutor:
         tasks: TaskSet,
         metrics: Metrics,
         answers: AnswerCache | None = None,
+        popular: PopularQuestions | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -95,6 +97,7 @@ class Tutor:
         self._tasks = tasks
         self._metrics = metrics
         self._answers = answers
+        self._popular = popular
         self._streams: dict[str, _Stream] = {}
 
     @property
@@ -306,9 +309,17 @@ class Tutor:
 
     async def _cached_answer(self, stream: _Stream) -> CachedAnswer | None:
         """The cached answer to this stream's question, when it may be shared and is cached."""
-        if self._answers is None or not stream.shareable or stream.parts:
+        if not stream.shareable or stream.parts:
             return None
         meta = stream.meta
+        if self._popular is not None:
+            try:
+                await self._popular.record(meta.course, meta.question)
+            except Exception as exc:
+                # Counting feeds cache warming and predictions; never worth failing an ask.
+                log.warning("popular.record_failed", error=type(exc).__name__)
+        if self._answers is None:
+            return None
         version = await self._retriever.index_version(meta.course)
         stream.cache_key = answer_key(
             meta.course, version, stream.mode, self._provider.model, meta.question

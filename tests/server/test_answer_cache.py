@@ -71,6 +71,17 @@ async def test_follow_ups_are_not_shared(server: RunningServer) -> None:
             assert follow_up.end["cached"] is False
 
 
+async def test_shared_questions_are_counted_for_warming(server: RunningServer) -> None:
+    """Asked questions are counted per course; hints and follow-ups are not."""
+    first = await ask(server, QUESTION, "alice")
+    await ask(server, QUESTION.lower(), "bob")
+    await ask(server, "How do I weigh evidence?", "carol", mode="hint")
+    async with await server.client("dave") as client:
+        await client.answer(await client.ask("Why is that?", session=first.session))
+    top = await server.runtime.popular.top("demo", 10)
+    assert top == [(QUESTION, 2)]
+
+
 async def test_a_cancelled_answer_is_not_cached(make_settings: Callable[..., Settings]) -> None:
     """Only complete answers are cached: after a cancel the next ask is generated again."""
     async with run_server(make_settings(llm={"offline_pace_ms": 20})) as srv:

@@ -36,7 +36,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 async def test_scripted_session_shows_in_metrics(make_settings: Callable[..., Settings]) -> None:
-    """Asks, a cancel, a resume, a bad frame, a cache hit and HTTP reads show with the right counts."""
+    """Asks, a cancel, a resume, a bad frame, a cache hit and HTTP reads show in the counts."""
     async with run_server(make_settings(llm={"offline_pace_ms": 10})) as srv:
         async with await srv.client() as client:
             done = await client.answer(await client.ask("What is a fallacy?"))
