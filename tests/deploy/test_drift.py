@@ -47,8 +47,8 @@ from tests.deploy.files import (
     service_env_values,
 )
 
-# Settings being added to server/settings.py in parallel (documents and Celery; the
-# answer cache). The deployment files may use them until they exist. Once a name is in
+# Settings being added to server/settings.py in parallel (documents, object storage and
+# Celery). The deployment files may use them until they exist. Once a name is in
 # env_names(), test_pending_name_is_not_a_setting_yet fails: delete it from this list.
 PENDING_ENV_NAMES = frozenset(
     {
@@ -62,9 +62,6 @@ PENDING_ENV_NAMES = frozenset(
         "LIVETUTOR_EMBEDDINGS_MODEL",
         "LIVETUTOR_FETCH_ALLOWLIST",
         "LIVETUTOR_WORKER_METRICS_PORT",
-        "LIVETUTOR_CACHE_L1_SIZE",
-        "LIVETUTOR_CACHE_L1_TTL_S",
-        "LIVETUTOR_CACHE_L2_TTL_S",
     }
 )
 # .env.example entries read by docker-compose.yml for other images, not by LiveTutor.
@@ -418,6 +415,16 @@ def test_a_full_pod_fits_its_memory_limit() -> None:
     assert base_bytes + max_connections * per_connection < 0.75 * limit
 
 
+def test_a_full_pod_with_a_full_cache_stays_below_the_memory_alert() -> None:
+    """With every connection open and the L1 cache full, a pod stays under the 90% memory alert."""
+    settings = k8s_settings()
+    _, base_bytes, per_connection = measured_idle_connections()
+    connections = settings.ws.max_connections * per_connection
+    cache = settings.cache.l1_size * settings.cache.max_value_bytes
+    limit = quantity_bytes(container(SERVER, "server")["resources"]["limits"]["memory"])
+    assert base_bytes + connections + cache < 0.9 * limit
+
+
 def test_memory_scaling_starts_before_pods_near_capacity() -> None:
     """The HPA's memory target is reached before a pod holds 85% of its connections."""
     max_connections = k8s_settings().ws.max_connections
@@ -470,6 +477,29 @@ def test_one_beat() -> None:
     assert beat["replicas"] == 1
     assert beat["strategy"]["type"] == "Recreate"
     assert compose()["services"]["beat"]["deploy"]["replicas"] == 1
+
+
+def redis_maxmemory(args: str) -> tuple[int, str]:
+    """The --maxmemory (in bytes) and --maxmemory-policy a Redis command line sets."""
+    memory = re.search(r"--maxmemory (\d+)mb", args)
+    policy = re.search(r"--maxmemory-policy (\S+)", args)
+    assert memory and policy, f"no maxmemory settings in {args!r}"
+    return int(memory.group(1)) * 2**20, policy.group(1)
+
+
+def test_redis_evicts_before_it_is_killed() -> None:
+    """Redis evicts below its memory limit, and only keys with a TTL (never Celery's queues)."""
+    scripts = k8s_object("ConfigMap", "redis-scripts")["data"]
+    maxmemory, policy = redis_maxmemory(scripts["redis.sh"])
+    limit = quantity_bytes(container("redis", "redis")["resources"]["limits"]["memory"])
+    # Replication buffers and fork copy-on-write for the AOF rewrite need the rest.
+    assert maxmemory <= 0.75 * limit
+    assert policy.startswith("volatile-")
+    for service in ("redis-master", "redis-replica"):
+        assert redis_maxmemory(" ".join(compose()["services"][service]["command"])) == (
+            maxmemory,
+            policy,
+        )
 
 
 def test_sentinels_match_the_statefulset() -> None:
