@@ -50,13 +50,14 @@ COPY --from=frontend /src/frontend/dist /app/frontend/dist
 WORKDIR /app
 # In containers the server listens on every interface; state (and anything else a
 # process writes) goes to /data, a volume or an emptyDir, so the root file system can
-# be read-only.
+# be read-only. The server serves the built UI from LIVETUTOR_UI_DIR.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     LIVETUTOR_HOST=0.0.0.0 \
     LIVETUTOR_PORT=8000 \
-    LIVETUTOR_DATA_DIR=/data
+    LIVETUTOR_DATA_DIR=/data \
+    LIVETUTOR_UI_DIR=/app/frontend/dist
 USER ${UID}:${UID}
 # 8000: the server's HTTP and WebSocket port. 9808: the worker's Prometheus metrics.
 EXPOSE 8000 9808

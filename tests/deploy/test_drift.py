@@ -7,6 +7,8 @@ the other fails here.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -47,9 +49,10 @@ from tests.deploy.files import (
     service_env_values,
 )
 
-# Settings being added to server/settings.py in parallel (documents, object storage and
-# Celery). The deployment files may use them until they exist. Once a name is in
-# env_names(), test_pending_name_is_not_a_setting_yet fails: delete it from this list.
+# PENDING: settings being added to server/settings.py in parallel (documents, object
+# storage and Celery; the built UI's directory). The deployment files may use them until
+# they exist. Once a name is in env_names(), test_pending_name_is_not_a_setting_yet fails:
+# delete it from this list then (the list is empty once every branch is merged).
 PENDING_ENV_NAMES = frozenset(
     {
         "CHROMA_URL",
@@ -65,10 +68,18 @@ PENDING_ENV_NAMES = frozenset(
         "LIVETUTOR_WORKER_CONCURRENCY",
         "LIVETUTOR_EXTRACT_MEMORY_BYTES",
         "LIVETUTOR_MAX_UPLOAD_BYTES",
+        "LIVETUTOR_UI_DIR",
     }
 )
 # .env.example entries read by docker-compose.yml for other images, not by LiveTutor.
 COMPOSE_ONLY_NAMES = frozenset({"POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD"})
+
+# server/ui.py's policy for its pages, used until that module is merged.
+SERVER_UI_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self' ws: wss:; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
 
 SERVER = "livetutor-server"
 WORKER = "livetutor-worker"
@@ -118,10 +129,16 @@ def test_pending_name_is_not_a_setting_yet(name: str) -> None:
     assert name not in env_names(), f"{name} is in env_names() now: remove it from PENDING"
 
 
+def dockerfile_env() -> dict[str, str]:
+    """Variables the image sets (ENV NAME=value ...)."""
+    pairs = " ".join(dockerfile_stages()[-1].arguments("ENV")).split()
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
 def test_pending_names_are_used() -> None:
     """Every pending name is used by the deployment files (none lingers in the list)."""
     used = {n for s in APP_SERVICES for n in service_env_names(compose()["services"][s])}
-    used |= set(config_map_data()) | set(example_secret_data())
+    used |= set(config_map_data()) | set(example_secret_data()) | set(dockerfile_env())
     assert PENDING_ENV_NAMES - used == set()
 
 
@@ -131,6 +148,20 @@ def test_compose_env_names_are_settings(service: str) -> None:
     names = service_env_names(compose()["services"][service])
     assert names, f"{service} sets no environment"
     assert set(names) - known_names() == set()
+
+
+def test_image_env_names_are_settings() -> None:
+    """Every LIVETUTOR_ variable the image sets is a setting."""
+    names = {name for name in dockerfile_env() if name.startswith("LIVETUTOR_")}
+    assert names
+    assert names - known_names() == set()
+
+
+def test_image_serves_the_ui_it_builds() -> None:
+    """LIVETUTOR_UI_DIR in the image is where the frontend stage's build is copied."""
+    copies = [c.split() for c in dockerfile_stages()[-1].arguments("COPY")]
+    [destination] = [c[-1] for c in copies if c[0] == "--from=frontend"]
+    assert dockerfile_env()["LIVETUTOR_UI_DIR"] == destination
 
 
 def test_env_example_names_are_settings_or_compose_only() -> None:
@@ -619,6 +650,19 @@ def test_nginx_security_headers_on_every_response() -> None:
     assert headers["X-Content-Type-Options"] == ["nosniff", "always"]
     # add_header in a location would replace, not add to, the server's headers.
     assert [b.args for b in server_block.blocks if b.values("add_header")] == []
+    # The server's own copies are hidden, so that each header is sent once.
+    hidden = {args[0].lower() for args in server_block.values("proxy_hide_header")}
+    assert {"content-security-policy", "x-content-type-options"} <= hidden
+
+
+def test_nginx_csp_is_the_servers() -> None:
+    """nginx sends the Content-Security-Policy the server gives its own pages."""
+    server_block = nginx_config().block("http").block("server")
+    headers = {args[0]: args[1:] for args in server_block.values("add_header")}
+    ui = importlib.util.find_spec("server.ui")
+    # Until the UI module lands, the policy it ships with is the reference.
+    expected = importlib.import_module("server.ui").CSP if ui else SERVER_UI_CSP
+    assert headers["Content-Security-Policy"][0] == expected
 
 
 def test_compose_app_containers_are_read_only() -> None:
