@@ -112,9 +112,9 @@ async def test_answer_streams_through_nginx(server: RunningServer, proxy: Proxy)
 
 
 async def test_responses_carry_security_headers(proxy: Proxy) -> None:
-    """Pages come with CSP (frame-ancestors 'none'), nosniff and no framing."""
+    """Responses come with one CSP (frame-ancestors 'none'), nosniff and no framing."""
     async with httpx.AsyncClient() as client:
-        response = await client.get(f"{proxy.http_url}/")
+        response = await client.get(f"{proxy.http_url}/health/live")
     assert response.status_code == 200
     [csp] = response.headers.get_list("content-security-policy")
     assert "frame-ancestors 'none'" in csp
