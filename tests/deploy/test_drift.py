@@ -8,6 +8,7 @@ the other fails here.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
 import re
 from collections.abc import Callable
@@ -530,6 +531,19 @@ def test_service_selects_only_server_pods() -> None:
     backend = ingress["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": SERVER, "port": {"name": "http"}}
     assert ingress["tls"][0]["hosts"] == [ingress["rules"][0]["host"]]
+
+
+def test_chromadb_server_matches_the_client() -> None:
+    """The chromadb server image is the release line of the chromadb client installed."""
+    try:
+        client = importlib.metadata.version("chromadb")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("chromadb is not installed (it comes with the knowledge package)")
+    images = [compose()["services"]["chromadb"]["image"]]
+    images.append(container("chromadb", "chromadb")["image"])
+    for image in images:
+        server = image.split(":")[1]
+        assert server.split(".")[:2] == client.split(".")[:2], (image, client)
 
 
 def test_one_beat() -> None:
