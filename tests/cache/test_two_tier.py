@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 import redis.asyncio as aioredis
 
+from cache.answers import ANSWERS, CachedAnswer
 from cache.codec import Namespace
 from cache.redis_tier import RedisTier
 from cache.two_tier import TwoTierCache
@@ -364,3 +370,43 @@ async def test_redis_killed_mid_run_the_cache_keeps_answering(
             await raw.aclose()
 
     await eventually(written)
+
+
+async def test_cli_retire_reaches_running_pods(make_pod: MakePod, redis_node: RedisNode) -> None:
+    """``livetutor cache retire answers`` drops the answers every pod holds, and nothing else."""
+    (a, _), (b, _) = await make_pod(), await make_pod()
+    answer = CachedAnswer(text="t", sources=[], model="m", created_at=0.0)
+    for pod in (a, b):
+        await pod.set(ANSWERS, "q", answer)
+        await pod.set(ITEMS, "q", Item("q", 1))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server.cli",
+        "cache",
+        "retire",
+        "answers",
+        env={**os.environ, "REDIS_URL": redis_node.url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    assert "retired" in out.decode()
+    for pod in (a, b):
+        await eventually(functools.partial(_is_missing, pod, ANSWERS, "q"))
+        assert await pod.get(ITEMS, "q") == Item("q", 1)
+
+
+def test_cli_retire_without_redis_says_why(tmp_path: Path) -> None:
+    """With no Redis configured, retiring explains that each server's cache is its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REDIS")}
+    result = subprocess.run(
+        [sys.executable, "-m", "server.cli", "cache", "retire", "answers"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "LIVETUTOR_DATA_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 2
+    assert "no Redis is configured" in result.stderr
