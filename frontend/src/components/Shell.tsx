@@ -91,9 +91,13 @@ export function Shell({ identity, onSignOut }: Props) {
 
   return (
     <div className="flex h-full flex-col bg-slate-50 text-slate-900">
-      <a href="#composer" className="sr-only-focusable absolute left-2 top-2 z-50 rounded bg-white px-3 py-2 text-blue-900 shadow">
+      <button
+        type="button"
+        onClick={() => document.getElementById("composer")?.focus()}
+        className="sr-only-focusable absolute left-2 top-2 z-50 rounded bg-white px-3 py-2 text-blue-900 shadow"
+      >
         Skip to the question box
-      </a>
+      </button>
       <header className="flex items-center gap-2 border-b border-slate-200 bg-white px-3 py-2 sm:gap-3 sm:px-4">
         <button
           type="button"

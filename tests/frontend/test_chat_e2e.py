@@ -1,0 +1,255 @@
+"""The chat UI end to end: a learner in Chromium against a real server on embedded defaults."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tests.frontend.conftest import LiveServer, shot, sign_in, token_of
+
+QUESTION = "What makes an argument valid?"
+TUTOR = "[data-testid=tutor-message]"
+STREAMING = f"{TUTOR}[data-status=streaming]"
+DONE = f"{TUTOR}[data-status=done]"
+
+
+def ask(page: Any, text: str) -> None:
+    """Type a question and send it with Enter."""
+    composer = page.locator("#composer")
+    composer.fill(text)
+    composer.press("Enter")
+
+
+def session_id(page: Any) -> str:
+    """The open conversation, from the page's URL."""
+    page.wait_for_url(re.compile(r"#/s/"))
+    return str(page.url.rsplit("#/s/", 1)[1])
+
+
+def wait_for_text(page: Any, selector: str, chars: int) -> None:
+    """Wait until the last matching answer shows at least ``chars`` characters."""
+    page.wait_for_function(
+        """([selector, chars]) => {
+            const all = document.querySelectorAll(selector);
+            const last = all[all.length - 1];
+            const text = last && last.querySelector('[data-testid=answer-text] .md');
+            return !!text && text.textContent.length >= chars;
+        }""",
+        arg=[selector, chars],
+    )
+
+
+def shown(text: str) -> str:
+    """Text as the page renders it: Markdown markers gone, white space collapsed."""
+    return " ".join(re.sub(r"\*\*|__|`", "", text).split())
+
+
+def stored_answers(live: LiveServer, page: Any, session: str) -> list[dict[str, Any]]:
+    """The session's tutor messages as the server stored them."""
+    body = live.get(f"/sessions/{session}/messages", token_of(page))
+    return [m for m in body["messages"] if m["role"] == "tutor"]
+
+
+def answer_texts(page: Any) -> list[str]:
+    """The rendered text of every answer on the page, in order."""
+    texts: list[str] = page.locator(f"{TUTOR} [data-testid=answer-text]").all_inner_texts()
+    return [" ".join(t.split()) for t in texts]
+
+
+def test_answer_streams_in_with_citations(live: LiveServer, new_page: Callable[..., Any]) -> None:
+    """A question's answer streams in word by word, then shows its sources."""
+    page = new_page(viewport={"width": 1280, "height": 800})
+    sign_in(page, live, "ada")
+    shot(page, "01-empty-chat")
+    ask(page, QUESTION)
+    page.locator("[data-testid=learner-message]", has_text=QUESTION).wait_for()
+    wait_for_text(page, STREAMING, 40)
+    partial = page.locator(f"{STREAMING} [data-testid=answer-text]").inner_text()
+    shot(page, "02-answer-streaming")
+    page.locator(DONE).wait_for(timeout=60_000)
+    final = answer_texts(page)[-1]
+    assert len(final) > len(partial)
+    citations = page.locator(f"{DONE} [data-testid=citation]")
+    assert citations.count() >= 1
+    assert "page" in citations.first.inner_text()
+    shot(page, "03-answer-with-citations")
+    [stored] = stored_answers(live, page, session_id(page))
+    assert stored["reason"] == "stop"
+    assert final == shown(stored["text"])
+    # The conversation is listed, titled by its question.
+    page.get_by_role("navigation", name="Your conversations").get_by_text(QUESTION).wait_for()
+
+
+def test_keyboard_only_ask_and_stop(live: LiveServer, new_page: Callable[..., Any]) -> None:
+    """Without a mouse: sign in, reach the question box, ask, and stop the answer with Esc."""
+    page = new_page()
+    page.goto(live.url + "/")
+    page.keyboard.type("grace")  # the name field has focus
+    page.keyboard.press("Enter")
+    page.locator("[data-state=connected]").wait_for()
+    page.keyboard.press("Tab")  # the skip link comes first
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "composer"
+    page.keyboard.type("How is correlation different from causation?")
+    page.keyboard.press("Enter")
+    wait_for_text(page, STREAMING, 20)
+    page.keyboard.press("Escape")
+    page.locator(DONE).wait_for()
+    assert page.locator(f"{DONE} [data-testid=badge]", has_text="Stopped").count() == 1
+    [stored] = stored_answers(live, page, session_id(page))
+    assert stored["reason"] == "cancelled"
+
+
+def test_stop_button_cancels_the_answer(live: LiveServer, new_page: Callable[..., Any]) -> None:
+    """The Stop button ends a running answer; what was written so far stays."""
+    page = new_page()
+    sign_in(page, live, "hopper")
+    ask(page, QUESTION)
+    wait_for_text(page, STREAMING, 30)
+    page.get_by_test_id("stop").click()
+    page.locator(DONE).wait_for()
+    shot(page, "04-stopped")
+    assert page.get_by_test_id("stop").count() == 0
+    [stored] = stored_answers(live, page, session_id(page))
+    assert stored["reason"] == "cancelled"
+    assert answer_texts(page)[-1] == shown(stored["text"])
+    # The stopped answer is much shorter than a complete one.
+    assert page.locator(f"{DONE} [data-testid=badge]", has_text="Stopped").count() == 1
+
+
+def test_reload_mid_answer_resumes_and_completes(
+    live: LiveServer, new_page: Callable[..., Any]
+) -> None:
+    """Reloading while the answer streams shows it again and it completes, with no gap or repeat."""
+    page = new_page()
+    sign_in(page, live, "turing")
+    ask(page, QUESTION)
+    session = session_id(page)
+    wait_for_text(page, STREAMING, 60)
+    page.reload()
+    page.locator("[data-state=connected]").wait_for()
+    # Still running after the reload: the answer continues live.
+    page.locator(STREAMING).wait_for()
+    shot(page, "05-after-reload-streaming")
+    page.locator(DONE).wait_for(timeout=60_000)
+    assert session_id(page) == session
+    [stored] = stored_answers(live, page, session)
+    assert stored["reason"] == "stop"
+    assert answer_texts(page) == [shown(stored["text"])]
+    assert page.locator("[data-testid=learner-message]").count() == 1
+
+
+def test_second_tab_follows_the_conversation_live(
+    live: LiveServer, new_page: Callable[..., Any]
+) -> None:
+    """A second tab on the same conversation shows the other tab's question and answer as they stream."""
+    first = new_page()
+    sign_in(first, live, "hamilton")
+    ask(first, QUESTION)
+    first.locator(DONE).wait_for(timeout=60_000)
+    session = session_id(first)
+
+    second = new_page(first.context)  # same browser: shares the sign-in
+    second.goto(f"{live.url}/#/s/{session}")
+    second.locator(DONE).wait_for()
+    second.locator("[data-state=connected]").wait_for()
+
+    follow_up = "How is correlation different from causation?"
+    ask(first, follow_up)
+    second.locator("[data-testid=learner-message]", has_text=follow_up).wait_for()
+    wait_for_text(second, STREAMING, 20)
+    shot(second, "06-second-tab-live")
+    first.locator(STREAMING).wait_for(state="detached", timeout=60_000)
+    second.locator(STREAMING).wait_for(state="detached", timeout=60_000)
+    stored = stored_answers(live, first, session)
+    assert len(stored) == 2
+    expected = [shown(m["text"]) for m in stored]
+    assert answer_texts(first) == expected
+    assert answer_texts(second) == expected
+
+
+def test_dropped_connection_reconnects_and_resumes(
+    live: LiveServer, new_page: Callable[..., Any]
+) -> None:
+    """When the socket drops mid-answer, the page reconnects, resumes, and the answer completes."""
+    page = new_page()
+    routes: list[Any] = []
+
+    def through(ws: Any) -> None:
+        # Pass frames through to the real server, keeping a handle to cut the connection.
+        ws.connect_to_server()
+        routes.append(ws)
+
+    page.route_web_socket(re.compile(r"/ws$"), through)
+    sign_in(page, live, "lovelace")
+    ask(page, QUESTION)
+    session = session_id(page)
+    wait_for_text(page, STREAMING, 40)
+    routes[-1].close(code=1011, reason="test drops the connection")
+    page.locator("[data-state=reconnecting], [data-state=resumed]").first.wait_for()
+    page.locator("[data-state=resumed]").wait_for()
+    shot(page, "07-resumed")
+    page.locator(DONE).wait_for(timeout=60_000)
+    assert len(routes) >= 2
+    [stored] = stored_answers(live, page, session)
+    assert stored["reason"] == "stop"
+    assert answer_texts(page) == [shown(stored["text"])]
+
+
+def test_question_typed_offline_is_sent_on_reconnect(
+    live: LiveServer, new_page: Callable[..., Any]
+) -> None:
+    """A question asked while the connection is down waits in the outbox and is answered after."""
+    page = new_page()
+    state = {"refuse": False}
+    routes: list[Any] = []
+
+    def through(ws: Any) -> None:
+        if state["refuse"]:
+            ws.close(code=1011, reason="offline")
+            return
+        ws.connect_to_server()
+        routes.append(ws)
+
+    page.route_web_socket(re.compile(r"/ws$"), through)
+    sign_in(page, live, "noether")
+    state["refuse"] = True
+    routes[-1].close(code=1011, reason="offline")
+    page.locator("[data-state=reconnecting]").wait_for()
+    ask(page, QUESTION)
+    page.get_by_text("Waiting for the connection").wait_for()
+    shot(page, "08-queued-offline")
+    state["refuse"] = False
+    time.sleep(0.2)
+    page.get_by_role("button", name="Retry now").click()
+    page.locator(DONE).wait_for(timeout=60_000)
+    [stored] = stored_answers(live, page, session_id(page))
+    assert answer_texts(page) == [shown(stored["text"])]
+
+
+def test_phone_sized_screen(live: LiveServer, new_page: Callable[..., Any]) -> None:
+    """On a phone-sized screen the conversations fold into a menu and the chat fits."""
+    page = new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    sign_in(page, live, "mirzakhani")
+    assert not page.get_by_role("navigation", name="Your conversations").is_visible()
+    ask(page, QUESTION)
+    page.locator(DONE).wait_for(timeout=60_000)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390
+    shot(page, "09-phone-answer")
+    page.get_by_role("button", name="Show conversations").click()
+    page.get_by_role("navigation", name="Your conversations").get_by_text(QUESTION).wait_for()
+    shot(page, "10-phone-menu")
+
+
+def test_signed_out_page_offers_sign_in(live: LiveServer, new_page: Callable[..., Any]) -> None:
+    """Without a token the page offers development sign-in and token paste; a bad token is refused."""
+    page = new_page()
+    page.goto(live.url + "/")
+    page.get_by_role("heading", name="Sign in on this computer").wait_for()
+    shot(page, "00-sign-in")
+    page.get_by_role("textbox", name="Token").fill("not-a-token")
+    page.get_by_role("button", name="Use this token").click()
+    page.get_by_role("alert").get_by_text("does not look like").wait_for()
