@@ -144,7 +144,7 @@ def test_reload_mid_answer_resumes_and_completes(
 def test_second_tab_follows_the_conversation_live(
     live: LiveServer, new_page: Callable[..., Any]
 ) -> None:
-    """A second tab on the same conversation shows the other tab's question and answer as they stream."""
+    """A second tab on the conversation shows the first tab's question and answer as they stream."""
     first = new_page()
     sign_in(first, live, "hamilton")
     ask(first, QUESTION)
@@ -245,7 +245,7 @@ def test_phone_sized_screen(live: LiveServer, new_page: Callable[..., Any]) -> N
 
 
 def test_signed_out_page_offers_sign_in(live: LiveServer, new_page: Callable[..., Any]) -> None:
-    """Without a token the page offers development sign-in and token paste; a bad token is refused."""
+    """Signed out, the page offers development sign-in and a token box; a bad token is refused."""
     page = new_page()
     page.goto(live.url + "/")
     page.get_by_role("heading", name="Sign in on this computer").wait_for()
