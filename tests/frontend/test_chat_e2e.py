@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -253,3 +254,73 @@ def test_signed_out_page_offers_sign_in(live: LiveServer, new_page: Callable[...
     page.get_by_role("textbox", name="Token").fill("not-a-token")
     page.get_by_role("button", name="Use this token").click()
     page.get_by_role("alert").get_by_text("does not look like").wait_for()
+
+
+def seed_long_session(live: LiveServer, user: str, count: int) -> str:
+    """Write a conversation of ``count`` messages straight into the server's SQLite file."""
+    session = f"s-long-{user}"
+    now = time.time() - count
+    with sqlite3.connect(live.data_dir / "livetutor.sqlite3", timeout=10) as db:
+        db.execute(
+            "INSERT INTO sessions (id, user_id, course, title, created_at, updated_at)"
+            " VALUES (?, ?, 'demo', 'A very long conversation', ?, ?)",
+            (session, user, now, now + count),
+        )
+        db.executemany(
+            "INSERT INTO messages (id, session_id, seq, role, text, mode, model, created_at)"
+            " VALUES (?, ?, ?, ?, ?, 'explain', ?, ?)",
+            [
+                (
+                    f"{session}-{n}",
+                    session,
+                    n + 1,
+                    "learner" if n % 2 == 0 else "tutor",
+                    f"Question number {n}?" if n % 2 == 0 else f"Answer number {n}. " * (1 + n % 7),
+                    "" if n % 2 == 0 else "offline",
+                    now + n,
+                )
+                for n in range(count)
+            ],
+        )
+    return session
+
+
+def test_ten_thousand_messages_scroll(live: LiveServer, new_page: Callable[..., Any]) -> None:
+    """A 10,000-message conversation opens at its end, pages back to its start, and keeps
+    only the messages on screen in the page."""
+    page = new_page(viewport={"width": 1280, "height": 800})
+    sign_in(page, live, "longwind")  # the user exists once signed in
+    session = seed_long_session(live, "longwind", 10_000)
+    page.goto(f"{live.url}/#/s/{session}")
+    page.get_by_text("Answer number 9999.").first.wait_for()
+    listing = page.get_by_test_id("message-list")
+    assert listing.get_attribute("data-count") == "1000"
+    # Scroll to the top repeatedly: each time the page before is loaded.
+    started = time.monotonic()
+    for _ in range(30):
+        if listing.get_attribute("data-count") == "10000":
+            break
+        listing.evaluate("el => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); }")
+        page.wait_for_timeout(150)
+    assert listing.get_attribute("data-count") == "10000"
+    listing.evaluate("el => { el.scrollTop = 0; }")
+    page.get_by_text("Question number 0?").wait_for()
+    shot(page, "11-ten-thousand-top")
+    # Scrolling through the middle keeps the page small and responsive.
+    steps = page.evaluate(
+        """async el => {
+            const times = [];
+            for (let i = 1; i <= 40; i++) {
+                const t0 = performance.now();
+                el.scrollTop = (el.scrollHeight * i) / 41;
+                await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+                times.push(performance.now() - t0);
+            }
+            return times;
+        }""",
+        listing.element_handle(),
+    )
+    rendered = page.locator("[data-testid=learner-message], [data-testid=tutor-message]").count()
+    assert rendered < 80, rendered
+    assert sorted(steps)[len(steps) // 2] < 100, steps
+    assert time.monotonic() - started < 60

@@ -35,7 +35,15 @@ export function ChatView({ store, snap }: Props) {
               {view.error}
             </p>
           )}
-          <MessageList messages={messages} onRetry={(key) => store.retry(view.id, key)} loading={!view.loaded} />
+          <MessageList
+            key={view.id}
+            messages={messages}
+            onRetry={(key) => store.retry(view.id, key)}
+            loading={!view.loaded}
+            hasEarlier={!!view.hasEarlier}
+            loadingEarlier={!!view.loadingEarlier}
+            onLoadEarlier={() => void store.loadEarlier(view.id)}
+          />
         </>
       ) : (
         <Welcome course={snap.course} onPick={(q) => store.ask(q, "explain")} />
@@ -78,13 +86,21 @@ function MessageList({
   messages,
   onRetry,
   loading,
+  hasEarlier,
+  loadingEarlier,
+  onLoadEarlier,
 }: {
   messages: ChatMessage[];
   onRetry: (key: string) => void;
   loading: boolean;
+  hasEarlier: boolean;
+  loadingEarlier: boolean;
+  onLoadEarlier: () => void;
 }) {
   const scrollRef = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
+  // When older messages are put in front, keep the ones on screen where they were.
+  const anchor = useRef<{ first: string; height: number; top: number } | null>(null);
   const [showJump, setShowJump] = useState(false);
   const virtualizer = useVirtualizer({
     count: messages.length,
@@ -100,7 +116,14 @@ function MessageList({
   // Follow the newest text while the reader is at the bottom; leave them be when they scrolled up.
   useLayoutEffect(() => {
     const el = scrollRef.current;
-    if (el && atBottom.current) el.scrollTop = el.scrollHeight;
+    if (!el) return;
+    const a = anchor.current;
+    if (a && messages[0]?.key !== a.first) {
+      el.scrollTop = a.top + (el.scrollHeight - a.height);
+      anchor.current = null;
+      return;
+    }
+    if (atBottom.current) el.scrollTop = el.scrollHeight;
   }, [messages.length, last?.text.length, last?.status, total]);
 
   const onScroll = () => {
@@ -109,6 +132,13 @@ function MessageList({
     const bottom = el.scrollHeight - el.scrollTop - el.clientHeight < 48;
     atBottom.current = bottom;
     setShowJump(!bottom);
+    if (el.scrollTop < 400 && hasEarlier && !loadingEarlier) loadEarlier();
+  };
+
+  const loadEarlier = () => {
+    const el = scrollRef.current;
+    if (el && messages[0]) anchor.current = { first: messages[0].key, height: el.scrollHeight, top: el.scrollTop };
+    onLoadEarlier();
   };
 
   return (
@@ -125,6 +155,17 @@ function MessageList({
         data-count={messages.length}
       >
         {loading && messages.length === 0 && <p className="px-6 py-4 text-slate-600">Loading the conversation…</p>}
+        {hasEarlier && (
+          <p className="px-6 pb-2 text-center text-sm text-slate-600">
+            {loadingEarlier ? (
+              "Loading earlier messages…"
+            ) : (
+              <button type="button" className="underline" onClick={loadEarlier}>
+                Show earlier messages
+              </button>
+            )}
+          </p>
+        )}
         <div style={{ height: total, position: "relative", width: "100%" }}>
           <div style={{ position: "absolute", top: 0, left: 0, width: "100%", transform: `translateY(${items[0]?.start ?? 0}px)` }}>
             {items.map((item) => {

@@ -84,9 +84,10 @@ export const api = {
     }
   },
   sessions: (token: string) => call<{ sessions: SessionSummary[] }>("/sessions", { token }),
-  messages: (token: string, session: string, limit = 1000) =>
+  messages: (token: string, session: string, limit = 1000, before?: string) =>
     call<{ session: string; course: string; messages: StoredMessage[] }>(
-      `/sessions/${encodeURIComponent(session)}/messages?limit=${limit}`,
+      `/sessions/${encodeURIComponent(session)}/messages?limit=${limit}` +
+        (before ? `&before=${encodeURIComponent(before)}` : ""),
       { token },
     ),
   uploadDocument: (token: string, course: string, file: File) => {

@@ -42,6 +42,9 @@ export interface SessionView {
   title: string;
   messages: ChatMessage[];
   loaded: boolean;
+  /** Older messages exist on the server (the last page was full). */
+  hasEarlier?: boolean;
+  loadingEarlier?: boolean;
   error?: string;
 }
 
@@ -58,6 +61,8 @@ export interface ChatSnapshot {
 }
 
 const LEARNER_MATCH_WINDOW_MS = 10 * 60_000;
+/** Messages per HTTP page (the server's largest). */
+export const PAGE_SIZE = 1000;
 
 function fromStored(m: StoredMessage): ChatMessage {
   return {
@@ -77,23 +82,37 @@ function fromStored(m: StoredMessage): ChatMessage {
 }
 
 /**
- * Merge stored messages into a view: stored ones by id in server order, then the live
- * entries that the stored ones do not already cover (a stored tutor answer replaces
- * its stream's live entry; a stored question replaces the live one with the same text).
+ * Merge stored messages into a view. Stored messages keep the server's order: the
+ * incoming ones form one window of it, so unknown ones before the first known go in
+ * front and the rest after. Live entries follow, unless a stored message covers them
+ * (a stored answer replaces its stream's live entry; a stored question the live one
+ * with the same text).
  */
 export function mergeMessages(current: ChatMessage[], stored: StoredMessage[]): ChatMessage[] {
-  const byId = new Map<string, ChatMessage>();
-  for (const m of current) if (m.id) byId.set(m.id, m);
-  for (const m of stored) byId.set(m.id, fromStored(m));
-  const storedList = [...byId.values()].sort((a, b) => a.createdAt - b.createdAt);
+  const old = current.filter((m) => m.id);
+  const known = new Set(old.map((m) => m.id));
+  const incoming = stored.map(fromStored);
+  const updated = new Map(incoming.filter((m) => known.has(m.id)).map((m) => [m.id, m]));
+  const firstKnown = incoming.findIndex((m) => known.has(m.id));
+  let before: ChatMessage[] = [];
+  let after: ChatMessage[] = [];
+  if (firstKnown >= 0) {
+    before = incoming.slice(0, firstKnown).filter((m) => !known.has(m.id));
+    after = incoming.slice(firstKnown).filter((m) => !known.has(m.id));
+  } else if (old.length && incoming.length && (incoming[incoming.length - 1] as ChatMessage).createdAt < (old[0] as ChatMessage).createdAt) {
+    before = incoming;
+  } else {
+    after = incoming;
+  }
+  const storedList = [...before, ...old.map((m) => updated.get(m.id) ?? m), ...after];
   const storedStreams = new Set(storedList.map((m) => m.stream).filter(Boolean));
-  const learnerTexts = storedList.filter((m) => m.role === "learner");
+  const questions = storedList.slice(-200).filter((m) => m.role === "learner");
   const live = current.filter((m) => {
     if (m.id) return false;
     if (m.role === "tutor") return !(m.stream && storedStreams.has(m.stream));
     if (m.status === "queued" || m.status === "failed") return true;
-    return !learnerTexts.some(
-      (s) => s.text === m.text && Math.abs(s.createdAt - m.createdAt) < LEARNER_MATCH_WINDOW_MS,
+    return !questions.some(
+      (q) => q.text === m.text && Math.abs(q.createdAt - m.createdAt) < LEARNER_MATCH_WINDOW_MS,
     );
   });
   return [...storedList, ...live];
@@ -201,21 +220,44 @@ export class ChatStore {
       this.putView({ id, course: known?.course ?? this.snap.course, title: known?.title ?? "", messages: [], loaded: false });
     }
     this.client.open(id);
+    if (!known) void this.refreshSessions();
     if (view?.loaded) return;
     await this.loadHistory(id);
   }
 
   private async loadHistory(id: string): Promise<void> {
     try {
-      const body = await api.messages(this.token(), id);
+      const body = await api.messages(this.token(), id, PAGE_SIZE);
       const view = this.snap.views.get(id);
       if (!view) return;
-      this.putView({ ...view, course: body.course, loaded: true, error: undefined, messages: mergeMessages(view.messages, body.messages) });
+      const hasEarlier = view.loaded ? view.hasEarlier : body.messages.length >= PAGE_SIZE;
+      this.putView({ ...view, course: body.course, loaded: true, hasEarlier, error: undefined, messages: mergeMessages(view.messages, body.messages) });
       if (body.course !== this.snap.course && this.snap.courses.includes(body.course)) this.set({ course: body.course });
     } catch (e) {
       const view = this.snap.views.get(id);
       const message = e instanceof Error ? e.message : String(e);
       if (view) this.putView({ ...view, loaded: view.messages.length > 0, error: message });
+    }
+  }
+
+  /** The page of messages before the oldest one shown. */
+  async loadEarlier(id: string): Promise<void> {
+    const view = this.snap.views.get(id);
+    const oldest = view?.messages.find((m) => m.id)?.id;
+    if (!view || !oldest || !view.hasEarlier || view.loadingEarlier) return;
+    this.putView({ ...view, loadingEarlier: true });
+    try {
+      const body = await api.messages(this.token(), id, PAGE_SIZE, oldest);
+      const now = this.snap.views.get(id) ?? view;
+      this.putView({
+        ...now,
+        loadingEarlier: false,
+        hasEarlier: body.messages.length >= PAGE_SIZE,
+        messages: mergeMessages(now.messages, body.messages),
+      });
+    } catch {
+      const now = this.snap.views.get(id) ?? view;
+      this.putView({ ...now, loadingEarlier: false });
     }
   }
 
