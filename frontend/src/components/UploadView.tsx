@@ -50,7 +50,10 @@ export function UploadView({ identity, client, course }: { identity: Identity; c
     api.documents(identity.token, course).then(
       (docs) => live && setRows(docs.map((d) => ({ ...d, label: label(d) }))),
       (e: unknown) => {
-        if (live && e instanceof ApiError && (e.status === 404 || e.status === 405)) setUnavailable(true);
+        if (!live || !(e instanceof ApiError)) return;
+        // A server without the documents API answers its plain 404, not a JSON error.
+        if (e.status === 405 || (e.status === 404 && e.code === "http")) setUnavailable(true);
+        else setError(e.message);
       },
     );
     return () => {
