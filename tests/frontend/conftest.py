@@ -2,7 +2,7 @@
 ``livetutor serve`` on embedded defaults in its own process (port 0).
 
 One built bundle (``frontend/dist``, built by ``scripts/ui.sh``) and one browser
-serve every test; each test gets a fresh browser context (no shared storage).
+serve every test here; each test gets a fresh browser context (no shared storage).
 Screenshots go to ``artifacts/screenshots/`` for people to look at.
 """
 
@@ -65,9 +65,13 @@ def _chromium() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the whole run."""
+    """One headless Chromium for every UI test.
+
+    Package scope: Playwright's sync API keeps an event loop running in this thread
+    while it is started, so it must stop before the asyncio tests of other packages.
+    """
     if not (DIST / "index.html").is_file():
         pytest.fail(f"the chat UI is not built ({DIST}): run `make ui` (make test builds it)")
     from playwright.sync_api import sync_playwright

@@ -200,7 +200,8 @@ function MessageList({
 /** Reads answers to screen readers sentence by sentence as they stream. */
 function Announcer({ messages }: { messages: ChatMessage[] }) {
   const seenStreaming = useRef(new Set<string>());
-  const last = [...messages].reverse().find((m) => m.role === "tutor");
+  let last: ChatMessage | undefined;
+  for (let i = messages.length - 1; i >= 0 && !last; i--) if (messages[i]?.role === "tutor") last = messages[i];
   if (last?.status === "streaming") seenStreaming.current.add(last.key);
   const live = last && seenStreaming.current.has(last.key) ? last : undefined;
   const text = live?.text ?? "";

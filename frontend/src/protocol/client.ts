@@ -351,14 +351,18 @@ export class TutorClient {
     if (wasWelcomed && lived >= 5_000) this.attempt = 0;
     if (!wasWelcomed && this.options.checkAuth) {
       // A refused handshake looks like any network failure in a browser: ask over HTTP.
-      const attempt = this.attempt;
       this.options.checkAuth().then(
         (ok) => {
-          if (this.stopped || this.ws || this.attempt !== attempt + 1) return;
-          if (!ok) {
-            this.cancelRetry();
-            this.setState({ state: "signed-out", lastClose });
+          if (ok || this.stopped || this.welcomed) return;
+          this.stopped = true;
+          this.cancelRetry();
+          const pending = this.ws;
+          this.ws = null;
+          if (pending) {
+            detach(pending);
+            pending.close(CloseCode.NORMAL, "signed out");
           }
+          this.setState({ state: "signed-out", lastClose });
         },
         () => undefined,
       );

@@ -205,7 +205,16 @@ export class ChatStore {
   }
 
   newChat(): void {
+    if (this.snap.current) this.leave(this.snap.current);
     this.set({ current: null, predictions: null });
+  }
+
+  /** Stop following a conversation shown no more; it loads afresh when shown again. */
+  private leave(id: string): void {
+    const view = this.snap.views.get(id);
+    if (view?.messages.some((m) => m.status === "streaming" || m.status === "queued" || m.status === "sending")) return;
+    this.client.leave(id);
+    if (view) this.putView({ ...view, loaded: false });
   }
 
   /** Show a session: history over HTTP, then live through `open`. */
@@ -215,6 +224,8 @@ export class ChatStore {
     if (known && known.course !== this.snap.course && this.snap.courses.includes(known.course)) {
       this.set({ course: known.course });
     }
+    const previous = this.snap.current;
+    if (previous && previous !== id) this.leave(previous);
     this.set({ current: id, predictions: null });
     if (!view) {
       this.putView({ id, course: known?.course ?? this.snap.course, title: known?.title ?? "", messages: [], loaded: false });
