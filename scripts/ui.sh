@@ -26,7 +26,7 @@ if ! node_ok; then
     fi
     if ! node_ok; then
         echo "error: the chat UI needs Node.js $MIN_NODE or newer with npm (found: $(node -v 2>/dev/null || echo none))." >&2
-        echo "       Install them (https://nodejs.org or your distribution), then rerun." >&2
+        echo "       Install them (Debian: apt-get install nodejs npm), then rerun." >&2
         exit 1
     fi
 fi

@@ -383,7 +383,6 @@ function Composer({ store, snap, running }: { store: ChatStore; snap: ChatSnapsh
               aria-describedby={ids.hint}
               aria-autocomplete="list"
               aria-controls={suggestions.length ? ids.list : undefined}
-              aria-expanded={suggestions.length > 0}
               aria-activedescendant={suggestions.length ? `${ids.list}-${active}` : undefined}
               aria-invalid={over || undefined}
               className="min-h-[2.75rem] flex-1 resize-none rounded-xl border border-slate-400 bg-white px-3 py-2.5 text-slate-900 placeholder:text-slate-500 focus:border-blue-700"
