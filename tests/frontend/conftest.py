@@ -90,44 +90,62 @@ def browser() -> Iterator[Any]:
         playwright.stop()
 
 
+class ServerProcess:
+    """``livetutor serve`` on embedded defaults in its own process."""
+
+    def __init__(self, data_dir: Path, port: int = 0, **env: str) -> None:
+        self.data_dir = data_dir
+        clean = {k: v for k, v in os.environ.items() if k not in env_names()}
+        clean |= {
+            "LIVETUTOR_DATA_DIR": str(data_dir),
+            "LIVETUTOR_LLM_OFFLINE_PACE_MS": PACE_MS,
+            "LIVETUTOR_LOG_LEVEL": "warning",
+            "LIVETUTOR_DRAIN_S": "1",
+            **env,
+        }
+        self._log = (data_dir / "server.log").open("a")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            env=clean,
+            cwd=REPO,
+        )
+        timer = threading.Timer(START_TIMEOUT_S, self.proc.kill)
+        timer.start()
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        timer.cancel()
+        if "listening on" not in line:
+            self.stop()
+            pytest.fail(f"server did not start: {(data_dir / 'server.log').read_text()[-2000:]}")
+        self.url = line.split()[-1]
+        self.port = int(self.url.rsplit(":", 1)[1])
+
+    def terminate(self) -> None:
+        """SIGTERM: the server drains, then exits."""
+        self.proc.terminate()
+
+    def stop(self) -> None:
+        """Terminate and wait for the exit."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The server on embedded defaults, with the offline tutor paced like a model."""
-    data_dir = tmp_path_factory.mktemp("ui-server")
-    env = {k: v for k, v in os.environ.items() if k not in env_names()}
-    env |= {
-        "LIVETUTOR_DATA_DIR": str(data_dir),
-        "LIVETUTOR_LLM_OFFLINE_PACE_MS": PACE_MS,
-        "LIVETUTOR_LOG_LEVEL": "warning",
-        "LIVETUTOR_DRAIN_S": "1",
-    }
-    log = (data_dir / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-        env=env,
-        cwd=REPO,
-    )
-    timer = threading.Timer(START_TIMEOUT_S, proc.kill)
-    timer.start()
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    timer.cancel()
-    if "listening on" not in line:
-        proc.kill()
-        pytest.fail(f"server did not start: {(data_dir / 'server.log').read_text()[-2000:]}")
+    server = ServerProcess(tmp_path_factory.mktemp("ui-server"))
     try:
-        yield LiveServer(line.split()[-1], data_dir)
+        yield LiveServer(server.url, server.data_dir)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        server.stop()
 
 
 @pytest.fixture

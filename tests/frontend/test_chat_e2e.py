@@ -6,9 +6,10 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from tests.frontend.conftest import LiveServer, shot, sign_in, token_of
+from tests.frontend.conftest import LiveServer, ServerProcess, shot, sign_in, token_of
 
 QUESTION = "What makes an argument valid?"
 TUTOR = "[data-testid=tutor-message]"
@@ -197,6 +198,34 @@ def test_dropped_connection_reconnects_and_resumes(
     [stored] = stored_answers(live, page, session)
     assert stored["reason"] == "stop"
     assert answer_texts(page) == [shown(stored["text"])]
+
+
+def test_server_restart_mid_answer(new_page: Callable[..., Any], tmp_path: Path) -> None:
+    """A draining server finishes the running answer; the page then waits for the server
+    to come back, reconnects by itself, and the conversation carries on."""
+    server = ServerProcess(tmp_path, LIVETUTOR_DRAIN_S="20")
+    live = LiveServer(server.url, server.data_dir)
+    try:
+        page = new_page()
+        sign_in(page, live, "restarter")
+        ask(page, QUESTION)
+        session = session_id(page)
+        wait_for_text(page, STREAMING, 20)
+        server.terminate()  # SIGTERM: `reconnect` frame, running answers may finish
+        page.locator(DONE).wait_for(timeout=60_000)
+        page.locator("[data-state=reconnecting]").wait_for(timeout=30_000)
+        server.proc.wait(timeout=30)
+        shot(page, "12-server-down")
+        server = ServerProcess(tmp_path, port=server.port)
+        page.locator("[data-state=connected], [data-state=resumed]").first.wait_for(timeout=45_000)
+        [stored] = stored_answers(live, page, session)
+        assert stored["reason"] == "stop"
+        assert answer_texts(page) == [shown(stored["text"])]
+        ask(page, "What is a sound argument?")
+        page.locator(DONE).nth(1).wait_for(timeout=60_000)
+        assert len(stored_answers(live, page, session)) == 2
+    finally:
+        server.stop()
 
 
 def test_question_typed_offline_is_sent_on_reconnect(
