@@ -225,7 +225,7 @@ function Composer({ store, snap, running }: { store: ChatStore; snap: ChatSnapsh
   const [dismissed, setDismissed] = useState<string | null>(null);
   const areaRef = useRef<HTMLTextAreaElement>(null);
   const ids = { list: useId(), hint: useId(), mode: useId() };
-  const limit = 4000;
+  const limit = snap.maxQuestionChars;
 
   const suggestions = useMemo(() => {
     const p = snap.predictions;

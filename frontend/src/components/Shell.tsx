@@ -66,6 +66,15 @@ export function Shell({ identity, onSignOut }: Props) {
     };
   }, [client, store]);
 
+  // Back to sign-in when the token runs out, rather than at the next failed request.
+  useEffect(() => {
+    if (!identity.exp) return;
+    const ms = identity.exp * 1000 - Date.now();
+    if (ms > 2 ** 31 - 1) return;
+    const timer = setTimeout(() => onSignOut("Your sign-in has expired. Please sign in again."), Math.max(ms, 0));
+    return () => clearTimeout(timer);
+  }, [identity.exp, onSignOut]);
+
   useEffect(() => {
     if (snap.connection.state === "signed-out") onSignOut("Your sign-in has expired or was refused. Please sign in again.");
   }, [snap.connection.state, onSignOut]);

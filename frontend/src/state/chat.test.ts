@@ -65,3 +65,75 @@ describe("mergeMessages", () => {
     expect(out.map((m) => m.key)).toEqual(["m1", "ask:q", "stream:st9"]);
   });
 });
+
+describe("ChatStore", () => {
+  it("shows a question, its streaming answer and its end, from the client's events", async () => {
+    const { ChatStore } = await import("./chat");
+    const { TutorClient } = await import("../protocol/client");
+    type Sock = import("../protocol/client").SocketLike & { push(f: unknown): void; sent: string[] };
+    let sock: Sock | null = null;
+    const client = new TutorClient({
+      url: "ws://test/ws",
+      token: () => "t.o.k",
+      socket: () => {
+        const s: Sock = {
+          readyState: 1,
+          protocol: "",
+          onopen: null,
+          onmessage: null,
+          onclose: null,
+          onerror: null,
+          sent: [],
+          send(data: string) {
+            this.sent.push(data);
+          },
+          close() {},
+          push(f: unknown) {
+            this.onmessage?.({ data: JSON.stringify(f) });
+          },
+        };
+        sock = s;
+        return s;
+      },
+    });
+    const store = new ChatStore(client, () => "t.o.k", { user: "ann", courses: ["demo"] });
+    const detach = store.attach();
+    client.start();
+    const s = sock as unknown as Sock;
+    s.push({ type: "welcome", connection: "c", pod: "p", user: "ann", protocol: 1, limits: { max_frame_bytes: 1, max_question_chars: 99, max_streams: 2, idle_timeout_s: 300 } });
+    expect(store.getSnapshot().maxQuestionChars).toBe(99);
+    store.ask("why?", "hint");
+    const sent = JSON.parse(s.sent[s.sent.length - 1] as string) as { id: string; session: string; mode: string };
+    expect(sent.mode).toBe("hint");
+    const session = store.getSnapshot().current as string;
+    expect(sent.session).toBe(session);
+    s.push({ type: "stream.start", stream: "st", ask: sent.id, session, course: "demo", mode: "hint", text: "why?" });
+    s.push({ type: "delta", stream: "st", seq: 1, text: "Because " });
+    s.push({ type: "delta", stream: "st", seq: 2, text: "reasons." });
+    let view = store.getSnapshot().views.get(session);
+    expect(view?.messages.map((m) => [m.role, m.status, m.text])).toEqual([
+      ["learner", "sent", "why?"],
+      ["tutor", "streaming", "Because reasons."],
+    ]);
+    s.push({
+      type: "stream.end",
+      stream: "st",
+      seq: 2,
+      reason: "cancelled",
+      sources: [{ document: "Doc", page: 3, heading: "H", snippet: "S", score: 1 }],
+      cached: false,
+      model: "offline",
+    });
+    view = store.getSnapshot().views.get(session);
+    const answer = view?.messages[1];
+    expect([answer?.status, answer?.reason, answer?.sources[0]?.page]).toEqual(["done", "cancelled", 3]);
+    // An ask the server refuses is marked failed with the reason.
+    store.ask("again", "explain");
+    const second = JSON.parse(s.sent[s.sent.length - 1] as string) as { id: string };
+    s.push({ type: "error", code: "rate_limited", message: "slow down", ref: second.id, retry_after_ms: 2500 });
+    const failed = store.getSnapshot().views.get(session)?.messages[2];
+    expect([failed?.status, failed?.note]).toEqual(["failed", "Too many questions at once. Try again in 3 s."]);
+    detach();
+    client.stop();
+  });
+});

@@ -58,6 +58,8 @@ export interface ChatSnapshot {
   connection: StateInfo;
   notice: string | null;
   predictions: PredictionsFrame | null;
+  /** Longest question the server takes (from `welcome`). */
+  maxQuestionChars: number;
 }
 
 const LEARNER_MATCH_WINDOW_MS = 10 * 60_000;
@@ -143,6 +145,7 @@ export class ChatStore {
       connection: client.state,
       notice: null,
       predictions: null,
+      maxQuestionChars: 4000,
     };
   }
 
@@ -151,6 +154,7 @@ export class ChatStore {
     const client = this.client;
     this.offs.push(
       client.on("state", (s) => this.set({ connection: s })),
+      client.on("welcome", (w) => this.set({ maxQuestionChars: w.limits.max_question_chars })),
       client.on("start", (f) => this.onStart(f)),
       client.on("delta", (f) => this.onDelta(f.stream, f.text)),
       client.on("end", (f) => this.onEnd(f)),
