@@ -1,4 +1,4 @@
-"""The ``livetutor`` command: ``serve``, ``token`` and ``ask``."""
+"""The ``livetutor`` command: ``serve``, ``token``, ``ask``, ``cache`` and ``dev-cluster``."""
 
 from __future__ import annotations
 
@@ -111,6 +111,41 @@ def _dev_cluster(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cache_retire(args: argparse.Namespace) -> int:
+    from cache.answers import ANSWERS
+    from cache.codec import Namespace
+    from cache.redis_tier import RedisTier
+    from cache.retrieval import RETRIEVAL
+    from cache.shared import SharedUnavailable
+    from cache.two_tier import TwoTierCache
+    from realtime.redis_link import connect
+
+    settings = _settings(args)
+    if not settings.redis.enabled:
+        print(
+            "livetutor cache retire: no Redis is configured (REDIS_URL or REDIS_SENTINELS), so "
+            "each server keeps its cache in its own memory; restart it to start afresh",
+            file=sys.stderr,
+        )
+        return 2
+    namespaces: dict[str, Namespace[Any]] = {"answers": ANSWERS, "retrieval": RETRIEVAL}
+    namespace = namespaces[args.namespace]
+
+    async def run() -> int:
+        client = connect(settings.redis)
+        try:
+            version = await TwoTierCache(settings.cache, RedisTier(client)).retire(namespace)
+        except SharedUnavailable as exc:
+            print(f"livetutor cache retire: cannot reach Redis: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await client.aclose()
+        print(f"retired every cached {args.namespace} value (version {version}) on every pod")
+        return 0
+
+    return asyncio.run(run())
+
+
 def parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     root = argparse.ArgumentParser(prog="livetutor", description="Real-time AI tutoring server")
@@ -141,6 +176,14 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--session", help="continue this session")
     ask.add_argument("--timeout-s", type=float, default=120.0)
     ask.set_defaults(run=_ask)
+
+    cache = sub.add_parser("cache", help="manage the shared cache")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True)
+    retire = cache_sub.add_parser(
+        "retire", help="drop every cached value of a kind on every pod (after a prompt change)"
+    )
+    retire.add_argument("namespace", choices=["answers", "retrieval"])
+    retire.set_defaults(run=_cache_retire)
 
     dev = sub.add_parser("dev-cluster", help="run Redis, Sentinels and pods locally")
     dev.add_argument("--pods", type=int, default=2, help="server pods (default 2)")

@@ -111,6 +111,25 @@ class Metrics:
             "stream_takeovers", "Streams finished for a pod that died", registry=r
         )
         self.failovers = Counter("redis_failovers", "Redis master changes seen", registry=r)
+        self.cache_hits = Counter(
+            "cache_hits", "Cache hits by cache and tier (l1, l2)", ["cache", "tier"], registry=r
+        )
+        self.cache_misses = Counter(
+            "cache_misses", "Lookups found in neither tier", ["cache"], registry=r
+        )
+        self.cache_load_seconds = Histogram(
+            "cache_load_seconds",
+            "Computing a value that was not cached",
+            ["cache"],
+            buckets=_FAST_BUCKETS,
+            registry=r,
+        )
+        self.cache_rejects = Counter(
+            "cache_rejected", "Values not cached: over the size cap", ["cache"], registry=r
+        )
+        self.cache_errors = Counter(
+            "cache_errors", "L2 (Redis) cache operations that failed", ["operation"], registry=r
+        )
         self.http_requests = Counter(
             "http_requests", "HTTP requests", ["method", "route", "status"], registry=r
         )
@@ -121,6 +140,7 @@ class Metrics:
             buckets=_HTTP_BUCKETS,
             registry=r,
         )
+        self._cache_hit_children: dict[tuple[str, str], Counter] = {}
         # Children for the per-frame path, bound once.
         self.frames_in = {t: self.ws_messages.labels("in", t) for t in (*CLIENT_TYPES, "invalid")}
         self.frames_out = {t: self.ws_messages.labels("out", t) for t in SERVER_TYPES}
@@ -160,6 +180,33 @@ class Metrics:
     def takeover(self) -> None:
         """This pod took over a stream."""
         self.takeovers.inc()
+
+    # The cache reports through these (see cache.two_tier.CacheObserver).
+
+    def cache_hit(self, namespace: str, tier: str) -> None:
+        """A value was found in ``tier``."""
+        child = self._cache_hit_children.get((namespace, tier))
+        if child is None:
+            child = self._cache_hit_children[namespace, tier] = self.cache_hits.labels(
+                namespace, tier
+            )
+        child.inc()
+
+    def cache_miss(self, namespace: str) -> None:
+        """A value was in neither tier."""
+        self.cache_misses.labels(namespace).inc()
+
+    def cache_load(self, namespace: str, seconds: float) -> None:
+        """A missing value took ``seconds`` to compute."""
+        self.cache_load_seconds.labels(namespace).observe(seconds)
+
+    def cache_rejected(self, namespace: str) -> None:
+        """A value over the size cap was not cached."""
+        self.cache_rejects.labels(namespace).inc()
+
+    def cache_error(self, operation: str) -> None:
+        """An L2 operation failed."""
+        self.cache_errors.labels(operation).inc()
 
     def render(self) -> bytes:
         """The text exposition format."""

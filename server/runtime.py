@@ -15,6 +15,10 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from cache.answers import AnswerCache
+from cache.popular import MemoryPopular, PopularQuestions
+from cache.retrieval import CachedRetriever
+from cache.two_tier import TwoTierCache
 from realtime import protocol as p
 from realtime.protocol import CloseCode
 from realtime.streams import MemoryBus, StreamBus
@@ -57,6 +61,28 @@ def create_ask_limiter(settings: Settings, bus: StreamBus) -> AskLimiter:
     return TokenBuckets(rate_per_s, burst)
 
 
+def create_cache(settings: Settings, bus: StreamBus, metrics: Metrics) -> TwoTierCache:
+    """L1 in process, with an L2 in the bus's Redis when the bus runs on Redis."""
+    if settings.redis.enabled:
+        from cache.redis_tier import RedisTier
+        from realtime.redis_bus import RedisBus
+
+        if isinstance(bus, RedisBus):
+            return TwoTierCache(settings.cache, RedisTier(bus.redis), observer=metrics)
+    return TwoTierCache(settings.cache, observer=metrics)
+
+
+def create_popular(settings: Settings, bus: StreamBus) -> PopularQuestions:
+    """Question counts in the bus's Redis when there is one, else in process."""
+    if settings.redis.enabled:
+        from cache.popular import RedisPopular
+        from realtime.redis_bus import RedisBus
+
+        if isinstance(bus, RedisBus):
+            return RedisPopular(bus.redis)
+    return MemoryPopular()
+
+
 def create_provider(settings: Settings) -> LLMProvider:
     """The configured LLM provider: OpenAI-compatible when set up, else the offline tutor."""
     if settings.llm_provider == "openai":
@@ -76,16 +102,22 @@ class Runtime:
         store: Store | None = None,
         retriever: Retriever | None = None,
         provider: LLMProvider | None = None,
+        cache: TwoTierCache | None = None,
     ) -> None:
         self.settings = settings
         self.pod = settings.pod_name or f"{socket.gethostname()}-{os.getpid()}"
         self.codec = TokenCodec(load_secret(settings), settings.auth.jwt_issuer)
         self.store = store or create_store(settings)
-        self.retriever = retriever or demo_retriever()
         self.provider = provider or create_provider(settings)
         self.fallback = OfflineProvider(settings.llm)
         self.metrics = Metrics()
         self.bus = create_bus(settings, self.pod, self.metrics)
+        self.cache = cache or create_cache(settings, self.bus, self.metrics)
+        base = retriever or demo_retriever()
+        enabled = settings.cache.enabled
+        self.retriever: Retriever = CachedRetriever(base, self.cache) if enabled else base
+        self.answers = AnswerCache(self.cache) if enabled and settings.cache.answers else None
+        self.popular = create_popular(settings, self.bus)
         self.tasks = TaskSet()
         self.ask_limits = create_ask_limiter(settings, self.bus)
         self.connections: set[Connection] = set()
@@ -102,6 +134,8 @@ class Runtime:
             pod=self.pod,
             metrics=self.metrics,
             tasks=self.tasks,
+            answers=self.answers,
+            popular=self.popular,
         )
 
     def add_connection(self, conn: Connection) -> None:
@@ -128,6 +162,7 @@ class Runtime:
         """Open the store (applying migrations)."""
         await self.store.open()
         await self.bus.start(self.tutor)
+        await self.cache.start()
         self._watch()
         log.info(
             "runtime.started",
@@ -162,6 +197,7 @@ class Runtime:
         self.tutor.stop_all("interrupted")
         await self.tasks.cancel_all(timeout_s=5.0)
         await self.provider.aclose()
+        await self.cache.stop()
         await self.bus.stop()
         await self.store.close()
         log.info("runtime.stopped", pod=self.pod)

@@ -115,6 +115,20 @@ class TutorSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_answer_s: float = 180.0
 
 
+class CacheSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The two-tier cache: L1 in process, L2 in Redis (when Redis is configured)."""
+
+    enabled: bool = True
+    l1_size: int = 1_000
+    l1_ttl_s: float = 300.0
+    l2_ttl_s: float = 86_400.0
+    max_value_bytes: int = 262_144
+    lock_ttl_s: float = 10.0
+    lock_wait_s: float = 5.0
+    l2_retry_s: float = 2.0
+    answers: bool = True
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Everything the server reads from its environment."""
 
@@ -134,27 +148,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     store: StoreSettings = StoreSettings()
     llm: LLMSettings = LLMSettings()
     tutor: TutorSettings = TutorSettings()
+    cache: CacheSettings = CacheSettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read settings from ``env`` (default ``os.environ``); ``overrides`` win."""
         env = os.environ if env is None else env
         raw: dict[str, Any] = {}
-        groups: dict[str, type[msgspec.Struct]] = {
-            "ws": WsSettings,
-            "redis": RedisSettings,
-            "auth": AuthSettings,
-            "store": StoreSettings,
-            "llm": LLMSettings,
-            "tutor": TutorSettings,
-        }
         for name in cls.__struct_fields__:
-            if name in groups:
+            if name in GROUPS:
                 continue
             value = env.get(PREFIX + name.upper())
             if value is not None:
                 raw[name] = value
-        for group, struct in groups.items():
+        for group, struct in GROUPS.items():
             values: dict[str, Any] = {}
             for name in struct.__struct_fields__:
                 value = env.get(_env_name(group, name))
@@ -183,6 +190,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             host, sep, port = address.rpartition(":")
             if not (sep and host and port.isdigit()):
                 raise SettingsError(f"REDIS_SENTINELS entry {address!r} is not host:port")
+        if self.cache.l1_size < 1 or self.cache.max_value_bytes < 1024:
+            raise SettingsError(
+                "LIVETUTOR_CACHE_L1_SIZE must be at least 1 and "
+                "LIVETUTOR_CACHE_MAX_VALUE_BYTES at least 1024"
+            )
         if self.llm.breaker_failures < 1:
             raise SettingsError("LIVETUTOR_LLM_BREAKER_FAILURES must be at least 1")
         if self.llm.connect_retries < 0:
@@ -197,6 +209,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "LIVETUTOR_CLOSE_TIMEOUT_S": self.ws.close_timeout_s,
             "LIVETUTOR_MAX_ANSWER_S": self.tutor.max_answer_s,
             "LIVETUTOR_QUERY_TIMEOUT_S": self.store.query_timeout_s,
+            "LIVETUTOR_CACHE_L1_TTL_S": self.cache.l1_ttl_s,
+            "LIVETUTOR_CACHE_L2_TTL_S": self.cache.l2_ttl_s,
+            "LIVETUTOR_CACHE_LOCK_TTL_S": self.cache.lock_ttl_s,
+            "LIVETUTOR_CACHE_LOCK_WAIT_S": self.cache.lock_wait_s,
+            "LIVETUTOR_CACHE_L2_RETRY_S": self.cache.l2_retry_s,
         }
         for name, value in timeouts.items():
             if value <= 0:
@@ -227,6 +244,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return "openai" if (self.llm.base_url or self.llm.api_key) else "offline"
 
 
+# The settings groups: a field of Settings each, read from their own variables.
+GROUPS: dict[str, type[msgspec.Struct]] = {
+    "ws": WsSettings,
+    "redis": RedisSettings,
+    "auth": AuthSettings,
+    "store": StoreSettings,
+    "llm": LLMSettings,
+    "tutor": TutorSettings,
+    "cache": CacheSettings,
+}
+
 # Standard variable names that do not take the LIVETUTOR_ prefix.
 _LISTS = {"allowed_origins", "sentinels"}
 _STANDARD_NAMES = {
@@ -247,7 +275,7 @@ def _env_name(group: str, name: str) -> str:
     standard = _STANDARD_NAMES.get((group, name))
     if standard:
         return standard
-    if group in ("llm", "redis"):
+    if group in ("llm", "redis", "cache"):
         return f"{PREFIX}{group.upper()}_{name.upper()}"
     return PREFIX + name.upper()
 
@@ -255,10 +283,7 @@ def _env_name(group: str, name: str) -> str:
 def env_names() -> dict[str, str]:
     """Every environment variable the settings read, mapped to its dotted field name."""
     names = {PREFIX + n.upper(): n for n in Settings.__struct_fields__}
-    groups = {"ws": WsSettings, "redis": RedisSettings, "auth": AuthSettings}
-    groups |= {"store": StoreSettings}
-    groups |= {"llm": LLMSettings, "tutor": TutorSettings}
-    for group, struct in groups.items():
+    for group, struct in GROUPS.items():
         names.pop(PREFIX + group.upper(), None)
         for name in struct.__struct_fields__:
             names[_env_name(group, name)] = f"{group}.{name}"

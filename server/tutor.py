@@ -21,6 +21,8 @@ from typing import Any
 
 import structlog
 
+from cache.answers import AnswerCache, CachedAnswer, answer_key, shareable, split_for_delivery
+from cache.popular import PopularQuestions
 from realtime import protocol as p
 from realtime.coalesce import Coalescer
 from realtime.hub import Subscriber
@@ -58,6 +60,9 @@ class _Stream:
     taken_over: bool = False
     started: float = field(default_factory=time.monotonic)
     first_token: bool = False
+    # May be served from, and stored in, the answer cache (see cache.answers).
+    shareable: bool = False
+    cache_key: str | None = None
 
     @property
     def mode(self) -> Mode:
@@ -79,6 +84,8 @@ class Tutor:
         pod: str,
         tasks: TaskSet,
         metrics: Metrics,
+        answers: AnswerCache | None = None,
+        popular: PopularQuestions | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -89,6 +96,8 @@ class Tutor:
         self._pod = pod
         self._tasks = tasks
         self._metrics = metrics
+        self._answers = answers
+        self._popular = popular
         self._streams: dict[str, _Stream] = {}
 
     @property
@@ -146,7 +155,9 @@ class Tutor:
             owner=self._pod,
             hint_level=session.hint_level,
         )
-        stream = self._streams[meta.stream] = _Stream(meta)
+        stream = self._streams[meta.stream] = _Stream(
+            meta, shareable=shareable(frame.text, frame.mode, first_in_session=not history)
+        )
         await self._bus.join(session.id, subscriber)
         start = p.stream_start(meta.stream, frame.id, session.id, frame.course, frame.mode)
         start["text"] = frame.text
@@ -224,6 +235,7 @@ class Tutor:
         with structlog.contextvars.bound_contextvars(stream=meta.stream, session=meta.session):
             started = time.monotonic()
             passages: list[Passage] = []
+            hit: CachedAnswer | None = None
             model = self._provider.model
             fallback = False
             reason, message = "stop", None
@@ -234,42 +246,49 @@ class Tutor:
             )
             try:
                 async with asyncio.timeout(self._settings.tutor.max_answer_s):
-                    with self._metrics.retrieval_seconds.time():
-                        passages = await self._retriever.retrieve(
-                            meta.course, meta.question, self._settings.tutor.top_k
+                    hit = await self._cached_answer(stream)
+                    if hit is not None:
+                        model = hit.model
+                        for piece in split_for_delivery(hit.text):
+                            stream.parts.append(piece)
+                            self._emit(stream, piece)
+                    else:
+                        with self._metrics.retrieval_seconds.time():
+                            passages = await self._retriever.retrieve(
+                                meta.course, meta.question, self._settings.tutor.top_k
+                            )
+                        prompt = prompts.build(
+                            question=meta.question,
+                            mode=stream.mode,
+                            course=meta.course,
+                            passages=passages,
+                            history=history,
+                            hint_level=meta.hint_level,
+                            continuation="".join(stream.parts),
                         )
-                    prompt = prompts.build(
-                        question=meta.question,
-                        mode=stream.mode,
-                        course=meta.course,
-                        passages=passages,
-                        history=history,
-                        hint_level=meta.hint_level,
-                        continuation="".join(stream.parts),
-                    )
-                    try:
-                        await self._generate(self._provider, prompt, stream, coalescer)
-                    except LLMError as exc:
-                        self._llm_outcome(self._provider, exc)
-                        if stream.parts or not passages or self._provider is self._fallback:
-                            raise
-                        log.warning("llm.failed_fallback", error=type(exc).__name__)
-                        self._metrics.llm_requests.labels(self._fallback.name, "fallback").inc()
-                        self._bus.publish(
-                            meta.session,
-                            p.error(
-                                ErrorCode.LLM_UNAVAILABLE,
-                                f"{_describe(exc)}; answering from the course text instead",
-                                meta.ask,
-                            ),
-                        )
-                        model, fallback = self._fallback.model, True
-                        await self._generate(self._fallback, prompt, stream, coalescer)
+                        try:
+                            await self._generate(self._provider, prompt, stream, coalescer)
+                        except LLMError as exc:
+                            self._llm_outcome(self._provider, exc)
+                            if stream.parts or not passages or self._provider is self._fallback:
+                                raise
+                            log.warning("llm.failed_fallback", error=type(exc).__name__)
+                            self._metrics.llm_requests.labels(self._fallback.name, "fallback").inc()
+                            self._bus.publish(
+                                meta.session,
+                                p.error(
+                                    ErrorCode.LLM_UNAVAILABLE,
+                                    f"{_describe(exc)}; answering from the course text instead",
+                                    meta.ask,
+                                ),
+                            )
+                            model, fallback = self._fallback.model, True
+                            await self._generate(self._fallback, prompt, stream, coalescer)
             except asyncio.CancelledError:
                 coalescer.close()
                 reason = stream.cancel_reason or "interrupted"
                 await asyncio.shield(
-                    self._finish(stream, reason, passages, model, fallback, None, started)
+                    self._finish(stream, reason, hit, passages, model, fallback, None, started)
                 )
                 raise
             except LLMError as exc:
@@ -285,8 +304,38 @@ class Tutor:
                 reason, message = "error", "internal error while answering"
             coalescer.close()
             await asyncio.shield(
-                self._finish(stream, reason, passages, model, fallback, message, started)
+                self._finish(stream, reason, hit, passages, model, fallback, message, started)
             )
+
+    async def _cached_answer(self, stream: _Stream) -> CachedAnswer | None:
+        """The cached answer to this stream's question, when it may be shared and is cached."""
+        if not stream.shareable or stream.parts:
+            return None
+        meta = stream.meta
+        if self._popular is not None:
+            try:
+                await self._popular.record(meta.course, meta.question)
+            except Exception as exc:
+                # Counting feeds cache warming and predictions; never worth failing an ask.
+                log.warning("popular.record_failed", error=type(exc).__name__)
+        if self._answers is None:
+            return None
+        version = await self._retriever.index_version(meta.course)
+        stream.cache_key = answer_key(
+            meta.course, version, stream.mode, self._provider.model, meta.question
+        )
+        return await self._answers.get(stream.cache_key)
+
+    async def _remember_answer(
+        self, stream: _Stream, sources: list[dict[str, Any]], model: str
+    ) -> None:
+        if self._answers is None or stream.cache_key is None or not stream.parts:
+            return
+        try:
+            await self._answers.put(stream.cache_key, "".join(stream.parts), sources, model)
+        except Exception:
+            # The learner already has the answer; a cache that cannot take it is not their problem.
+            log.exception("answer_cache.store_failed")
 
     async def _generate(
         self, provider: LLMProvider, prompt: Prompt, stream: _Stream, coalescer: Coalescer
@@ -324,6 +373,7 @@ class Tutor:
         self,
         stream: _Stream,
         reason: str,
+        hit: CachedAnswer | None,
         passages: list[Passage],
         model: str,
         fallback: bool,
@@ -336,13 +386,17 @@ class Tutor:
         if stream.abandoned:
             log.info("stream.abandoned", reason="owned by another pod")
             return
-        sources = [passage.source() for passage in passages] if stream.parts else []
+        if hit is not None:
+            sources = hit.sources
+        else:
+            sources = [passage.source() for passage in passages] if stream.parts else []
+        cached = hit is not None
         end = p.stream_end(
             meta.stream,
             stream.seq,
             reason,
             sources,
-            cached=False,
+            cached=cached,
             model=model,
             fallback=fallback,
             message=message,
@@ -363,7 +417,7 @@ class Tutor:
                     reason=reason,
                     sources=sources,
                     model=model,
-                    cached=False,
+                    cached=cached,
                 )
             )
         except Exception:
@@ -372,6 +426,8 @@ class Tutor:
             await self._bus.end(meta, end)
         except Exception:
             log.exception("stream.end_failed")
+        if reason == "stop" and not (cached or fallback or stream.taken_over):
+            await self._remember_answer(stream, sources, model)
         self._metrics.answers.labels(reason).inc()
         self._metrics.answer_seconds.observe(time.monotonic() - stream.started)
         log.info(
@@ -379,6 +435,7 @@ class Tutor:
             reason=reason,
             deltas=stream.seq,
             model=model,
+            cached=cached,
             taken_over=stream.taken_over,
             elapsed_ms=round((time.monotonic() - started) * 1000, 1),
         )

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from server.settings import Settings
+from server.settings import GROUPS, Settings
 from tests.support.server import RunningServer, run_server
 
 SECRET = "test-secret-" + "x" * 40
@@ -19,7 +19,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     """Settings for a test: temporary data dir, unpaced offline tutor, short timeouts."""
 
     def make(**overrides: Any) -> Settings:
-        groups = {"ws", "redis", "auth", "store", "llm", "tutor"}
+        groups = set(GROUPS)
         base: dict[str, Any] = {
             "data_dir": tmp_path / "data",
             "pod_name": "test-pod",

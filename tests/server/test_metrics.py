@@ -36,7 +36,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 async def test_scripted_session_shows_in_metrics(make_settings: Callable[..., Settings]) -> None:
-    """Asks, a cancel, a resume, a bad frame and HTTP reads appear with the right counts."""
+    """Asks, a cancel, a resume, a bad frame, a cache hit and HTTP reads show in the counts."""
     async with run_server(make_settings(llm={"offline_pace_ms": 10})) as srv:
         async with await srv.client() as client:
             done = await client.answer(await client.ask("What is a fallacy?"))
@@ -49,6 +49,7 @@ async def test_scripted_session_shows_in_metrics(make_settings: Callable[..., Se
             await client.answer(done.ask, stream=done.stream, after=2)
             await client.ws.send("{not json")
             await client.recv(5)
+            hit = await client.answer(await client.ask("What is a fallacy?"))
             samples = await scrape(srv)
         headers = {"Authorization": f"Bearer {srv.token()}"}
         async with httpx.AsyncClient(base_url=srv.http_url) as http:
@@ -56,21 +57,26 @@ async def test_scripted_session_shows_in_metrics(make_settings: Callable[..., Se
                 assert (await http.get(f"/sessions/{session}/messages", headers=headers)).is_success
         after = await scrape(srv)
     assert cancelled.reason == "cancelled"
+    assert hit.end["cached"] is True
     assert value(samples, "websocket_connections_total", outcome="accepted") == 1
     assert value(samples, "websocket_active_connections") == 1
-    assert value(samples, "websocket_messages_total", direction="in", type="ask") == 2
+    assert value(samples, "websocket_messages_total", direction="in", type="ask") == 3
     assert value(samples, "websocket_messages_total", direction="in", type="cancel") == 1
     assert value(samples, "websocket_messages_total", direction="in", type="resume") == 1
     assert value(samples, "websocket_messages_total", direction="in", type="invalid") == 1
-    assert value(samples, "websocket_messages_total", direction="out", type="stream.end") == 3
-    assert value(samples, "answers_total", reason="stop") == 1
+    assert value(samples, "websocket_messages_total", direction="out", type="stream.end") == 4
+    assert value(samples, "answers_total", reason="stop") == 2
     assert value(samples, "answers_total", reason="cancelled") == 1
     assert value(samples, "stream_resumes_total", outcome="ok") == 1
     assert value(samples, "llm_requests_total", provider="offline", outcome="ok") == 1
-    assert value(samples, "time_to_first_token_seconds_count") == 2
-    assert value(samples, "answer_generation_seconds_count") == 2
+    assert value(samples, "time_to_first_token_seconds_count") == 3
+    assert value(samples, "answer_generation_seconds_count") == 3
     assert value(samples, "tokens_streamed_total") >= len(done.text.split())
-    assert value(samples, "retrieval_seconds_count") == 2
+    assert value(samples, "retrieval_seconds_count") == 2  # the cached answer needed none
+    assert value(samples, "cache_hits_total", cache="answers", tier="l1") == 1
+    assert value(samples, "cache_misses_total", cache="answers") == 2
+    assert value(samples, "cache_misses_total", cache="retrieval") == 2
+    assert value(samples, "cache_load_seconds_count", cache="retrieval") == 2
     assert value(samples, "backplane_up") == 1
     route = "/sessions/{session_id}/messages"
     assert value(after, "http_requests_total", method="GET", route=route, status="200") == 2

@@ -1,0 +1,129 @@
+"""The answer cache: a finished answer reused for the same question in the same course.
+
+Key: course, the course's index version (re-indexing retires its answers
+without touching Redis), mode, model, prompt version and the normalised
+question. A hit is streamed as ordinary ``delta`` frames and ends with
+``stream.end`` ``cached: true``.
+
+What is shared between learners, and what is not:
+
+- only ``explain`` answers: a ``hint`` depends on the learner's hint level
+  and on where they are stuck, so hints are always generated afresh;
+- only a question that stands on its own: the first question of a session,
+  or a later one of at least four words with no word pointing back at the
+  conversation (``it``, ``that``, ``again``, ...). "Why?" or "Can you explain
+  that more simply?" mean something different in every session;
+- only complete answers (reason ``stop``) from the configured model: not a
+  fallback answer written while the model was down, not a cancelled,
+  interrupted or taken-over one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import unicodedata
+from typing import Any
+
+import msgspec
+
+from cache.codec import Namespace
+from cache.two_tier import TwoTierCache
+
+# Bump when the prompts change the answers they produce: old answers retire.
+PROMPT_VERSION = "1"
+
+_SPACE = re.compile(r"\s+")
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+# NFKC has already folded full-width forms to these.
+_TRAILING = " \t\n?!.\u3002\u2026"
+# Words that point back at the conversation: the question is not self-contained.
+_BACK_REFERENCES = frozenset(
+    {
+        *("it", "its", "it's", "this", "that", "these", "those", "they", "them", "their"),
+        *("he", "him", "his", "she", "her", "above", "previous", "earlier", "before"),
+        *("again", "more", "else", "also", "too", "same", "other", "another", "instead"),
+    }
+)
+_MIN_WORDS = 4
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
+
+
+class CachedAnswer(msgspec.Struct, frozen=True):
+    """A finished answer as cached."""
+
+    text: str
+    sources: list[dict[str, Any]]
+    model: str
+    created_at: float
+
+
+ANSWERS: Namespace[CachedAnswer] = Namespace("answers", CachedAnswer)
+
+
+def normalise(question: str) -> str:
+    """Case, width, spacing and trailing punctuation folded: what makes two asks the same."""
+    text = unicodedata.normalize("NFKC", question).casefold()
+    text = text.translate(_QUOTES)
+    return _SPACE.sub(" ", text).strip().rstrip(_TRAILING).strip()
+
+
+def shareable(question: str, mode: str, *, first_in_session: bool) -> bool:
+    """True when the answer to ``question`` may be taken from, and given to, other learners."""
+    if mode != "explain":
+        return False
+    words = _WORD.findall(normalise(question))
+    if not words:
+        return False
+    if first_in_session:
+        return True
+    return len(words) >= _MIN_WORDS and not _BACK_REFERENCES.intersection(words)
+
+
+def answer_key(course: str, index_version: str, mode: str, model: str, question: str) -> str:
+    """The cache key of an answer (a hash: questions never appear in Redis keys)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for part in (course, index_version, mode, model, PROMPT_VERSION, normalise(question)):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+class AnswerCache:
+    """Finished answers in the two-tier cache."""
+
+    def __init__(self, cache: TwoTierCache) -> None:
+        self._cache = cache
+
+    async def get(self, key: str) -> CachedAnswer | None:
+        """The cached answer, or None."""
+        return await self._cache.get(ANSWERS, key)
+
+    async def put(self, key: str, text: str, sources: list[dict[str, Any]], model: str) -> bool:
+        """Cache a finished answer; False when it was too large to cache."""
+        answer = CachedAnswer(text=text, sources=sources, model=model, created_at=time.time())
+        return await self._cache.set(ANSWERS, key, answer)
+
+    async def retire_all(self) -> int:
+        """Retire every cached answer on every pod (after a prompt or model change)."""
+        return await self._cache.retire(ANSWERS)
+
+
+def split_for_delivery(text: str, max_chars: int = 1024) -> list[str]:
+    """A cached answer cut into ``delta`` pieces at spaces; joined they give ``text``.
+
+    The whole answer is ready, so pieces are large: fewer frames for the
+    client to render and for the pod to write.
+    """
+    pieces: list[str] = []
+    start = 0
+    while start < len(text):
+        end = min(start + max_chars, len(text))
+        if end < len(text):
+            cut = text.rfind(" ", start + 1, end)
+            if cut > start:
+                end = cut
+        pieces.append(text[start:end])
+        start = end
+    return pieces

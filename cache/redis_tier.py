@@ -1,0 +1,179 @@
+"""The L2 tier in Redis: values with a TTL, version counters, locks, invalidations.
+
+Keys: ``lt:c:<namespace>:<version>:<key>`` for values, ``lt:c:ver:<namespace>``
+for a namespace's version and ``lt:c:lock:<...>`` for the short single-flight
+locks (``SET NX PX``, released by a compare-and-delete script). Invalidations
+go out on the ``lt:c:inval`` channel as JSON. The subscriber reconnects on its
+own; after a reconnect it asks the cache to resync, since broadcasts sent
+while it was away are lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import structlog
+
+from cache.shared import Invalidation, SharedUnavailable
+from realtime.redis_link import UNREACHABLE
+
+log = structlog.get_logger("livetutor.cache")
+
+CHANNEL = "lt:c:inval"
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class RedisTier:
+    """:class:`cache.shared.SharedTier` on a redis-py asyncio client."""
+
+    def __init__(self, redis: Any, *, max_in_flight: int = 32) -> None:
+        self._redis = redis
+        # The client's pool is shared with the backplane: the cache never takes all of it.
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._unlock = redis.register_script(_UNLOCK)
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.subscribed = asyncio.Event()
+
+    async def start(
+        self, on_invalidation: Callable[[Invalidation], None], on_resync: Callable[[], None]
+    ) -> None:
+        """Start the subscriber task."""
+        self._task = asyncio.create_task(
+            self._listen_loop(on_invalidation, on_resync), name="cache-invalidations"
+        )
+
+    async def stop(self) -> None:
+        """Stop the subscriber task."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def get(self, key: str) -> bytes | str | None:
+        """The stored value, or None."""
+        try:
+            async with self._slots:
+                value: bytes | str | None = await self._redis.get(_value(key))
+        except UNREACHABLE as exc:
+            raise SharedUnavailable(str(exc)) from exc
+        except UnicodeDecodeError:
+            # Not even text (the client decodes replies): what the cache treats as undecodable.
+            return ""
+        return value
+
+    async def set(self, key: str, value: bytes, ttl_ms: int) -> None:
+        """Store ``value`` for ``ttl_ms``."""
+        try:
+            async with self._slots:
+                await self._redis.set(_value(key), value, px=ttl_ms)
+        except UNREACHABLE as exc:
+            raise SharedUnavailable(str(exc)) from exc
+
+    async def delete(self, key: str) -> None:
+        """Drop a value."""
+        try:
+            async with self._slots:
+                await self._redis.delete(_value(key))
+        except UNREACHABLE as exc:
+            raise SharedUnavailable(str(exc)) from exc
+
+    async def try_lock(self, key: str, ttl_ms: int) -> str | None:
+        """A token if this pod now holds the lock on ``key``, else None."""
+        token = secrets.token_hex(8)
+        try:
+            async with self._slots:
+                taken = await self._redis.set(_lock(key), token, nx=True, px=ttl_ms)
+        except UNREACHABLE as exc:
+            raise SharedUnavailable(str(exc)) from exc
+        return token if taken else None
+
+    async def unlock(self, key: str, token: str) -> None:
+        """Release a lock taken with ``token``."""
+        try:
+            async with self._slots:
+                await self._unlock(keys=[_lock(key)], args=[token])
+        except UNREACHABLE as exc:
+            raise SharedUnavailable(str(exc)) from exc
+
+    async def version(self, namespace: str) -> int:
+        """The namespace's current version (0 until first bumped)."""
+        try:
+            async with self._slots:
+                value = await self._redis.get(_version(namespace))
+        except UNREACHABLE as exc:
+            raise SharedUnavailable(str(exc)) from exc
+        return int(value or 0)
+
+    async def bump(self, namespace: str) -> int:
+        """Increment the namespace's version."""
+        try:
+            async with self._slots:
+                return int(await self._redis.incr(_version(namespace)))
+        except UNREACHABLE as exc:
+            raise SharedUnavailable(str(exc)) from exc
+
+    async def broadcast(self, message: Invalidation) -> None:
+        """Publish an invalidation to every pod."""
+        try:
+            async with self._slots:
+                await self._redis.publish(CHANNEL, msgspec.json.encode(message))
+        except UNREACHABLE as exc:
+            raise SharedUnavailable(str(exc)) from exc
+
+    async def _listen_loop(
+        self, on_invalidation: Callable[[Invalidation], None], on_resync: Callable[[], None]
+    ) -> None:
+        delay_s, subscribed_before = 0.05, False
+        while not self._stopping:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(CHANNEL)
+                if subscribed_before:
+                    on_resync()
+                subscribed_before = True
+                self.subscribed.set()
+                delay_s = 0.05
+                while not self._stopping:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None and message["type"] == "message":
+                        _dispatch(message["data"], on_invalidation)
+            except UNREACHABLE as exc:
+                log.warning("cache.subscriber_lost", error=type(exc).__name__)
+            finally:
+                self.subscribed.clear()
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 1.0)
+
+
+def _dispatch(data: bytes | str, on_invalidation: Callable[[Invalidation], None]) -> None:
+    try:
+        message = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        log.warning("cache.bad_invalidation")
+        return
+    if isinstance(message, dict):
+        on_invalidation(message)
+
+
+def _value(key: str) -> str:
+    return f"lt:c:{key}"
+
+
+def _lock(key: str) -> str:
+    return f"lt:c:lock:{key}"
+
+
+def _version(namespace: str) -> str:
+    return f"lt:c:ver:{namespace}"

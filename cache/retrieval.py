@@ -1,0 +1,47 @@
+"""Retrieval results cached per course index version.
+
+:class:`CachedRetriever` wraps any :class:`server.retrieval.Retriever`: the
+same question (normalised) in the same course at the same index version gets
+the same passages without searching again. Re-indexing changes the version,
+so stale results are never served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from cache.answers import normalise
+from cache.codec import Namespace
+from cache.two_tier import TwoTierCache
+from server.retrieval import Passage, Retriever
+
+RETRIEVAL: Namespace[list[Passage]] = Namespace("retrieval", list[Passage])
+
+
+class CachedRetriever:
+    """A :class:`Retriever` whose results go through the two-tier cache."""
+
+    def __init__(self, inner: Retriever, cache: TwoTierCache) -> None:
+        self.inner = inner
+        self._cache = cache
+
+    def courses(self) -> list[str]:
+        """Course ids the wrapped retriever knows."""
+        return self.inner.courses()
+
+    async def index_version(self, course: str) -> str:
+        """The wrapped retriever's index version."""
+        return await self.inner.index_version(course)
+
+    async def retrieve(self, course: str, question: str, k: int) -> list[Passage]:
+        """Cached passages, or the wrapped retriever's (then cached)."""
+        version = await self.inner.index_version(course)
+        digest = hashlib.blake2b(digest_size=16)
+        for part in (course, version, str(k), normalise(question)):
+            digest.update(part.encode())
+            digest.update(b"\0")
+        return await self._cache.get_or_load(
+            RETRIEVAL,
+            digest.hexdigest(),
+            lambda: self.inner.retrieve(course, question, k),
+        )
