@@ -12,6 +12,9 @@ from typing import Any
 from tests.frontend.conftest import LiveServer, ServerProcess, shot, sign_in, token_of
 
 QUESTION = "What makes an argument valid?"
+# The answer cache serves a question asked before in full at once: tests that need an
+# answer mid-stream ask questions no other test on the same server asks.
+PHONE_QUESTION = "What is modus ponens?"
 TUTOR = "[data-testid=tutor-message]"
 STREAMING = f"{TUTOR}[data-status=streaming]"
 DONE = f"{TUTOR}[data-status=done]"
@@ -84,10 +87,31 @@ def test_answer_streams_in_with_citations(live: LiveServer, new_page: Callable[.
     page.get_by_role("navigation", name="Your conversations").get_by_text(QUESTION).wait_for()
 
 
+def test_cached_answer_arrives_whole(live: LiveServer, new_page: Callable[..., Any]) -> None:
+    """A question answered before comes from the answer cache at once, marked as such."""
+    first = new_page()
+    sign_in(first, live, "curie")
+    ask(first, QUESTION)
+    first.locator(DONE).wait_for(timeout=60_000)
+    page = new_page()
+    sign_in(page, live, "meitner")
+    ask(page, QUESTION)
+    page.locator(DONE).wait_for(timeout=10_000)
+    assert page.locator(f"{DONE} [data-testid=badge]", has_text="From cache").count() == 1
+    assert page.locator(f"{DONE} [data-testid=citation]").count() >= 1
+    [stored] = stored_answers(live, page, session_id(page))
+    assert stored["cached"] is True
+    assert answer_texts(page) == answer_texts(first)
+
+
 def test_keyboard_only_ask_and_stop(live: LiveServer, new_page: Callable[..., Any]) -> None:
     """Without a mouse: sign in, reach the question box, ask, and stop the answer with Esc."""
     page = new_page()
     page.goto(live.url + "/")
+    page.get_by_label("Your name").wait_for()
+    page.wait_for_function(
+        "document.activeElement && document.activeElement.autocomplete === 'username'"
+    )
     page.keyboard.type("grace")  # the name field has focus
     page.keyboard.press("Enter")
     page.locator("[data-state=connected]").wait_for()
@@ -108,7 +132,7 @@ def test_stop_button_cancels_the_answer(live: LiveServer, new_page: Callable[...
     """The Stop button ends a running answer; what was written so far stays."""
     page = new_page()
     sign_in(page, live, "hopper")
-    ask(page, QUESTION)
+    ask(page, "What is the difference between validity and soundness?")
     wait_for_text(page, STREAMING, 30)
     page.get_by_test_id("stop").click()
     page.locator(DONE).wait_for()
@@ -127,7 +151,7 @@ def test_reload_mid_answer_resumes_and_completes(
     """Reloading while the answer streams shows it again and it completes, with no gap or repeat."""
     page = new_page()
     sign_in(page, live, "turing")
-    ask(page, QUESTION)
+    ask(page, "Why can a valid argument have a false conclusion?")
     session = session_id(page)
     wait_for_text(page, STREAMING, 60)
     page.reload()
@@ -149,7 +173,7 @@ def test_second_tab_follows_the_conversation_live(
     """A second tab on the conversation shows the first tab's question and answer as they stream."""
     first = new_page()
     sign_in(first, live, "hamilton")
-    ask(first, QUESTION)
+    ask(first, "What is inductive strength?")
     first.locator(DONE).wait_for(timeout=60_000)
     session = session_id(first)
 
@@ -158,7 +182,7 @@ def test_second_tab_follows_the_conversation_live(
     second.locator(DONE).wait_for()
     second.locator("[data-state=connected]").wait_for()
 
-    follow_up = "How is correlation different from causation?"
+    follow_up = "How should I weigh evidence from different sources?"
     ask(first, follow_up)
     second.locator("[data-testid=learner-message]", has_text=follow_up).wait_for()
     wait_for_text(second, STREAMING, 20)
@@ -186,7 +210,7 @@ def test_dropped_connection_reconnects_and_resumes(
 
     page.route_web_socket(re.compile(r"/ws$"), through)
     sign_in(page, live, "lovelace")
-    ask(page, QUESTION)
+    ask(page, "What is an argument in standard form?")
     session = session_id(page)
     wait_for_text(page, STREAMING, 40)
     routes[-1].close(code=1011, reason="test drops the connection")
@@ -208,7 +232,7 @@ def test_server_restart_mid_answer(new_page: Callable[..., Any], tmp_path: Path)
     try:
         page = new_page()
         sign_in(page, live, "restarter")
-        ask(page, QUESTION)
+        ask(page, "What is affirming the consequent?")
         session = session_id(page)
         wait_for_text(page, STREAMING, 20)
         server.terminate()  # SIGTERM: `reconnect` frame, running answers may finish
@@ -248,7 +272,7 @@ def test_question_typed_offline_is_sent_on_reconnect(
     state["refuse"] = True
     routes[-1].close(code=1011, reason="offline")
     page.locator("[data-state=reconnecting]").wait_for()
-    ask(page, QUESTION)
+    ask(page, "Which indicator words introduce premises?")
     page.get_by_text("Waiting for the connection").wait_for()
     shot(page, "08-queued-offline")
     state["refuse"] = False
@@ -264,13 +288,13 @@ def test_phone_sized_screen(live: LiveServer, new_page: Callable[..., Any]) -> N
     page = new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     sign_in(page, live, "mirzakhani")
     assert not page.get_by_role("navigation", name="Your conversations").is_visible()
-    ask(page, QUESTION)
+    ask(page, PHONE_QUESTION)
     page.locator(DONE).wait_for(timeout=60_000)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390
     shot(page, "09-phone-answer")
     page.get_by_role("button", name="Show conversations").click()
-    page.get_by_role("navigation", name="Your conversations").get_by_text(QUESTION).wait_for()
+    page.get_by_role("navigation", name="Your conversations").get_by_text(PHONE_QUESTION).wait_for()
     shot(page, "10-phone-menu")
 
 
