@@ -29,9 +29,14 @@ _decode = msgspec.json.Decoder().decode
 
 
 def offline_env(pace_ms: float, **extra: str) -> dict[str, str]:
-    """Pod settings: offline tutor at ``pace_ms`` per word, limits out of the load's way."""
+    """Pod settings: offline tutor at ``pace_ms`` per word, limits out of the load's way.
+
+    Every benchmark asks the same question; the answer cache is off so that each
+    ask is generated and streamed (``bench.cache`` turns it on to measure it).
+    """
     return {
         **BASE_ENV,
+        "LIVETUTOR_CACHE_ANSWERS": "false",
         "LIVETUTOR_LLM_PROVIDER": "offline",
         "LIVETUTOR_LLM_OFFLINE_PACE_MS": str(pace_ms),
         "LIVETUTOR_ASK_RATE_PER_MIN": "1000000",

@@ -117,7 +117,8 @@ async def answers_per_second(
     clients: int, seconds: float, *, cached: bool
 ) -> tuple[int, float, CpuUsage]:
     """(answers, seconds, CPU) for ``clients`` learners each keeping two asks in flight."""
-    env = offline_env(0, LIVETUTOR_CACHE_ENABLED="true" if cached else "false")
+    on = "true" if cached else "false"
+    env = offline_env(0, LIVETUTOR_CACHE_ENABLED=on, LIVETUTOR_CACHE_ANSWERS=on)
     env["LIVETUTOR_MAX_CONNECTIONS"] = "100000"
     with livetutor_server(env) as pod:
         url = pod.server.ws_url()

@@ -82,6 +82,8 @@ def server_env(pace_ms: float, streams_per_connection: int) -> dict[str, str]:
         "LIVETUTOR_ASK_RATE_PER_MIN": "1000000",
         "LIVETUTOR_ASK_BURST": "1000000",
         "LIVETUTOR_IDLE_TIMEOUT_S": "3600",
+        # The same question is asked by every stream: each must be generated, not cached.
+        "LIVETUTOR_CACHE_ANSWERS": "false",
     }
 
 

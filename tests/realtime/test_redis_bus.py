@@ -92,7 +92,8 @@ async def test_resume_on_other_pod_at_random_points(pods: list[RunningServer]) -
     for round_ in range(12):
         first, second = pods if round_ % 2 == 0 else pods[::-1]
         client = await first.client()
-        ask = await client.ask("Explain correlation and causation")
+        # A new wording each round: a cached answer would arrive in one delta.
+        ask = await client.ask(f"Explain correlation and causation, take {round_}")
         start = await client.wait_for(lambda f: f["type"] == "stream.start")
         cut = rng.randint(1, 12)
         seen = ""
