@@ -96,6 +96,11 @@ def test_typing_predictions_accept_with_tab_or_click(
     """Suggestions appear while typing; Tab accepts the highlighted one, a click another."""
     page = new_page()
     sign_in(page, live, "sage")
+    # Questions asked before give the predictions something to draw on.
+    for question in ("What is a valid argument?", "How do I weigh evidence from sources?"):
+        ask(page, question)
+        page.locator(DONE).last.wait_for(timeout=60_000)
+        page.get_by_role("button", name="+ New conversation").click()
     composer = page.locator("#composer")
     composer.click()
     composer.press_sequentially("What is a val", delay=40)
