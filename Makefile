@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run ui test lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,8 +12,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# The chat UI is built when npm is installed; the server runs either way.
 run: $(STAMP)
+	bash scripts/ui.sh optional || echo "the chat UI did not build; serving without it" >&2
 	$(BIN)/livetutor serve
+
+ui:
+	bash scripts/ui.sh build
 
 test: $(STAMP)
 	bash scripts/test.sh
@@ -33,4 +38,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.failover
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache artifacts frontend/node_modules frontend/dist

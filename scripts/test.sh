@@ -79,11 +79,29 @@ if [ ! -x "$BIN/kubernetes-validate" ]; then
     fi
 fi
 
+# Debian's Chromium runs the chat UI's end-to-end tests (tests/frontend/); never a downloaded browser.
+if ! command -v chromium >/dev/null; then
+    echo "chromium is missing; installing Debian's chromium package" >&2
+    if command -v apt-get >/dev/null; then
+        install_chromium() {
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium \
+                >/dev/null 2>&1
+        }
+        (install_chromium || (apt-get update -q >/dev/null 2>&1 && install_chromium)) || true
+    fi
+    if ! command -v chromium >/dev/null; then
+        echo "error: the UI tests need Chromium (Debian: apt-get install chromium)." >&2
+        exit 1
+    fi
+fi
+
 echo "== ruff"
 $BIN/ruff check .
 $BIN/ruff format --check .
 echo "== mypy"
 $BIN/mypy
+# The chat UI: typecheck, unit tests, build and bundle budget; the build serves the e2e tests.
+bash scripts/ui.sh check
 echo "== pytest"
 set +e
 $BIN/pytest -q "$@"

@@ -8,28 +8,16 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
 
-from server import http
+from server import http, signin
 from server.errors import StoreError
 from server.middleware import RequestContext
 from server.runtime import Runtime
 from server.settings import Settings
+from server.ui import UI, ui_dir
 from server.ws import ws_endpoint
-
-_INDEX = """LiveTutor is running.
-
-WebSocket: /ws?token=<jwt>  (protocol v1, see docs/protocol.md)
-Token:     livetutor token --user alice
-Client:    livetutor ask --token <jwt> "What makes an argument valid?"
-Health:    /health/live  /health/ready
-Metrics:   /metrics
-"""
-
-
-async def _index(request: Request) -> Response:
-    return PlainTextResponse(_INDEX)
 
 
 async def _store_down(request: Request, exc: Exception) -> Response:
@@ -41,6 +29,7 @@ async def _store_down(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Starlette:
     """The app; ``runtime`` lets tests hand in one with replaced parts."""
     rt = runtime or Runtime(settings or Settings.from_env())
+    ui = UI(ui_dir(rt.settings))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -53,7 +42,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     return Starlette(
         routes=[
-            Route("/", _index),
+            Route("/", ui.index),
+            Mount("/assets", app=ui.assets, name="assets"),
+            Route("/auth/config", signin.auth_config),
+            Route("/auth/dev-token", signin.dev_token, methods=["POST"]),
             Route("/health/live", http.live),
             Route("/health/ready", http.ready),
             Route("/metrics", http.metrics),

@@ -102,7 +102,8 @@ async def session_messages(request: Request) -> Response:
         return _error(404, "session_unknown", "no such session")
     if session.user_id != who.user:
         return _error(403, "session_forbidden", "this session belongs to another user")
-    messages = await rt.store.list_messages(session_id, limit)
+    before = request.query_params.get("before") or None
+    messages = await rt.store.list_messages(session_id, limit, before)
     return JSONResponse(
         {
             "session": session.id,

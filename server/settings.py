@@ -21,6 +21,7 @@ import msgspec
 from server.errors import LiveTutorError
 
 PREFIX = "LIVETUTOR_"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class SettingsError(LiveTutorError, ValueError):
@@ -71,6 +72,8 @@ class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
     jwt_secret: str = ""
     jwt_issuer: str = "livetutor"
     token_ttl_s: int = 86_400
+    # POST /auth/dev-token: "auto" allows it only on embedded defaults bound to loopback.
+    dev_signin: Literal["auto", "on", "off"] = "auto"
 
 
 class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -137,6 +140,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "info"
     log_json: bool = True
     metrics_token: str = ""
+    # The built chat UI (index.html and assets/); empty means frontend/dist in the source tree.
+    ui_dir: str = ""
     ws: WsSettings = WsSettings()
     redis: RedisSettings = RedisSettings()
     auth: AuthSettings = AuthSettings()
@@ -213,6 +218,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         for name, value in timeouts.items():
             if value <= 0:
                 raise SettingsError(f"{name} must be positive")
+
+    @property
+    def embedded(self) -> bool:
+        """True on embedded defaults: no shared secret, database, Redis or origin list set."""
+        return not (
+            self.auth.jwt_secret
+            or self.store.database_url
+            or self.redis.enabled
+            or self.ws.allowed_origins
+        )
+
+    @property
+    def dev_signin(self) -> bool:
+        """Whether ``POST /auth/dev-token`` issues tokens (see docs/signin.md)."""
+        if self.auth.dev_signin != "auto":
+            return self.auth.dev_signin == "on"
+        return self.embedded and self.host in LOOPBACK_HOSTS
 
     @property
     def llm_provider(self) -> Literal["offline", "openai"]:

@@ -140,8 +140,15 @@ class Store(Protocol):
         """Store a message and touch its session's ``updated_at``."""
         ...
 
-    async def list_messages(self, session_id: str, limit: int = 200) -> list[MessageRecord]:
-        """The session's last ``limit`` messages, oldest first."""
+    async def list_messages(
+        self, session_id: str, limit: int = 200, before: str | None = None
+    ) -> list[MessageRecord]:
+        """The session's last ``limit`` messages, oldest first.
+
+        With ``before`` (a message id of the session), the last ``limit`` messages
+        that came before it: the next page when scrolling back. An id that is not
+        one of the session's messages gives an empty list.
+        """
         ...
 
     async def set_hint_level(self, session_id: str, level: int) -> None:

@@ -193,16 +193,22 @@ class PostgresStore:
                 message.created_at,
             )
 
-    async def list_messages(self, session_id: str, limit: int = 200) -> list[MessageRecord]:
-        """The session's last ``limit`` messages, oldest first."""
+    async def list_messages(
+        self, session_id: str, limit: int = 200, before: str | None = None
+    ) -> list[MessageRecord]:
+        """The session's last ``limit`` messages (before the message ``before``), oldest first."""
+        # $3 NULL: no cursor. An id that is not the session's gives a NULL bound: no rows.
         async with self._acquire("list_messages", read=True) as conn:
             rows = await conn.fetch(
                 f"SELECT {_MESSAGE_COLUMNS} FROM"
                 f" (SELECT {_MESSAGE_COLUMNS}, seq FROM messages WHERE session_id = $1"
+                "  AND ($3::text IS NULL OR seq <"
+                "   (SELECT seq FROM messages WHERE id = $3 AND session_id = $1))"
                 "  ORDER BY seq DESC LIMIT $2) AS recent"
                 " ORDER BY seq",
                 session_id,
                 max(limit, 0),
+                before,
             )
         return [message_from_row(row, row["sources"]) for row in rows]
 

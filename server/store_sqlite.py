@@ -189,16 +189,21 @@ class SQLiteStore:
 
         await self._run("add_message", _in_transaction(add_message))
 
-    async def list_messages(self, session_id: str, limit: int = 200) -> list[MessageRecord]:
-        """The session's last ``limit`` messages, oldest first."""
+    async def list_messages(
+        self, session_id: str, limit: int = 200, before: str | None = None
+    ) -> list[MessageRecord]:
+        """The session's last ``limit`` messages (before the message ``before``), oldest first."""
+        # With a cursor, only messages before it; an id that is not the session's matches none.
+        cursor = " AND seq < (SELECT seq FROM messages WHERE id = ? AND session_id = ?)"
+        where, params = (cursor, (before, session_id)) if before is not None else ("", ())
 
         def list_messages(conn: sqlite3.Connection) -> list[MessageRecord]:
             rows = conn.execute(
                 f"SELECT {_MESSAGE_COLUMNS} FROM"
-                f" (SELECT {_MESSAGE_COLUMNS}, seq FROM messages WHERE session_id = ?"
+                f" (SELECT {_MESSAGE_COLUMNS}, seq FROM messages WHERE session_id = ?{where}"
                 "  ORDER BY seq DESC LIMIT ?)"
                 " ORDER BY seq",
-                (session_id, max(limit, 0)),
+                (session_id, *params, max(limit, 0)),
             ).fetchall()
             return [message_from_row(row, orjson.loads(row["sources"])) for row in rows]
 

@@ -435,6 +435,21 @@ async def test_list_messages_limit_returns_the_last_in_order(store: Store) -> No
     assert await store.list_messages("s1", limit=3) == added[2:]
 
 
+async def test_list_messages_pages_back_with_before(store: Store) -> None:
+    """``before`` gives the page of messages ahead of a message; an unknown id gives none."""
+    await new_session(store)
+    await new_session(store, "s2")
+    added = [make_message(n) for n in range(7)]
+    for message in added:
+        await store.add_message(message)
+    await store.add_message(make_message(1, session_id="s2"))
+    assert await store.list_messages("s1", limit=3, before=added[5].id) == added[2:5]
+    assert await store.list_messages("s1", limit=3, before=added[2].id) == added[:2]
+    assert await store.list_messages("s1", limit=3, before=added[0].id) == []
+    assert await store.list_messages("s1", before="s2-m1") == []
+    assert await store.list_messages("s1", before="nope") == []
+
+
 async def test_list_messages_keeps_insertion_order(store: Store) -> None:
     """Messages come back in the order they were added, even when clocks disagree."""
     await new_session(store)

@@ -142,6 +142,24 @@ async def test_other_users_session_is_forbidden(server: RunningServer) -> None:
     assert [m.text for m in messages if m.role == "learner"] == ["What is induction?"]
 
 
+async def test_messages_page_back_with_before(server: RunningServer) -> None:
+    """GET /sessions/{id}/messages?before=<id> gives the page ahead of that message."""
+    async with await server.client() as client:
+        first = await client.answer(await client.ask("What is induction?"))
+        await client.answer(await client.ask("And deduction?", session=first.session))
+    headers = {"Authorization": f"Bearer {server.token()}"}
+    url = f"/sessions/{first.session}/messages"
+    async with httpx.AsyncClient(base_url=server.http_url, headers=headers) as http:
+        everything = (await http.get(url)).json()["messages"]
+        last_two = (await http.get(url, params={"limit": 2})).json()["messages"]
+        earlier = await http.get(url, params={"limit": 2, "before": last_two[0]["id"]})
+        foreign = await http.get(url, params={"before": "not-a-message"})
+    assert len(everything) == 4
+    assert last_two == everything[2:]
+    assert earlier.json()["messages"] == everything[:2]
+    assert foreign.json()["messages"] == []
+
+
 async def test_course_outside_token_is_refused(server: RunningServer) -> None:
     """An ask for a course not in the token's courses claim gets course_forbidden."""
     async with await server.client() as client:

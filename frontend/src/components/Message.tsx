@@ -1,0 +1,129 @@
+import { memo } from "react";
+
+import { Markdown } from "../lib/markdown";
+import type { ChatMessage } from "../state/chat";
+
+const REASONS: Record<string, string> = {
+  cancelled: "Stopped",
+  error: "The answer failed",
+  interrupted: "Interrupted: the server restarted before the answer finished",
+  length: "Cut short: the answer took too long",
+};
+
+function Citations({ message }: { message: ChatMessage }) {
+  if (!message.sources.length) return null;
+  return (
+    <section aria-label="Sources" className="mt-3 border-t border-slate-200 pt-2" data-testid="citations">
+      <h3 className="text-xs font-semibold uppercase tracking-wide text-slate-600">Sources</h3>
+      <ol className="mt-1 space-y-1.5">
+        {message.sources.map((s, i) => (
+          <li key={`${s.document}-${s.page}-${i}`} className="flex gap-2 text-sm" data-testid="citation">
+            <span aria-hidden="true" className="mt-0.5 grid h-5 min-w-5 place-items-center rounded bg-blue-100 px-1 text-xs font-semibold text-blue-900">
+              {i + 1}
+            </span>
+            <div className="min-w-0">
+              <p className="text-slate-900">
+                <span className="font-medium">{s.document}</span>
+                <span className="text-slate-700">, page {s.page}</span>
+                {s.heading && <span className="text-slate-700"> · {s.heading}</span>}
+              </p>
+              {s.snippet && (
+                <p className="line-clamp-2 text-slate-600" title={s.snippet}>
+                  “{s.snippet}”
+                </p>
+              )}
+            </div>
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}
+
+function Badges({ message }: { message: ChatMessage }) {
+  const items: { text: string; tone: "info" | "warn" }[] = [];
+  if (message.mode === "hint") items.push({ text: "Hint", tone: "info" });
+  if (message.reason && REASONS[message.reason]) items.push({ text: REASONS[message.reason] as string, tone: "warn" });
+  if (message.fallback) items.push({ text: "Model unavailable: offline answer", tone: "warn" });
+  if (message.takenOver) items.push({ text: "Finished by another server", tone: "info" });
+  if (message.cached) items.push({ text: "From cache", tone: "info" });
+  if (message.model === "offline" && message.status === "done") items.push({ text: "Offline tutor", tone: "info" });
+  if (!items.length && !message.note) return null;
+  return (
+    <div className="mt-2 flex flex-wrap items-center gap-1.5 text-xs">
+      {items.map((b) => (
+        <span
+          key={b.text}
+          data-testid="badge"
+          className={`rounded-full px-2 py-0.5 ${b.tone === "warn" ? "bg-amber-100 text-amber-950" : "bg-slate-100 text-slate-700"}`}
+        >
+          {b.text}
+        </span>
+      ))}
+      {message.note && message.reason !== "stop" && <span className="text-slate-700">{message.note}</span>}
+    </div>
+  );
+}
+
+interface Props {
+  message: ChatMessage;
+  onRetry?: () => void;
+}
+
+export const Message = memo(function Message({ message, onRetry }: Props) {
+  if (message.role === "learner") {
+    return (
+      <div className="flex justify-end px-3 py-2 sm:px-6" data-testid="learner-message">
+        <div className="max-w-[85%] sm:max-w-[75%]">
+          <div className="whitespace-pre-wrap break-words rounded-2xl rounded-br-md bg-blue-800 px-4 py-2.5 text-white">
+            {message.text}
+          </div>
+          <p className="mt-1 text-right text-xs text-slate-600">
+            {message.mode === "hint" && <span>Hint · </span>}
+            {message.status === "queued" && <span>Waiting for the connection…</span>}
+            {message.status === "sending" && <span>Sending…</span>}
+            {message.status === "failed" && (
+              <span className="text-red-800">
+                Not sent{message.note ? `: ${message.note}` : ""}{" "}
+                {onRetry && (
+                  <button type="button" onClick={onRetry} className="font-medium underline">
+                    Try again
+                  </button>
+                )}
+              </span>
+            )}
+          </p>
+        </div>
+      </div>
+    );
+  }
+  const streaming = message.status === "streaming";
+  return (
+    <div className="flex gap-3 px-3 py-2 sm:px-6" data-testid="tutor-message" data-status={message.status} data-stream={message.stream}>
+      <span aria-hidden="true" className="mt-1 grid h-8 w-8 shrink-0 place-items-center rounded-full bg-slate-800 text-sm font-semibold text-white">
+        T
+      </span>
+      <article
+        aria-busy={streaming}
+        aria-label="Tutor answer"
+        className="min-w-0 max-w-[min(100%,48rem)] flex-1 rounded-2xl rounded-tl-md bg-white px-4 py-3 text-slate-900 shadow-sm ring-1 ring-slate-200"
+      >
+        {message.text ? (
+          <div className={streaming ? "streaming" : undefined} data-testid="answer-text">
+            <Markdown text={message.text} />
+          </div>
+        ) : streaming ? (
+          <p className="text-slate-600" data-testid="answer-text">
+            Thinking<span className="caret" aria-hidden="true" />
+          </p>
+        ) : (
+          <p className="text-slate-600" data-testid="answer-text">
+            (no answer)
+          </p>
+        )}
+        <Badges message={message} />
+        <Citations message={message} />
+      </article>
+    </div>
+  );
+});

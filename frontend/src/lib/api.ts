@@ -1,0 +1,110 @@
+// The HTTP API (docs/protocol.md "HTTP", docs/signin.md, the documents routes).
+
+import type { StoredMessage } from "../protocol/frames";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const TIMEOUT_MS = 15_000;
+
+async function call<T>(path: string, init: RequestInit & { token?: string } = {}): Promise<T> {
+  const headers = new Headers(init.headers);
+  if (init.token) headers.set("authorization", `Bearer ${init.token}`);
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
+  let response: Response;
+  try {
+    response = await fetch(path, { ...init, headers, signal: controller.signal });
+  } catch {
+    throw new ApiError(0, "network", "The server cannot be reached.");
+  } finally {
+    clearTimeout(timer);
+  }
+  const body: unknown = await response.json().catch(() => null);
+  if (!response.ok) {
+    const err = (body ?? {}) as { error?: string; message?: string };
+    throw new ApiError(response.status, err.error ?? "http", err.message ?? `HTTP ${response.status}`);
+  }
+  return body as T;
+}
+
+export interface SessionSummary {
+  id: string;
+  course: string;
+  title: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface AuthConfig {
+  dev_signin: boolean;
+  issuer: string;
+  token_ttl_s: number;
+}
+
+export interface DevToken {
+  token: string;
+}
+
+export type DocumentStatus = "queued" | "indexing" | "ready" | "failed";
+
+export interface CourseDocument {
+  id: string;
+  status: DocumentStatus;
+  progress?: number;
+  reason?: string | null;
+  name?: string;
+  filename?: string;
+  title?: string;
+  course?: string;
+}
+
+export const api = {
+  authConfig: () => call<AuthConfig>("/auth/config"),
+  devToken: (user: string, role: string, courses: string[]) =>
+    call<DevToken>("/auth/dev-token", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ user, role, courses }),
+    }),
+  /** True if the server accepts the token (false only on 401). */
+  checkToken: async (token: string): Promise<boolean> => {
+    try {
+      await call("/sessions", { token });
+      return true;
+    } catch (e) {
+      return !(e instanceof ApiError && e.status === 401);
+    }
+  },
+  sessions: (token: string) => call<{ sessions: SessionSummary[] }>("/sessions", { token }),
+  messages: (token: string, session: string, limit = 1000, before?: string) =>
+    call<{ session: string; course: string; messages: StoredMessage[] }>(
+      `/sessions/${encodeURIComponent(session)}/messages?limit=${limit}` +
+        (before ? `&before=${encodeURIComponent(before)}` : ""),
+      { token },
+    ),
+  uploadDocument: (token: string, course: string, file: File) => {
+    const form = new FormData();
+    form.append("file", file);
+    return call<{ id: string; status: DocumentStatus }>(
+      `/courses/${encodeURIComponent(course)}/documents`,
+      { method: "POST", body: form, token },
+    );
+  },
+  document: (token: string, id: string) =>
+    call<CourseDocument>(`/documents/${encodeURIComponent(id)}`, { token }),
+  documents: async (token: string, course: string): Promise<CourseDocument[]> => {
+    const body = await call<CourseDocument[] | { documents: CourseDocument[] }>(
+      `/courses/${encodeURIComponent(course)}/documents`,
+      { token },
+    );
+    return Array.isArray(body) ? body : (body.documents ?? []);
+  },
+};

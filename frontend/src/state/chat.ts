@@ -1,0 +1,496 @@
+// What the chat view shows, built from the protocol client's events and the HTTP API.
+// Plain TypeScript with a subscribe/getSnapshot pair for React's useSyncExternalStore.
+
+import { type SessionSummary, api } from "../lib/api";
+import type { StateInfo, TutorClient } from "../protocol/client";
+import {
+  type ErrorFrame,
+  type Mode,
+  type PredictionsFrame,
+  type SessionFrame,
+  type Source,
+  type StoredMessage,
+  type StreamEndFrame,
+  type StreamStartFrame,
+  newId,
+} from "../protocol/frames";
+
+export interface ChatMessage {
+  /** Stable key: the stored id, or `ask:<id>` / `stream:<id>` while live. */
+  key: string;
+  id?: string;
+  role: "learner" | "tutor";
+  text: string;
+  mode?: Mode | null;
+  ask?: string;
+  stream?: string;
+  status: "queued" | "sending" | "sent" | "streaming" | "done" | "failed";
+  reason?: string | null;
+  sources: Source[];
+  model?: string | null;
+  cached?: boolean;
+  fallback?: boolean;
+  takenOver?: boolean;
+  /** Why it failed, or what the model reported. */
+  note?: string | null;
+  createdAt: number;
+}
+
+export interface SessionView {
+  id: string;
+  course: string;
+  title: string;
+  messages: ChatMessage[];
+  loaded: boolean;
+  /** Older messages exist on the server (the last page was full). */
+  hasEarlier?: boolean;
+  loadingEarlier?: boolean;
+  error?: string;
+}
+
+export interface ChatSnapshot {
+  user: string;
+  course: string;
+  courses: string[];
+  current: string | null;
+  sessions: SessionSummary[];
+  views: ReadonlyMap<string, SessionView>;
+  connection: StateInfo;
+  notice: string | null;
+  predictions: PredictionsFrame | null;
+  /** Longest question the server takes (from `welcome`). */
+  maxQuestionChars: number;
+}
+
+const LEARNER_MATCH_WINDOW_MS = 10 * 60_000;
+/** Messages per HTTP page (the server's largest). */
+export const PAGE_SIZE = 1000;
+
+function fromStored(m: StoredMessage): ChatMessage {
+  return {
+    key: m.id,
+    id: m.id,
+    role: m.role,
+    text: m.text,
+    mode: m.mode,
+    stream: m.stream ?? undefined,
+    status: "done",
+    reason: m.reason,
+    sources: m.sources ?? [],
+    model: m.model,
+    cached: m.cached,
+    createdAt: m.created_at * 1000,
+  };
+}
+
+/**
+ * Merge stored messages into a view. Stored messages keep the server's order: the
+ * incoming ones form one window of it, so unknown ones before the first known go in
+ * front and the rest after. Live entries follow, unless a stored message covers them
+ * (a stored answer replaces its stream's live entry; a stored question the live one
+ * with the same text).
+ */
+export function mergeMessages(current: ChatMessage[], stored: StoredMessage[]): ChatMessage[] {
+  const old = current.filter((m) => m.id);
+  const known = new Set(old.map((m) => m.id));
+  const incoming = stored.map(fromStored);
+  const updated = new Map(incoming.filter((m) => known.has(m.id)).map((m) => [m.id, m]));
+  const firstKnown = incoming.findIndex((m) => known.has(m.id));
+  let before: ChatMessage[] = [];
+  let after: ChatMessage[] = [];
+  if (firstKnown >= 0) {
+    before = incoming.slice(0, firstKnown).filter((m) => !known.has(m.id));
+    after = incoming.slice(firstKnown).filter((m) => !known.has(m.id));
+  } else if (old.length && incoming.length && (incoming[incoming.length - 1] as ChatMessage).createdAt < (old[0] as ChatMessage).createdAt) {
+    before = incoming;
+  } else {
+    after = incoming;
+  }
+  const storedList = [...before, ...old.map((m) => updated.get(m.id) ?? m), ...after];
+  const storedStreams = new Set(storedList.map((m) => m.stream).filter(Boolean));
+  const questions = storedList.slice(-200).filter((m) => m.role === "learner");
+  const live = current.filter((m) => {
+    if (m.id) return false;
+    if (m.role === "tutor") return !(m.stream && storedStreams.has(m.stream));
+    if (m.status === "queued" || m.status === "failed") return true;
+    return !questions.some(
+      (q) => q.text === m.text && Math.abs(q.createdAt - m.createdAt) < LEARNER_MATCH_WINDOW_MS,
+    );
+  });
+  return [...storedList, ...live];
+}
+
+export class ChatStore {
+  private listeners = new Set<() => void>();
+  private snap: ChatSnapshot;
+  /** stream -> session, to route deltas. */
+  private streamSession = new Map<string, string>();
+  private offs: (() => void)[] = [];
+  private pendingRefetch = new Set<string>();
+  private channel: BroadcastChannel | null = null;
+
+  constructor(
+    private readonly client: TutorClient,
+    private readonly token: () => string,
+    identity: { user: string; courses: string[] },
+  ) {
+    const courses = identity.courses.length ? identity.courses : ["demo"];
+    this.snap = {
+      user: identity.user,
+      course: courses[0] as string,
+      courses,
+      current: null,
+      sessions: [],
+      views: new Map(),
+      connection: client.state,
+      notice: null,
+      predictions: null,
+      maxQuestionChars: 4000,
+    };
+  }
+
+  /** Follow the client's events (and the other tabs); returns the undo. */
+  attach(): () => void {
+    const client = this.client;
+    this.offs.push(
+      client.on("state", (s) => this.set({ connection: s })),
+      client.on("welcome", (w) => this.set({ maxQuestionChars: w.limits.max_question_chars })),
+      client.on("start", (f) => this.onStart(f)),
+      client.on("delta", (f) => this.onDelta(f.stream, f.text)),
+      client.on("end", (f) => this.onEnd(f)),
+      client.on("session", ({ frame, adopted }) => this.onSession(frame, adopted)),
+      client.on("error", (f) => this.onError(f)),
+      client.on("sent", (f) =>
+        this.updateMessage(f.session, `ask:${f.id}`, (m) => (m.status === "queued" ? { ...m, status: "sending" } : m)),
+      ),
+      client.on("predictions", (f) => this.set({ predictions: f })),
+    );
+    if (typeof BroadcastChannel !== "undefined") {
+      // Tabs of one browser tell each other when the session list changed.
+      this.channel = new BroadcastChannel("livetutor.sessions");
+      this.channel.onmessage = () => void this.refreshSessions();
+    }
+    return () => this.dispose();
+  }
+
+  dispose(): void {
+    for (const off of this.offs) off();
+    this.offs = [];
+    this.channel?.close();
+    this.channel = null;
+  }
+
+  subscribe = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  };
+
+  getSnapshot = (): ChatSnapshot => this.snap;
+
+  private set(patch: Partial<ChatSnapshot>): void {
+    this.snap = { ...this.snap, ...patch };
+    for (const l of this.listeners) l();
+  }
+
+  // -- actions ----------------------------------------------------------------
+
+  setCourse(course: string): void {
+    if (course === this.snap.course) return;
+    this.set({ course, current: null, predictions: null });
+  }
+
+  async refreshSessions(): Promise<void> {
+    try {
+      const { sessions } = await api.sessions(this.token());
+      this.set({ sessions });
+    } catch {
+      // The list stays as it was; the connection badge tells what is wrong.
+    }
+  }
+
+  newChat(): void {
+    if (this.snap.current) this.leave(this.snap.current);
+    this.set({ current: null, predictions: null });
+  }
+
+  /** Stop following a conversation shown no more; it loads afresh when shown again. */
+  private leave(id: string): void {
+    const view = this.snap.views.get(id);
+    if (view?.messages.some((m) => m.status === "streaming" || m.status === "queued" || m.status === "sending")) return;
+    this.client.leave(id);
+    if (view) this.putView({ ...view, loaded: false });
+  }
+
+  /** Show a session: history over HTTP, then live through `open`. */
+  async openSession(id: string): Promise<void> {
+    const known = this.snap.sessions.find((s) => s.id === id);
+    const view = this.snap.views.get(id);
+    if (known && known.course !== this.snap.course && this.snap.courses.includes(known.course)) {
+      this.set({ course: known.course });
+    }
+    const previous = this.snap.current;
+    if (previous && previous !== id) this.leave(previous);
+    this.set({ current: id, predictions: null });
+    if (!view) {
+      this.putView({ id, course: known?.course ?? this.snap.course, title: known?.title ?? "", messages: [], loaded: false });
+    }
+    this.client.open(id);
+    if (!known) void this.refreshSessions();
+    if (view?.loaded) return;
+    await this.loadHistory(id);
+  }
+
+  private async loadHistory(id: string): Promise<void> {
+    try {
+      const body = await api.messages(this.token(), id, PAGE_SIZE);
+      const view = this.snap.views.get(id);
+      if (!view) return;
+      const hasEarlier = view.loaded ? view.hasEarlier : body.messages.length >= PAGE_SIZE;
+      this.putView({ ...view, course: body.course, loaded: true, hasEarlier, error: undefined, messages: mergeMessages(view.messages, body.messages) });
+      if (body.course !== this.snap.course && this.snap.courses.includes(body.course)) this.set({ course: body.course });
+    } catch (e) {
+      const view = this.snap.views.get(id);
+      const message = e instanceof Error ? e.message : String(e);
+      if (view) this.putView({ ...view, loaded: view.messages.length > 0, error: message });
+    }
+  }
+
+  /** The page of messages before the oldest one shown. */
+  async loadEarlier(id: string): Promise<void> {
+    const view = this.snap.views.get(id);
+    const oldest = view?.messages.find((m) => m.id)?.id;
+    if (!view || !oldest || !view.hasEarlier || view.loadingEarlier) return;
+    this.putView({ ...view, loadingEarlier: true });
+    try {
+      const body = await api.messages(this.token(), id, PAGE_SIZE, oldest);
+      const now = this.snap.views.get(id) ?? view;
+      this.putView({
+        ...now,
+        loadingEarlier: false,
+        hasEarlier: body.messages.length >= PAGE_SIZE,
+        messages: mergeMessages(now.messages, body.messages),
+      });
+    } catch {
+      const now = this.snap.views.get(id) ?? view;
+      this.putView({ ...now, loadingEarlier: false });
+    }
+  }
+
+  ask(text: string, mode: Mode): void {
+    const course = this.snap.course;
+    let session = this.snap.current;
+    if (!session) {
+      session = newId("s-");
+      this.putView({ id: session, course, title: text.slice(0, 80), messages: [], loaded: true });
+      this.set({ current: session });
+    }
+    const id = newId("a-");
+    const offline = !this.client.connected;
+    this.appendMessage(session, {
+      key: `ask:${id}`,
+      role: "learner",
+      text,
+      mode,
+      ask: id,
+      status: offline ? "queued" : "sending",
+      sources: [],
+      createdAt: Date.now(),
+    });
+    this.client.ask({ id, session, course, text, mode });
+    this.set({ predictions: null });
+  }
+
+  /** Send a failed question again. */
+  retry(session: string, key: string): void {
+    const view = this.snap.views.get(session);
+    const m = view?.messages.find((x) => x.key === key);
+    if (!view || !m) return;
+    this.putView({ ...view, messages: view.messages.filter((x) => x.key !== key) });
+    const previous = this.snap.current;
+    this.set({ current: session });
+    this.ask(m.text, m.mode ?? "explain");
+    this.set({ current: previous });
+  }
+
+  cancel(stream: string): void {
+    this.client.cancel(stream);
+  }
+
+  typing(text: string): void {
+    this.client.typing(this.snap.course, text, this.snap.current ?? undefined);
+  }
+
+  clearPredictions(): void {
+    if (this.snap.predictions) this.set({ predictions: null });
+  }
+
+  dismissNotice(): void {
+    this.set({ notice: null });
+  }
+
+  // -- frames -------------------------------------------------------------------
+
+  private onStart(f: StreamStartFrame): void {
+    this.streamSession.set(f.stream, f.session);
+    let view = this.snap.views.get(f.session);
+    const isNew = !this.snap.sessions.some((s) => s.id === f.session);
+    if (!view) {
+      if (this.snap.current !== f.session) {
+        if (isNew) this.announceSessions();
+        return;
+      }
+      view = { id: f.session, course: f.course, title: f.text ?? "", messages: [], loaded: true };
+    }
+    let messages = view.messages;
+    const mine = messages.findIndex((m) => m.ask === f.ask && m.role === "learner");
+    if (mine >= 0) {
+      messages = messages.map((m, i) => (i === mine ? { ...m, status: "sent" } : m));
+    } else if (f.text) {
+      messages = [
+        ...messages,
+        { key: `ask:${f.ask}`, role: "learner", text: f.text, mode: f.mode, ask: f.ask, status: "sent", sources: [], createdAt: Date.now() },
+      ];
+    }
+    if (!messages.some((m) => m.stream === f.stream)) {
+      messages = [...messages, this.liveAnswer(f.stream, f.ask, "", f.mode)];
+    }
+    this.putView({ ...view, messages });
+    if (isNew) this.announceSessions();
+  }
+
+  private liveAnswer(stream: string, ask: string, text: string, mode?: Mode): ChatMessage {
+    return { key: `stream:${stream}`, role: "tutor", text, mode, ask, stream, status: "streaming", sources: [], createdAt: Date.now() };
+  }
+
+  private onDelta(stream: string, text: string): void {
+    const session = this.streamSession.get(stream);
+    if (!session) return;
+    this.updateMessage(session, `stream:${stream}`, (m) => ({ ...m, text: m.text + text }));
+  }
+
+  private onEnd(f: StreamEndFrame): void {
+    const session = this.streamSession.get(f.stream);
+    if (!session) return;
+    const found = this.updateMessage(session, `stream:${f.stream}`, (m) => ({
+      ...m,
+      status: "done",
+      reason: f.reason,
+      sources: f.sources ?? [],
+      model: f.model,
+      cached: f.cached,
+      fallback: f.fallback,
+      takenOver: f.taken_over,
+      note: f.message ?? null,
+    }));
+    if (!found) void this.loadHistory(session);
+  }
+
+  private onSession(frame: SessionFrame, adopted: Set<string>): void {
+    const view = this.snap.views.get(frame.session) ?? {
+      id: frame.session,
+      course: frame.course,
+      title: frame.title,
+      messages: [],
+      loaded: false,
+    };
+    let messages = mergeMessages(view.messages, frame.messages);
+    for (const s of frame.streams) {
+      this.streamSession.set(s.stream, frame.session);
+      const at = messages.findIndex((m) => m.stream === s.stream);
+      if (at < 0) messages = [...messages, this.liveAnswer(s.stream, s.ask, s.text)];
+      else if (adopted.has(s.stream)) messages = messages.map((m, i) => (i === at ? { ...m, text: s.text } : m));
+    }
+    // Tutor entries still "streaming" that the server no longer lists ended while we were away.
+    const running = new Set(frame.streams.map((s) => s.stream));
+    const stale = messages.some((m) => {
+      if (m.status !== "streaming" || !m.stream || running.has(m.stream)) return false;
+      const tracked = this.client.streams.get(m.stream);
+      return !tracked || tracked.ended;
+    });
+    this.putView({ ...view, title: frame.title || view.title, course: frame.course, messages });
+    const lastStored = frame.messages[frame.messages.length - 1];
+    if ((lastStored?.role === "learner" && frame.streams.length === 0) || stale) {
+      // The answer ended between the server's two reads: fetch it once more shortly.
+      this.refetchSoon(frame.session);
+    }
+  }
+
+  private refetchSoon(session: string): void {
+    if (this.pendingRefetch.has(session)) return;
+    this.pendingRefetch.add(session);
+    setTimeout(() => {
+      this.pendingRefetch.delete(session);
+      void this.loadHistory(session);
+    }, 1000);
+  }
+
+  private onError(f: ErrorFrame): void {
+    const ref = f.ref;
+    if (ref?.startsWith("a-")) {
+      for (const view of this.snap.views.values()) {
+        const hit = view.messages.find((m) => m.key === `ask:${ref}`);
+        if (hit) {
+          const note =
+            f.code === "rate_limited" && f.retry_after_ms
+              ? `Too many questions at once. Try again in ${Math.ceil(f.retry_after_ms / 1000)} s.`
+              : f.message;
+          this.updateMessage(view.id, hit.key, (m) => ({ ...m, status: "failed", note }));
+          return;
+        }
+      }
+    }
+    if (ref?.startsWith("r-") && f.code === "stream_unknown") {
+      // A stream we followed is no longer replayable: read the stored answers.
+      for (const id of this.snap.views.keys()) void this.loadHistory(id);
+      return;
+    }
+    if (ref?.startsWith("o-") && f.code === "session_forbidden") {
+      const current = this.snap.current;
+      const view = current ? this.snap.views.get(current) : undefined;
+      if (view && view.messages.length === 0 && !view.loaded) {
+        this.putView({ ...view, error: "This conversation does not exist or belongs to someone else." });
+      }
+      return;
+    }
+    if (f.code === "llm_unavailable") {
+      this.set({ notice: "The model is unavailable; the offline tutor answers from the course text instead." });
+      return;
+    }
+    if (ref?.startsWith("p-") || ref?.startsWith("o-")) return;
+    this.set({ notice: f.message });
+  }
+
+  // -- helpers ----------------------------------------------------------------
+
+  private announceSessions(): void {
+    void this.refreshSessions();
+    this.channel?.postMessage("changed");
+  }
+
+  private putView(view: SessionView): void {
+    const views = new Map(this.snap.views);
+    views.set(view.id, view);
+    this.set({ views });
+  }
+
+  private appendMessage(session: string, message: ChatMessage): void {
+    const view = this.snap.views.get(session);
+    if (view) this.putView({ ...view, messages: [...view.messages, message] });
+  }
+
+  private updateMessage(session: string, key: string, fn: (m: ChatMessage) => ChatMessage): boolean {
+    const view = this.snap.views.get(session);
+    if (!view) return false;
+    // Live entries sit at the end: search from there.
+    for (let i = view.messages.length - 1; i >= 0; i--) {
+      const m = view.messages[i] as ChatMessage;
+      if (m.key === key) {
+        const messages = view.messages.slice();
+        messages[i] = fn(m);
+        this.putView({ ...view, messages });
+        return true;
+      }
+    }
+    return false;
+  }
+}

@@ -1,0 +1,116 @@
+"""Sign-in for the chat UI in embedded mode: a token without a terminal.
+
+``GET /auth/config`` tells the page which sign-in it may offer.
+``POST /auth/dev-token`` issues a token for any user name, so it is only on
+when :attr:`Settings.dev_signin` says so: by default only on embedded
+defaults bound to a loopback interface, never when a shared JWT secret,
+database, Redis or origin list is configured. It also refuses requests whose
+``Host`` is not a loopback name (a DNS-rebinding page cannot use it) and
+bodies that are not JSON (a cross-site form cannot post one without a
+preflight). A real deployment puts its own identity provider in front and
+hands the page a token; see docs/signin.md.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+import structlog
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from server.auth import ROLES, Role
+from server.errors import AuthError
+from server.runtime import Runtime
+from server.settings import LOOPBACK_HOSTS
+
+log = structlog.get_logger("livetutor.signin")
+_COURSE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_MAX_COURSES = 20
+_MAX_BODY_BYTES = 4096
+
+
+class DevTokenRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The body of ``POST /auth/dev-token``."""
+
+    user: str
+    role: str = "learner"
+    courses: list[str] = msgspec.field(default_factory=lambda: ["demo"])
+
+
+def _runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+def _loopback(host_header: str) -> bool:
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else host
+    else:
+        host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return host in LOOPBACK_HOSTS
+
+
+async def auth_config(request: Request) -> Response:
+    """What sign-in the page may offer."""
+    settings = _runtime(request).settings
+    return JSONResponse(
+        {
+            "dev_signin": settings.dev_signin,
+            "issuer": settings.auth.jwt_issuer,
+            "token_ttl_s": settings.auth.token_ttl_s,
+        }
+    )
+
+
+async def dev_token(request: Request) -> Response:
+    """Issue a token for the named user, when development sign-in is on."""
+    rt = _runtime(request)
+    settings = rt.settings
+    if not settings.dev_signin:
+        return _error(
+            404,
+            "dev_signin_off",
+            "development sign-in is off on this server; sign in through your organisation "
+            "or paste a token",
+        )
+    # The host check does not apply when an operator turned the setting on explicitly.
+    if settings.auth.dev_signin == "auto" and not _loopback(request.headers.get("host", "")):
+        return _error(403, "dev_signin_host", "development sign-in answers on localhost only")
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return _error(415, "bad_request", "send the body as application/json")
+    body = await request.body()
+    if len(body) > _MAX_BODY_BYTES:
+        return _error(413, "bad_request", "body too large")
+    try:
+        wanted = msgspec.json.decode(body, type=DevTokenRequest)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        return _error(400, "bad_request", f"invalid body: {exc}")
+    if wanted.role not in ROLES:
+        return _error(400, "bad_request", f"role must be one of {', '.join(ROLES)}")
+    courses = sorted(set(wanted.courses))
+    if not courses or len(courses) > _MAX_COURSES or not all(_COURSE.match(c) for c in courses):
+        return _error(400, "bad_request", "courses must be 1-20 course ids")
+    role: Role = wanted.role
+    try:
+        token = rt.codec.issue(
+            wanted.user, role=role, courses=courses, ttl_s=settings.auth.token_ttl_s
+        )
+    except AuthError as exc:
+        return _error(400, "bad_request", str(exc))
+    log.info("signin.dev_token", user=wanted.user, role=role)
+    body_out: dict[str, Any] = {
+        "token": token,
+        "user": wanted.user,
+        "role": role,
+        "courses": courses,
+        "expires_in_s": settings.auth.token_ttl_s,
+    }
+    return JSONResponse(body_out, headers={"cache-control": "no-store"})
