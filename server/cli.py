@@ -1,4 +1,4 @@
-"""The ``livetutor`` command: ``serve``, ``token`` and ``ask``."""
+"""The ``livetutor`` command: ``serve``, ``token``, ``ask``, ``worker``, ``beat``, ``dlq``."""
 
 from __future__ import annotations
 
@@ -111,6 +111,67 @@ def _dev_cluster(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from server.logs import configure
+    from tasks.worker import run_worker
+
+    settings = _settings(args)
+    configure(settings.log_level, settings.log_json and not sys.stderr.isatty())
+    return run_worker(settings, concurrency=args.concurrency, loglevel=settings.log_level)
+
+
+def _beat(args: argparse.Namespace) -> int:
+    from server.logs import configure
+    from tasks.worker import run_beat
+
+    settings = _settings(args)
+    configure(settings.log_level, settings.log_json and not sys.stderr.isatty())
+    return run_beat(settings, loglevel=settings.log_level)
+
+
+def _dlq(args: argparse.Namespace) -> int:
+    import time
+
+    from knowledge.vectors import KnowledgeBase
+
+    settings = _settings(args)
+    kb = KnowledgeBase.open(settings)
+    if args.dlq_command == "list":
+        letters = kb.dead_letters()
+        if not letters:
+            print("no dead letters")
+        for d in letters:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(d.failed_at))
+            print(f"{d.id}\t{when}Z\tattempts={d.attempts}\t{d.reason}")
+        return 0
+    from knowledge.ingest import Ingest
+
+    job = Ingest.create(settings, kb=kb)
+    try:
+        letter = job.prepare_replay(args.id)
+    except KeyError:
+        print(
+            f"livetutor dlq: no dead letter {args.id!r} (see livetutor dlq list)", file=sys.stderr
+        )
+        return 1
+    if settings.redis.enabled and settings.knowledge.jobs != "inprocess":
+        from tasks.app import create_celery
+
+        create_celery(settings).send_task(f"livetutor.{letter.task}", args=[letter.document])
+        print(f"replayed {letter.id}: queued for the workers")
+        return 0
+    from server.errors import DocumentRejected
+
+    try:
+        status = job.run(letter.task, letter.document)
+    except DocumentRejected as exc:
+        job.dead_letter(letter.task, letter.document, exc.reason, letter.attempts + 1)
+        print(f"replayed {letter.id}: failed again: {exc.reason}", file=sys.stderr)
+        return 1
+    print(f"replayed {letter.id}: {status}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     root = argparse.ArgumentParser(prog="livetutor", description="Real-time AI tutoring server")
@@ -147,6 +208,25 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--sentinels", type=int, default=3, help="Sentinels (default 3)")
     dev.add_argument("--no-replica", action="store_true", help="run no Redis replica")
     dev.set_defaults(run=_dev_cluster)
+
+    worker = sub.add_parser("worker", help="run a Celery worker for document jobs")
+    worker.add_argument(
+        "--concurrency", type=int, help="jobs at once (LIVETUTOR_WORKER_CONCURRENCY)"
+    )
+    worker.add_argument("--data-dir", help="state directory (LIVETUTOR_DATA_DIR)")
+    worker.set_defaults(run=_worker)
+
+    beat = sub.add_parser("beat", help="run Celery beat (the periodic cleanup)")
+    beat.add_argument("--data-dir", help="state directory for the schedule file")
+    beat.set_defaults(run=_beat)
+
+    dlq = sub.add_parser("dlq", help="list or replay document jobs that failed for good")
+    dlq.add_argument("--data-dir", help="state directory (LIVETUTOR_DATA_DIR)")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    dlq_sub.add_parser("list", help="list dead letters: id, time, attempts, reason")
+    replay = dlq_sub.add_parser("replay", help="run a dead letter's job again")
+    replay.add_argument("id")
+    dlq.set_defaults(run=_dlq)
     return root
 
 

@@ -1,7 +1,7 @@
 """Everything a running pod holds, opened in the lifespan and handed out from there.
 
 :class:`Runtime` picks each implementation in one place (store, LLM
-provider, retriever), owns the background tasks and the live connections,
+provider, retriever, document jobs), owns the background tasks and the live connections,
 and knows how to drain: refuse new work, tell clients to reconnect, let
 running streams finish within ``drain_s``, then close with 1012.
 """
@@ -19,12 +19,12 @@ from realtime import protocol as p
 from realtime.protocol import CloseCode
 from realtime.streams import MemoryBus, StreamBus
 from server.auth import TokenCodec, load_secret
+from server.courses import CourseKnowledge
 from server.llm import LLMProvider
 from server.llm_offline import OfflineProvider
 from server.metrics import Metrics
 from server.ratelimit import AskLimiter, TokenBuckets
 from server.retrieval import Retriever
-from server.retrieval_demo import demo_retriever
 from server.settings import Settings
 from server.store import Store, create_store
 from server.taskset import TaskSet
@@ -81,12 +81,15 @@ class Runtime:
         self.pod = settings.pod_name or f"{socket.gethostname()}-{os.getpid()}"
         self.codec = TokenCodec(load_secret(settings), settings.auth.jwt_issuer)
         self.store = store or create_store(settings)
-        self.retriever = retriever or demo_retriever()
         self.provider = provider or create_provider(settings)
         self.fallback = OfflineProvider(settings.llm)
         self.metrics = Metrics()
         self.bus = create_bus(settings, self.pod, self.metrics)
         self.tasks = TaskSet()
+        self.courses = CourseKnowledge(
+            settings, bus=self.bus, metrics=self.metrics, tasks=self.tasks
+        )
+        self.retriever: Retriever = retriever or self.courses.retriever
         self.ask_limits = create_ask_limiter(settings, self.bus)
         self.connections: set[Connection] = set()
         self._no_connections = asyncio.Event()
@@ -128,6 +131,7 @@ class Runtime:
         """Open the store (applying migrations)."""
         await self.store.open()
         await self.bus.start(self.tutor)
+        await self.courses.start()
         self._watch()
         log.info(
             "runtime.started",
