@@ -19,7 +19,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     """Settings for a test: temporary data dir, unpaced offline tutor, short timeouts."""
 
     def make(**overrides: Any) -> Settings:
-        groups = {"ws", "redis", "auth", "store", "llm", "tutor"}
+        groups = {"ws", "redis", "auth", "store", "llm", "tutor", "knowledge"}
         base: dict[str, Any] = {
             "data_dir": tmp_path / "data",
             "pod_name": "test-pod",

@@ -11,7 +11,7 @@ import pytest
 from server.errors import LiveTutorError
 from server.settings import Settings, SettingsError, env_names
 
-GROUPS = ("ws", "redis", "auth", "store", "llm", "tutor")
+GROUPS = ("ws", "redis", "auth", "store", "llm", "tutor", "knowledge")
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
@@ -36,6 +36,10 @@ def sample(dotted: str, default: Any) -> tuple[str, Any]:
     """A valid non-default value for a field: its text in the environment and its parsed value."""
     if dotted == "llm.provider":
         return "openai", "openai"
+    if dotted == "knowledge.embedder":
+        return "hashing", "hashing"
+    if dotted == "knowledge.jobs":
+        return "celery", "celery"
     if isinstance(default, bool):
         return ("false", False) if default else ("true", True)
     if isinstance(default, int):

@@ -1,0 +1,242 @@
+"""Course documents over HTTP on embedded defaults: upload, index, ask, cite, delete."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from realtime.client import TutorClient
+from server.settings import Settings
+from tests.support.documents import ask, bearer, upload, wait_document
+from tests.support.pdfs import (
+    GLACIER_FACTS,
+    HARBOUR_FACTS,
+    decompression_bomb,
+    make_pdf,
+    many_pages,
+)
+from tests.support.server import RunningServer, run_server
+
+HARBOUR = make_pdf(HARBOUR_FACTS, title="Harbour Guide")
+GLACIERS = make_pdf(GLACIER_FACTS, title="Glaciers")
+
+
+@pytest.fixture
+async def server(make_settings: Callable[..., Settings]) -> AsyncIterator[RunningServer]:
+    """Embedded server with the fast lexical embedder and a small page cap."""
+    settings = make_settings(knowledge={"embedder": "hashing", "max_pages": 20})
+    async with run_server(settings) as running:
+        yield running
+
+
+@pytest.fixture
+async def http(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as client:
+        yield client
+
+
+def instructor(server: RunningServer, *courses: str, user: str = "ines") -> str:
+    return server.token(user, role="instructor", courses=courses or ("harbour",))
+
+
+async def add(http: httpx.AsyncClient, server: RunningServer, course: str, data: bytes) -> str:
+    response = await upload(http, course, data, instructor(server, course))
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "queued"
+    return str(response.json()["id"])
+
+
+async def test_uploaded_pdf_is_indexed_and_the_right_page_is_cited(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    """A learner's question about a fact on page 2 gets page 2 cited, with id and title."""
+    doc_id = await add(http, server, "harbour", HARBOUR)
+    view = await wait_document(http, doc_id, instructor(server))
+    assert (view["status"], view["pages"], view["title"]) == ("ready", 4, "Harbour Guide")
+    assert view["progress"] == 1.0 and view["chunks"] >= 4
+    token = server.token("lea", courses=("harbour",))
+    async with await TutorClient.connect(server.ws_url, token) as learner:
+        text, sources = await ask(learner, "Who built the Varnholm lighthouse?", "harbour")
+    assert sources[0]["page"] == 2
+    assert sources[0]["document_id"] == doc_id
+    assert sources[0]["title"] == "Harbour Guide"
+    assert "Matilda Crane" in sources[0]["snippet"] or "Matilda Crane" in text
+    assert "p. 2" in text
+
+
+async def test_same_pdf_twice_is_indexed_once(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    """Uploading identical bytes again returns the first document, not a second copy."""
+    doc_id = await add(http, server, "harbour", HARBOUR)
+    await wait_document(http, doc_id, instructor(server))
+    again = await upload(http, "harbour", HARBOUR, instructor(server), name="copy.pdf")
+    assert again.status_code == 200
+    assert again.json() == {"id": doc_id, "status": "ready", "course": "harbour", "duplicate": True}
+    listing = await http.get("/courses/harbour/documents", headers=bearer(instructor(server)))
+    assert [d["id"] for d in listing.json()["documents"]] == [doc_id]
+
+
+async def test_learners_cannot_add_or_delete(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    """A learner gets 403 role_forbidden; an instructor of another course course_forbidden."""
+    learner = server.token("lea", courses=("harbour",))
+    response = await upload(http, "harbour", HARBOUR, learner)
+    assert response.status_code == 403
+    assert response.json()["error"] == "role_forbidden"
+    other = server.token("otto", role="instructor", courses=("glaciers",))
+    response = await upload(http, "harbour", HARBOUR, other)
+    assert (response.status_code, response.json()["error"]) == (403, "course_forbidden")
+    response = await http.post("/courses/harbour/documents", files={"file": ("a.pdf", HARBOUR)})
+    assert response.status_code == 401
+    doc_id = await add(http, server, "harbour", HARBOUR)
+    response = await http.delete(f"/documents/{doc_id}", headers=bearer(learner))
+    assert (response.status_code, response.json()["error"]) == (403, "role_forbidden")
+    listing = await http.get("/courses/harbour/documents", headers=bearer(learner))
+    assert [d["id"] for d in listing.json()["documents"]] == [doc_id]
+
+
+async def test_courses_are_isolated(server: RunningServer, http: httpx.AsyncClient) -> None:
+    """A question in one course never cites another course's document."""
+    harbour_id = await add(http, server, "harbour", HARBOUR)
+    glacier_id = await add(http, server, "glaciers", GLACIERS)
+    await wait_document(http, harbour_id, instructor(server))
+    await wait_document(http, glacier_id, instructor(server, "glaciers"))
+    token = server.token("lea", courses=("harbour", "glaciers"))
+    async with await TutorClient.connect(server.ws_url, token) as learner:
+        _, sources = await ask(learner, "How do glaciers move by creep?", "harbour")
+        assert sources == [] or {s["document_id"] for s in sources} == {harbour_id}
+        _, sources = await ask(learner, "How do glaciers move by creep?", "glaciers")
+        assert {s["document_id"] for s in sources} == {glacier_id}
+        assert sources[0]["page"] == 2
+    outsider = instructor(server, "harbour")
+    response = await http.get(f"/documents/{glacier_id}", headers=bearer(outsider))
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (make_pdf(HARBOUR_FACTS, encrypt_password="secret"), "encrypted"),
+        (many_pages(25), "25 pages; the limit is 20"),
+        (decompression_bomb(), "decompression bomb"),
+        (b"%PDF-1.7\n" + b"\x00garbage" * 500, "not a readable PDF"),
+    ],
+    ids=["encrypted", "too-many-pages", "decompression-bomb", "broken"],
+)
+async def test_hostile_pdfs_fail_with_a_reason_and_a_dead_letter(
+    server: RunningServer, http: httpx.AsyncClient, data: bytes, reason: str
+) -> None:
+    """Each hostile file ends failed with its reason, once, and is kept as a dead letter."""
+    doc_id = await add(http, server, "harbour", data)
+    view = await wait_document(http, doc_id, instructor(server))
+    assert view["status"] == "failed"
+    assert reason in view["reason"]
+    letters = server.runtime.courses.ingest.kb.dead_letters()
+    assert [(d.document, d.attempts) for d in letters] == [(doc_id, 1)]
+
+
+async def test_a_file_that_only_claims_to_be_a_pdf_is_refused(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    """A non-PDF sent as application/pdf is refused at once with 415."""
+    response = await upload(http, "harbour", b"<html>not a pdf</html>", instructor(server))
+    assert (response.status_code, response.json()["error"]) == (415, "not_pdf")
+
+
+async def test_oversized_upload_is_refused(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A file over LIVETUTOR_MAX_UPLOAD_BYTES gets 413 and nothing is stored."""
+    settings = make_settings(knowledge={"embedder": "hashing", "max_upload_bytes": 2000})
+    async with run_server(settings) as server:
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            response = await upload(http, "harbour", HARBOUR, instructor(server))
+            assert (response.status_code, response.json()["error"]) == (413, "too_large")
+            listing = await http.get(
+                "/courses/harbour/documents", headers=bearer(instructor(server))
+            )
+            assert listing.json()["documents"] == []
+
+
+async def test_delete_removes_chunks_and_changes_the_index_version(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    """After DELETE the document is gone, answers no longer cite it, the version moved."""
+    retriever = server.runtime.retriever
+    doc_id = await add(http, server, "harbour", HARBOUR)
+    await wait_document(http, doc_id, instructor(server))
+    indexed = await retriever.index_version("harbour")
+    assert indexed
+    response = await http.delete(f"/documents/{doc_id}", headers=bearer(instructor(server)))
+    assert response.json() == {"id": doc_id, "status": "deleted", "course": "harbour"}
+    assert (
+        await http.get(f"/documents/{doc_id}", headers=bearer(instructor(server)))
+    ).status_code == 404
+    assert await retriever.index_version("harbour") != indexed
+    assert await retriever.retrieve("harbour", "Who built the Varnholm lighthouse?", 4) == []
+    doc_id = await add(http, server, "harbour", HARBOUR)
+    await wait_document(http, doc_id, instructor(server))
+    assert await retriever.index_version("harbour") == indexed
+
+
+async def test_progress_frames_reach_the_uploader(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    """The instructor's open connection gets document.progress frames up to ready."""
+    token = instructor(server)
+    async with await TutorClient.connect(server.ws_url, token) as socket:
+        doc_id = await add(http, server, "harbour", HARBOUR)
+        frames: list[dict[str, Any]] = []
+        while not frames or frames[-1]["status"] != "ready":
+            frames.append(await socket.wait_for(lambda f: f["type"] == "document.progress"))
+    assert {f["document"] for f in frames} == {doc_id}
+    assert {f["course"] for f in frames} == {"harbour"}
+    assert "indexing" in [f["status"] for f in frames]
+    progress = [f["progress"] for f in frames]
+    assert progress == sorted(progress) and progress[-1] == 1.0
+
+
+async def test_typing_gets_predictions_from_the_course(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    """Typing part of a heading's word predicts the heading; latency is recorded."""
+    doc_id = await add(http, server, "harbour", HARBOUR)
+    await wait_document(http, doc_id, instructor(server))
+    token = server.token("lea", courses=("harbour", "demo"))
+    async with await TutorClient.connect(server.ws_url, token) as learner:
+        items: list[str] = []
+        sent = 0
+        for _ in range(100):
+            sent += 1
+            await learner.send(
+                {"type": "typing", "course": "harbour", "text": "tell me about lightho"}
+            )
+            frame = await learner.wait_for(lambda f: f["type"] == "predictions")
+            items = frame["items"]
+            if items:
+                break
+        assert frame["text"] == "tell me about lightho"
+        assert "The Varnholm Lighthouse" in items and len(items) <= 5
+        sent += 1
+        await learner.send(
+            {"type": "typing", "course": "demo", "text": "what makes an argument val"}
+        )
+        frame = await learner.wait_for(lambda f: f["type"] == "predictions")
+        assert any("valid" in item.lower() for item in frame["items"])
+        await learner.send({"type": "typing", "course": "secret", "text": "x", "id": "t1"})
+        error = await learner.wait_for(lambda f: f["type"] == "error")
+        assert (error["code"], error["ref"]) == ("course_forbidden", "t1")
+    metrics = server.runtime.metrics.render().decode()
+    assert f"prediction_latency_seconds_count {float(sent)}" in metrics
+
+
+async def test_demo_course_still_answers(server: RunningServer) -> None:
+    """The bundled demo course answers with its pages on embedded defaults."""
+    async with await server.client() as learner:
+        _, sources = await ask(learner, "What makes an argument valid?", "demo")
+    assert sources and sources[0]["title"] == sources[0]["document"]
