@@ -66,13 +66,15 @@ def forbidden(address: IPAddress) -> str | None:
         return forbidden(address.ipv4_mapped)
     if address in _METADATA:
         return "a cloud metadata address"
+    if address.is_unspecified:
+        return "an unspecified address"
     if address.is_loopback:
         return "a loopback address"
     if address.is_link_local:
         return "a link-local address"
     if address.is_private:
         return "a private address"
-    if address.is_multicast or address.is_reserved or address.is_unspecified:
+    if address.is_multicast or address.is_reserved:
         return "a reserved address"
     if not address.is_global:
         return "a non-public address"
