@@ -9,6 +9,7 @@ words a phrase shares and how common it is in the course. No model, no I/O.
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -29,6 +30,7 @@ class PhraseIndex:
     phrases: list[str] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
     stems: list[frozenset[str]] = field(default_factory=list)
+    words: list[tuple[str, ...]] = field(default_factory=list)
     by_prefix: dict[str, list[int]] = field(default_factory=dict)
     by_stem: dict[str, list[int]] = field(default_factory=dict)
 
@@ -69,6 +71,7 @@ class PhraseIndex:
         self.weights.append(weight)
         stems = frozenset(terms(phrase))
         self.stems.append(stems)
+        self.words.append(tuple(w.lower() for w in _WORD.findall(phrase)))
         for stem in stems:
             self.by_stem.setdefault(stem, []).append(i)
         for word in {w.lower() for w in _WORD.findall(phrase)}:
@@ -85,16 +88,14 @@ class PhraseIndex:
         candidates: set[int] = set()
         if len(partial) >= 2:
             candidates.update(self.by_prefix.get(partial[:_MAX_PREFIX], ()))
-            if len(partial) > _MAX_PREFIX:
-                candidates = {i for i in candidates if partial in self.phrases[i].lower()}
-        else:
-            for stem in complete:
-                candidates.update(self.by_stem.get(stem, ()))
+        for stem in complete:
+            candidates.update(self.by_stem.get(stem, ()))
         if not candidates:
             return []
-        scored = sorted(
-            candidates,
-            key=lambda i: (len(complete & self.stems[i]), self.weights[i]),
-            reverse=True,
-        )
-        return [self.phrases[i] for i in scored[:limit]]
+
+        # Phrases that complete the word being typed first, then shared words, then weight.
+        scored = []
+        for i in candidates:
+            completes = bool(partial) and any(w.startswith(partial) for w in self.words[i])
+            scored.append((completes, len(complete & self.stems[i]), self.weights[i], -i))
+        return [self.phrases[-key[3]] for key in heapq.nlargest(limit, scored)]
