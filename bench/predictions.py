@@ -26,7 +26,10 @@ TEXTBOOK = REPO_ROOT.parent / "shared" / "corpus" / "introduction-philosophy-2e.
 def main() -> None:
     print(machine())
     pages = extract_pages(
-        TEXTBOOK.read_bytes(), max_pages=2000, max_text_bytes=50_000_000, timeout_s=300,
+        TEXTBOOK.read_bytes(),
+        max_pages=2000,
+        max_text_bytes=50_000_000,
+        timeout_s=300,
         memory_bytes=0,
     ).pages
     chunks = chunk_pages(pages, words=180, overlap=40)

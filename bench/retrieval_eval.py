@@ -52,7 +52,9 @@ def main() -> None:
     ).pages
     check_questions(pages)
     root = args.index_dir or Path(tempfile.mkdtemp(prefix="livetutor-eval-"))
-    settings = Settings.from_env({}, data_dir=root, knowledge={"embedder": "minilm", "hybrid": True})
+    settings = Settings.from_env(
+        {}, data_dir=root, knowledge={"embedder": "minilm", "hybrid": True}
+    )
     ingest = Ingest.create(settings)
     record, created = ingest.add_upload(COURSE, "textbook.pdf", data, user="bench")
     if created or record.status != "ready":

@@ -1,4 +1,4 @@
-"""Questions over the shared textbook (Introduction to Philosophy 2e), with the pages that answer them.
+"""Questions over the shared textbook (Introduction to Philosophy 2e) and the pages answering them.
 
 Each entry: the question, the pages where the answer is stated (the first is where it is
 introduced), a phrase of the answer that must be on the first page (checked before every
@@ -100,7 +100,9 @@ QUESTIONS: list[Question] = [
         "Monarchy",
         False,
     ),
-    Question("What did Paulo Freire contribute to critical pedagogy?", (375,), "Paulo Freire", False),
+    Question(
+        "What did Paulo Freire contribute to critical pedagogy?", (375,), "Paulo Freire", False
+    ),
     Question(
         "What is the veil of ignorance in the original position?",
         (351,),
@@ -207,5 +209,10 @@ QUESTIONS: list[Question] = [
         "ahimsa",
         False,
     ),
-    Question("Why is the era of Mozi called the hundred schools period?", (330,), "hundred schools", False),
+    Question(
+        "Why is the era of Mozi called the hundred schools period?",
+        (330,),
+        "hundred schools",
+        False,
+    ),
 ]

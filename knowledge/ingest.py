@@ -239,6 +239,12 @@ class Ingest:
             done = start + len(batch)
             if time.monotonic() - last_report >= _PROGRESS_EVERY_S or done == len(chunks):
                 last_report = time.monotonic()
+                if self.kb.get_document(doc_id) is None:
+                    # Deleted while being indexed: take back what this run wrote.
+                    for embedder in self.embedders:
+                        self.kb.delete_chunks(record.course, embedder.name, doc_id)
+                    log.info("document.deleted_while_indexing", document=doc_id)
+                    return "gone"
                 self._set(record, progress=0.1 + 0.89 * done / len(chunks))
         for embedder in self.embedders:
             # Chunks of an earlier, longer run of this job (chunking settings changed).

@@ -240,3 +240,20 @@ async def test_demo_course_still_answers(server: RunningServer) -> None:
     async with await server.client() as learner:
         _, sources = await ask(learner, "What makes an argument valid?", "demo")
     assert sources and sources[0]["title"] == sources[0]["document"]
+
+
+async def test_default_embedder_answers_a_paraphrase(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """On the defaults (MiniLM plus lexical fusion), a reworded question finds its page."""
+    async with run_server(make_settings()) as server:
+        assert server.runtime.courses.ingest.embedder.name == "all-MiniLM-L6-v2-int8"
+        async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as http:
+            doc_id = await add(http, server, "glaciers", GLACIERS)
+            await wait_document(http, doc_id, instructor(server, "glaciers"))
+        token = server.token("lea", courses=("glaciers",))
+        async with await TutorClient.connect(server.ws_url, token) as learner:
+            _, sources = await ask(
+                learner, "What pile of rubble marks how far the ice sheet reached?", "glaciers"
+            )
+    assert sources[0]["page"] == 3

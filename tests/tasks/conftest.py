@@ -52,7 +52,8 @@ def chroma_url(tmp_path: Path) -> Iterator[str]:
         except httpx.HTTPError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("chroma server did not start: " + (tmp_path / "chroma.log").read_text())
+            output = (tmp_path / "chroma.log").read_text()
+            raise RuntimeError(f"chroma server did not start: {output}")
         time.sleep(0.1)
     try:
         yield url

@@ -25,7 +25,9 @@ from tests.tasks.conftest import BUCKET, Stack
 
 
 @asynccontextmanager
-async def pod(stack: Stack, tmp_path: Path) -> AsyncIterator[tuple[RunningServer, httpx.AsyncClient]]:
+async def pod(
+    stack: Stack, tmp_path: Path
+) -> AsyncIterator[tuple[RunningServer, httpx.AsyncClient]]:
     settings = Settings.from_env(
         stack.settings_env(),
         data_dir=tmp_path / "pod-data",
@@ -61,7 +63,7 @@ async def test_killed_worker_job_runs_again_and_indexes_once(stack: Stack, tmp_p
             first.wait()
             view = (await http.get(f"/documents/{doc_id}", headers=bearer(token))).json()
             assert view["status"] == "indexing" and view["progress"] < 1.0
-            second, metrics_port = stack.start_worker()
+            _, metrics_port = stack.start_worker()
             view = await wait_document(http, doc_id, token, timeout_s=120)
             await socket.wait_for(
                 lambda f: f["type"] == "document.progress" and f["status"] == "ready", timeout_s=10
