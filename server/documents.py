@@ -21,6 +21,7 @@ import structlog
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Message
 
 from knowledge.pdf import looks_like_pdf
 from knowledge.vectors import DocumentRecord
@@ -96,12 +97,38 @@ async def _session(request: Request, who: Principal, given: Any) -> str:
     return session
 
 
+class _TooLarge(Exception):
+    pass
+
+
+def _capped(request: Request, max_body_bytes: int) -> Request:
+    """The request with a body that stops at ``max_body_bytes`` (chunked uploads too)."""
+    receive = request.receive
+    seen = 0
+
+    async def capped_receive() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > max_body_bytes:
+                raise _TooLarge
+        return message
+
+    return Request(request.scope, capped_receive)
+
+
 async def _read_upload(request: Request, max_bytes: int) -> tuple[str, bytes, Any]:
     declared = request.headers.get("content-length")
+    too_large = _Refused(413, "too_large", f"files are limited to {max_bytes} bytes")
     if declared and declared.isdigit() and int(declared) > max_bytes + _FORM_SLACK_BYTES:
-        raise _Refused(413, "too_large", f"files are limited to {max_bytes} bytes")
+        raise too_large
     try:
-        form = await request.form(max_files=1, max_fields=8, max_part_size=max_bytes + 1)
+        form = await _capped(request, max_bytes + _FORM_SLACK_BYTES).form(
+            max_files=1, max_fields=8, max_part_size=64 * 1024
+        )
+    except _TooLarge:
+        raise too_large from None
     except Exception as exc:
         raise _Refused(400, "bad_request", f"unreadable multipart form: {exc}") from None
     try:

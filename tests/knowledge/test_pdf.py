@@ -27,7 +27,7 @@ def test_extraction_deadline_kills_the_parser() -> None:
 
 def test_text_cap_stops_a_bomb_even_with_a_large_memory_limit() -> None:
     """An inflating stream is stopped by the parser's limits or the text cap."""
-    with pytest.raises(DocumentRejected, match="decompression bomb|bytes of text"):
+    with pytest.raises(DocumentRejected, match=r"decompression bomb|bytes of text"):
         extract_pages(decompression_bomb(), **{**LIMITS, "memory_bytes": 0})
 
 

@@ -13,7 +13,7 @@ def hit(i: str, text: str = "") -> Hit:
 def test_fusion_rewards_agreement() -> None:
     """A chunk ranked well by both rankings beats one ranked first by only one."""
     ranked = fuse([[hit("a"), hit("b"), hit("c")], [hit("d"), hit("b"), hit("e")]])
-    assert [h.id for _, h in ranked][0] == "b"
+    assert ranked[0][1].id == "b"
     assert sorted(h.id for _, h in ranked) == ["a", "b", "c", "d", "e"]
 
 

@@ -281,3 +281,71 @@ async def test_openai_compatible_embeddings_endpoint(
     assert sources[0]["page"] == 2
     assert {r["model"] for r in fake.embedding_requests} == {"embed-small"}
     assert fake.embedding_requests[-1]["input"] == ["Who built the Varnholm lighthouse?"]
+
+
+async def test_chunked_upload_over_the_cap_is_refused(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Without Content-Length, the body is still cut off at the cap."""
+    settings = make_settings(knowledge={"embedder": "hashing", "max_upload_bytes": 2000})
+    boundary = "b0undary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"\r\n'
+        "Content-Type: application/pdf\r\n\r\n"
+    ).encode()
+
+    async def body() -> Any:
+        yield head + b"%PDF-1.4\n"
+        for _ in range(200):
+            yield b"x" * 1024
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    async with run_server(settings) as server:
+        async with httpx.AsyncClient(base_url=server.http_url) as http:
+            response = await http.post(
+                "/courses/harbour/documents",
+                content=body(),
+                headers={
+                    **bearer(instructor(server)),
+                    "Content-Type": f"multipart/form-data; boundary={boundary}",
+                },
+            )
+    assert (response.status_code, response.json()["error"]) == (413, "too_large")
+
+
+async def test_transient_failures_are_retried_then_dead_lettered(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A flaky URL is retried until it answers; one that never does ends as a dead letter."""
+    from tests.support.files import Route, file_server
+
+    settings = make_settings(
+        knowledge={
+            "embedder": "hashing",
+            "fetch_allowlist": ("localhost",),
+            "task_max_retries": 2,
+            "task_backoff_s": 0.01,
+        }
+    )
+    with file_server() as files:
+        files.routes["/flaky.pdf"] = Route(body=HARBOUR, fail_first=2)
+        files.routes["/down.pdf"] = Route(body=GLACIERS, fail_first=100)
+        async with run_server(settings) as server:
+            async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as http:
+                token = instructor(server)
+                views = []
+                for path in ("/flaky.pdf", "/down.pdf"):
+                    response = await http.post(
+                        "/courses/harbour/documents",
+                        json={"url": files.url(path, "localhost")},
+                        headers=bearer(token),
+                    )
+                    assert response.status_code == 202, response.text
+                    views.append(await wait_document(http, response.json()["id"], token))
+            letters = server.runtime.courses.ingest.kb.dead_letters()
+    assert views[0]["status"] == "ready" and views[0]["title"] == "Harbour Guide"
+    assert files.hits.count("/flaky.pdf") == 3
+    assert views[1]["status"] == "failed"
+    assert views[1]["reason"] == "gave up after 3 attempts (KnowledgeUnavailable)"
+    assert files.hits.count("/down.pdf") == 3
+    assert [(d.document, d.attempts) for d in letters] == [(views[1]["id"], 3)]

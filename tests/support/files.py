@@ -14,6 +14,8 @@ class Route:
     status: int = 200
     body: bytes = b""
     location: str = ""
+    # Answer 503 to this many requests first (a flaky server).
+    fail_first: int = 0
 
 
 @dataclass
@@ -35,6 +37,9 @@ def file_server() -> Iterator[FileServer]:
         def do_GET(self) -> None:
             state.hits.append(self.path)
             route = state.routes.get(self.path, Route(404, b"not found"))
+            if route.fail_first > 0:
+                route.fail_first -= 1
+                route = Route(503, b"busy")
             self.send_response(route.status)
             if route.location:
                 self.send_header("Location", route.location)
