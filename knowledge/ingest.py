@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
@@ -34,7 +35,7 @@ from knowledge.embedders import Embedder, HashingEmbedder, create_embedder
 from knowledge.fetch import FetchPolicy, fetch_pdf
 from knowledge.pdf import extract_pages
 from knowledge.vectors import DeadLetter, DocumentRecord, KnowledgeBase, StoredChunk
-from server.errors import DocumentRejected
+from server.errors import DocumentRejected, KnowledgeError
 from server.settings import Settings
 
 log = structlog.get_logger("livetutor.knowledge")
@@ -42,6 +43,10 @@ log = structlog.get_logger("livetutor.knowledge")
 TASKS = ("prefetch_pdf", "index_document")
 # How often (at most) an indexing job reports progress.
 _PROGRESS_EVERY_S = 0.25
+
+
+class JobInterrupted(KnowledgeError):
+    """The process is stopping: the job stopped between batches and runs again at start."""
 
 
 def progress_frame(record: DocumentRecord) -> dict[str, Any]:
@@ -83,6 +88,7 @@ class Ingest:
     embedder: Embedder
     lexical: Embedder | None
     notify: Callable[[DocumentRecord], None]
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def create(
@@ -227,6 +233,8 @@ class Ingest:
         self._set(record, progress=0.1)
         last_report = time.monotonic()
         for start in range(0, len(chunks), k.embed_batch):
+            if self.stopping.is_set():
+                raise JobInterrupted("stopping")
             batch = chunks[start : start + k.embed_batch]
             texts = [f"{c.heading}\n{c.text}" if c.heading else c.text for c in batch]
             for embedder in self.embedders:

@@ -161,6 +161,14 @@ class KnowledgeBase:
         except Exception as exc:
             raise KnowledgeUnavailable(f"vector store unreachable: {type(exc).__name__}") from exc
 
+    def close(self) -> None:
+        """Release the client (the embedded store's files and threads)."""
+        with self._lock:
+            self._collections.clear()
+        close = getattr(self.client, "close", None)
+        if close is not None:
+            close()
+
     def _collection(self, name: str, cosine: bool = True) -> Collection:
         with self._lock:
             col = self._collections.get(name)

@@ -18,12 +18,13 @@ channel, which every instructor and admin connection joins.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any, Protocol
 
 import structlog
 
-from knowledge.ingest import Ingest, backoff_s, progress_frame, user_channel
+from knowledge.ingest import Ingest, JobInterrupted, backoff_s, progress_frame, user_channel
 from knowledge.predictions import PhraseIndex
 from knowledge.retriever import CourseRetriever
 from knowledge.vectors import DocumentRecord
@@ -56,6 +57,43 @@ class InProcessJobs:
         self._tasks = tasks
         self._metrics = metrics
         self._slots = asyncio.Semaphore(settings.knowledge.inprocess_jobs)
+        self._threads = 0
+        self._threads_lock = threading.Lock()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def running(self) -> int:
+        """Jobs executing in threads right now."""
+        return self._threads
+
+    def _in_thread(self, task: str, doc_id: str) -> str:
+        try:
+            return self._ingest.run(task, doc_id)
+        finally:
+            with self._threads_lock:
+                self._threads -= 1
+                idle = self._threads == 0
+            loop = self._loop
+            if idle and loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(self._idle.set)
+
+    async def _run_thread(self, task: str, doc_id: str) -> str:
+        self._loop = asyncio.get_running_loop()
+        with self._threads_lock:
+            self._threads += 1
+        self._idle.clear()
+        return await asyncio.to_thread(self._in_thread, task, doc_id)
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait for job threads to return (they stop between batches once told to)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
 
     def submit(self, task: str, doc_id: str) -> None:
         """Queue the job behind the running ones."""
@@ -66,8 +104,11 @@ class InProcessJobs:
         async with self._slots:
             for attempt in range(k.task_max_retries + 1):
                 try:
-                    await asyncio.to_thread(self._ingest.run, task, doc_id)
+                    await self._run_thread(task, doc_id)
                     self._metrics.document_jobs.labels(task, "ok").inc()
+                    return
+                except JobInterrupted:
+                    log.info("job.interrupted", task=task, document=doc_id)
                     return
                 except DocumentRejected as exc:
                     self._metrics.document_jobs.labels(task, "rejected").inc()
@@ -143,6 +184,14 @@ class CourseKnowledge:
                 self.jobs.submit("prefetch_pdf" if record.url else "index_document", record.id)
         if self.settings.redis.enabled:
             self._tasks.spawn(self._refresh_loop(), name="courses-refresh")
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop job threads between batches (they resume at the next start), close the store."""
+        self.ingest.stopping.set()
+        if isinstance(self.jobs, InProcessJobs) and not await self.jobs.wait_idle(timeout_s):
+            log.warning("courses.jobs_still_running", jobs=self.jobs.running)
+            return  # leave the store open for them; the process is ending anyway
+        await asyncio.to_thread(self.ingest.kb.close)
 
     async def _refresh_loop(self) -> None:
         while True:

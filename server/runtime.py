@@ -166,6 +166,7 @@ class Runtime:
         self.tutor.stop_all("interrupted")
         await self.tasks.cancel_all(timeout_s=5.0)
         await self.provider.aclose()
+        await self.courses.stop()
         await self.bus.stop()
         await self.store.close()
         log.info("runtime.stopped", pod=self.pod)
