@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 from knowledge.embedders import Embedder
 from knowledge.vectors import Hit, KnowledgeBase
@@ -27,6 +30,7 @@ RRF_K = 60
 # Chunks sharing this share of their word pairs say the same thing.
 NEAR_DUPLICATE = 0.6
 _VERSION_TTL_S = 1.0
+_VECTOR_CACHE = 512
 
 
 def _shingles(text: str) -> set[str]:
@@ -83,6 +87,10 @@ class CourseRetriever:
         self._stored: frozenset[str] = frozenset()
         self._candidates = candidates
         self._versions: dict[str, tuple[float, str]] = {}
+        # Recent question vectors: a repeated question skips its embedding.
+        self._vectors: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="retrieval")
 
     def courses(self) -> list[str]:
         """Courses with documents, and the demo course."""
@@ -133,15 +141,37 @@ class CourseRetriever:
             return []
         return await asyncio.to_thread(self.search, course, question, k)
 
+    def _ranking(self, embedder: Embedder, course: str, question: str, n: int) -> list[Hit]:
+        return self.kb.query(course, embedder.name, self._vector(embedder, question), n)
+
+    def _vector(self, embedder: Embedder, question: str) -> list[float]:
+        key = (embedder.name, question)
+        with self._lock:
+            vector = self._vectors.get(key)
+            if vector is not None:
+                self._vectors.move_to_end(key)
+                return vector
+        vector = embedder.embed([question])[0]
+        with self._lock:
+            self._vectors[key] = vector
+            if len(self._vectors) > _VECTOR_CACHE:
+                self._vectors.popitem(last=False)
+        return vector
+
+    def close(self) -> None:
+        """Stop the helper threads of hybrid searches."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     def search(self, course: str, question: str, k: int) -> list[Passage]:
         """The blocking search (also used by the benchmarks)."""
         n = max(self._candidates, k * 4)
-        rankings = [
-            self.kb.query(course, self.embedder.name, self.embedder.embed([question])[0], n)
-        ]
+        lexical = None
         if self.lexical is not None:
-            vector = self.lexical.embed([question])[0]
-            rankings.append(self.kb.query(course, self.lexical.name, vector, n))
+            # Both legs release the GIL (onnxruntime, chromadb): run them side by side.
+            lexical = self._pool.submit(self._ranking, self.lexical, course, question, n)
+        rankings = [self._ranking(self.embedder, course, question, n)]
+        if lexical is not None:
+            rankings.append(lexical.result())
         ranked = fuse(rankings) if len(rankings) > 1 else [(1 - h.distance, h) for h in rankings[0]]
         return [
             Passage(

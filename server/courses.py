@@ -188,6 +188,7 @@ class CourseKnowledge:
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Stop job threads between batches (they resume at the next start), close the store."""
         self.ingest.stopping.set()
+        self.retriever.close()
         if isinstance(self.jobs, InProcessJobs) and not await self.jobs.wait_idle(timeout_s):
             log.warning("courses.jobs_still_running", jobs=self.jobs.running)
             return  # leave the store open for them; the process is ending anyway
