@@ -351,3 +351,38 @@ async def test_transient_failures_are_retried_then_dead_lettered(
     assert views[1]["reason"] == "gave up after 3 attempts (KnowledgeUnavailable)"
     assert files.hits.count("/down.pdf") == 3
     assert [(d.document, d.attempts) for d in letters] == [(views[1]["id"], 3)]
+
+
+async def test_progress_reaches_the_session_named_at_upload(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    """A tab that opened the uploader's session sees the progress; others' sessions are refused."""
+    token = server.token("ines", role="instructor", courses=("harbour", "demo"))
+    async with await TutorClient.connect(server.ws_url, token) as first:
+        ask_id = await first.ask("What is a premise?", course="demo")
+        session = (await first.answer(ask_id, timeout_s=30)).session
+    lea = server.token("lea", courses=("demo",))
+    async with await TutorClient.connect(server.ws_url, lea) as other:
+        other_session = (await other.answer(await other.ask("Hi?", course="demo"))).session
+    refused = await http.post(
+        "/courses/harbour/documents",
+        files={"file": ("a.pdf", HARBOUR, "application/pdf")},
+        data={"session": other_session},
+        headers=bearer(token),
+    )
+    assert (refused.status_code, refused.json()["error"]) == (403, "session_forbidden")
+    learner_token = server.token("ines", courses=("harbour", "demo"))
+    async with await TutorClient.connect(server.ws_url, learner_token) as tab:
+        await tab.send({"type": "open", "session": session})
+        await tab.wait_for(lambda f: f["type"] == "session")
+        response = await http.post(
+            "/courses/harbour/documents",
+            files={"file": ("a.pdf", HARBOUR, "application/pdf")},
+            data={"session": session},
+            headers=bearer(token),
+        )
+        assert response.status_code == 202, response.text
+        frame = await tab.wait_for(
+            lambda f: f["type"] == "document.progress" and f["status"] == "ready"
+        )
+    assert frame["document"] == response.json()["id"]
