@@ -91,6 +91,7 @@ class CourseRetriever:
         self._vectors: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="retrieval")
+        self._warming = False
 
     def courses(self) -> list[str]:
         """Courses with documents, and the demo course."""
@@ -157,6 +158,34 @@ class CourseRetriever:
             if len(self._vectors) > _VECTOR_CACHE:
                 self._vectors.popitem(last=False)
         return vector
+
+    def warm(self, course: str, question: str) -> bool:
+        """Embed a question about to be asked, in the background; False if not worth it now.
+
+        Called on ``typing`` for text that looks finished; when the learner sends it,
+        the search skips the embedding. At most one warm-up runs at a time.
+        """
+        if course not in self._stored or self._warming:
+            return False
+        self._warming = True
+
+        def run() -> None:
+            try:
+                self._vector(self.embedder, question)
+            finally:
+                self._warming = False
+
+        try:
+            self._pool.submit(run)
+        except RuntimeError:  # shut down
+            self._warming = False
+            return False
+        return True
+
+    def cached(self, question: str) -> bool:
+        """Whether the question's vector is cached (for tests and diagnostics)."""
+        with self._lock:
+            return (self.embedder.name, question) in self._vectors
 
     def close(self) -> None:
         """Stop the helper threads of hybrid searches."""

@@ -333,6 +333,7 @@ class Connection:
         items = self._rt.courses.predict(frame.course, frame.text)
         self.send(p.predictions(frame.text, items, frame.id))
         self._rt.metrics.prediction_seconds.observe(time.perf_counter() - started)
+        self._rt.courses.warm(frame.course, frame.text)
 
     async def _ask(self, frame: p.Ask) -> None:
         if self._rt.draining:

@@ -223,6 +223,12 @@ class CourseKnowledge:
 
     # -- predictions -----------------------------------------------------------
 
+    def warm(self, course: str, text: str) -> None:
+        """Embed a question that looks finished (ends with ?) so its answer starts sooner."""
+        text = text.strip()
+        if text.endswith("?") and len(text) >= 12:
+            self.retriever.warm(course, text)
+
     def predict(self, course: str, text: str) -> list[str]:
         """Up to five predictions; empty while the course's phrases are being built."""
         entry = self._phrases.get(course)

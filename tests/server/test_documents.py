@@ -230,6 +230,15 @@ async def test_typing_gets_predictions_from_the_course(
         )
         frame = await learner.wait_for(lambda f: f["type"] == "predictions")
         assert any("valid" in item.lower() for item in frame["items"])
+        question = "Who built the Varnholm lighthouse?"
+        sent += 1
+        await learner.send({"type": "typing", "course": "harbour", "text": question})
+        await learner.wait_for(lambda f: f["type"] == "predictions" and f["text"] == question)
+        for _ in range(100):  # the question's embedding is warmed in the background
+            if server.runtime.courses.retriever.cached(question):
+                break
+            await asyncio.sleep(0.02)
+        assert server.runtime.courses.retriever.cached(question)
         await learner.send({"type": "typing", "course": "secret", "text": "x", "id": "t1"})
         error = await learner.wait_for(lambda f: f["type"] == "error")
         assert (error["code"], error["ref"]) == ("course_forbidden", "t1")
