@@ -17,7 +17,7 @@ import structlog
 from celery import Task, current_app, shared_task
 from celery.exceptions import Retry
 
-from knowledge.ingest import Ingest, backoff_s
+from knowledge.ingest import Ingest, JobInterrupted, backoff_s
 from server.errors import DocumentRejected
 from server.settings import Settings
 
@@ -45,6 +45,13 @@ def ingest() -> Ingest:
         return made
 
 
+def stop_jobs() -> None:
+    """Tell running jobs to stop at their next batch (the worker is shutting down)."""
+    made = _INGEST.get("ingest")
+    if made is not None:
+        made.stopping.set()
+
+
 def _observe(task: str, outcome: str, seconds: float) -> None:
     from tasks.worker import current_metrics
 
@@ -66,6 +73,12 @@ def _run_document_job(task: Task, name: str, doc_id: str) -> str:
     attempt = int(task.request.retries or 0)
     try:
         status = job.run(name, doc_id)
+    except JobInterrupted as exc:
+        # The worker is shutting down (a deploy): hand the job back to the queue now,
+        # rather than after the visibility timeout; it starts over (idempotently).
+        log.info("task.requeued", task=name, document=doc_id)
+        _observe(name, "interrupted", time.monotonic() - started)
+        raise task.retry(exc=exc, countdown=0, max_retries=None) from exc
     except DocumentRejected as exc:
         job.dead_letter(name, doc_id, exc.reason, attempt + 1)
         _observe(name, "rejected", time.monotonic() - started)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 _TASK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
-OUTCOMES = ("ok", "rejected", "retry", "gave_up", "error")
+OUTCOMES = ("ok", "rejected", "retry", "gave_up", "error", "interrupted")
 
 
 class WorkerMetrics:

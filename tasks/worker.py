@@ -45,6 +45,15 @@ def run_worker(
             return int(conn.default_channel.client.llen(QUEUE))
 
     metrics.watch(dead_letters, queue_length)
+
+    from celery.signals import worker_shutting_down
+
+    from tasks.jobs import stop_jobs
+
+    @worker_shutting_down.connect  # type: ignore[untyped-decorator]
+    def _stopping(**_: object) -> None:
+        stop_jobs()
+
     server, _ = start_http_server(
         settings.knowledge.worker_metrics_port, addr=settings.host, registry=metrics.registry
     )

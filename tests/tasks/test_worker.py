@@ -156,3 +156,31 @@ async def test_ssrf_url_fails_without_retry(stack: Stack, tmp_path: Path) -> Non
     assert "loopback" in results[1]["reason"]
     text = metrics_of(metrics_port)
     assert 'celery_task_retries_total{task="prefetch_pdf"}' not in text
+
+
+async def test_stopping_worker_hands_its_job_back_at_once(stack: Stack, tmp_path: Path) -> None:
+    """SIGTERM mid-index: the worker exits promptly and the next worker finishes the job."""
+    # Long enough that only a job handed back (not one lost and redelivered) passes.
+    stack.env["LIVETUTOR_TASK_VISIBILITY_TIMEOUT_S"] = "600"
+    data = TEXTBOOK.read_bytes()
+    first, _ = stack.start_worker()
+    async with pod(stack, tmp_path) as (server, http):
+        token = server.token("ines", role="instructor", courses=("philosophy",))
+        async with await TutorClient.connect(server.ws_url, token) as socket:
+            response = await upload(http, "philosophy", data, token, name="philosophy.pdf")
+            doc_id = response.json()["id"]
+            await socket.wait_for(
+                lambda f: f["type"] == "document.progress" and f["progress"] >= 0.2, timeout_s=90
+            )
+        first.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(asyncio.to_thread(first.wait), timeout=20)
+        view = (await http.get(f"/documents/{doc_id}", headers=bearer(token))).json()
+        assert view["status"] == "indexing"
+        started = asyncio.get_running_loop().time()
+        stack.start_worker()
+        view = await wait_document(http, doc_id, token, timeout_s=60)
+        assert view["status"] == "ready"
+        assert asyncio.get_running_loop().time() - started < 60
+        kb = server.runtime.courses.ingest.kb
+        embedder = server.runtime.courses.ingest.embedder.name
+        assert kb.count_chunks("philosophy", embedder, doc_id) == view["chunks"]
