@@ -140,8 +140,8 @@ class Ingest:
             user=user,
             session=session,
         )
-        self.kb.ensure_course(course)
         self.blobs.put(record.blob, data)
+        self.kb.ensure_course(course)
         self.kb.put_document(record)
         log.info("document.queued", document=doc_id, course=course, size_bytes=len(data))
         return record, True
@@ -260,6 +260,8 @@ class Ingest:
         record.chunks = len(chunks)
         self._set(record, status="ready", progress=1.0, reason="")
         self.kb.bump_version(record.course, self.embedder.name)
+        # The course's cached answers are retired by the new version; queueing the
+        # answer cache's regeneration for the course belongs here once it exists.
         log.info(
             "document.indexed",
             document=doc_id,

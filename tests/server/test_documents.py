@@ -395,3 +395,28 @@ async def test_progress_reaches_the_session_named_at_upload(
             lambda f: f["type"] == "document.progress" and f["status"] == "ready"
         )
     assert frame["document"] == response.json()["id"]
+
+
+async def test_unreachable_object_store_answers_503(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """When the S3 endpoint is down, the upload is refused with 503 and nothing is registered."""
+    from realtime.cluster import free_port
+
+    settings = make_settings(
+        knowledge={
+            "embedder": "hashing",
+            "s3_endpoint_url": f"http://127.0.0.1:{free_port()}",
+            "s3_bucket": "docs",
+            "aws_access_key_id": "k",
+            "aws_secret_access_key": "s",
+        }
+    )
+    async with run_server(settings) as server:
+        async with httpx.AsyncClient(base_url=server.http_url, timeout=60) as http:
+            response = await upload(http, "harbour", HARBOUR, instructor(server))
+            assert (response.status_code, response.json()["error"]) == (503, "unavailable")
+            listing = await http.get(
+                "/courses/harbour/documents", headers=bearer(instructor(server))
+            )
+            assert listing.json()["documents"] == []
