@@ -29,6 +29,7 @@ import chromadb
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import NotFoundError
 
 from server.errors import KnowledgeUnavailable
 from server.settings import Settings
@@ -170,6 +171,20 @@ class KnowledgeBase:
         if close is not None:
             close()
 
+    def _existing(self, name: str) -> Collection | None:
+        """The collection if it exists; reads never create one (pods start without writes)."""
+        with self._lock:
+            col = self._collections.get(name)
+        if col is not None:
+            return col
+        try:
+            col = self.client.get_collection(name, embedding_function=None)
+        except NotFoundError:
+            return None
+        with self._lock:
+            self._collections[name] = col
+        return col
+
     def _collection(self, name: str, cosine: bool = True) -> Collection:
         with self._lock:
             col = self._collections.get(name)
@@ -190,12 +205,15 @@ class KnowledgeBase:
 
     def course_names(self) -> list[str]:
         """Every course with a record."""
-        got = self._collection(COURSES, cosine=False).get(include=[])
-        return sorted(got["ids"])
+        col = self._existing(COURSES)
+        return sorted(col.get(include=[])["ids"]) if col is not None else []
 
     def course_version(self, course: str) -> str:
         """The course's index version; empty for an unknown course."""
-        got = self._collection(COURSES, cosine=False).get(ids=[course], include=["metadatas"])
+        col = self._existing(COURSES)
+        if col is None:
+            return ""
+        got = col.get(ids=[course], include=["metadatas"])
         metas = got["metadatas"] or []
         return str(metas[0].get("version", "")) if metas else ""
 
@@ -235,28 +253,38 @@ class KnowledgeBase:
 
     def get_document(self, doc_id: str) -> DocumentRecord | None:
         """The record, or None."""
-        got = self._collection(DOCUMENTS, cosine=False).get(ids=[doc_id], include=["metadatas"])
+        col = self._existing(DOCUMENTS)
+        if col is None:
+            return None
+        got = col.get(ids=[doc_id], include=["metadatas"])
         metas = got["metadatas"] or []
         return _record(doc_id, metas[0]) if metas else None
 
     def documents(self, course: str) -> list[DocumentRecord]:
         """The course's documents, oldest first."""
-        got = self._collection(DOCUMENTS, cosine=False).get(
-            where={"course": course}, include=["metadatas"]
-        )
+        col = self._existing(DOCUMENTS)
+        if col is None:
+            return []
+        got = col.get(where={"course": course}, include=["metadatas"])
         records = [_record(i, m) for i, m in zip(got["ids"], got["metadatas"] or [], strict=True)]
         return sorted(records, key=lambda r: r.created_at)
 
     def unfinished(self) -> list[DocumentRecord]:
         """Documents still queued or indexing (a job to run again after a crash)."""
-        got = self._collection(DOCUMENTS, cosine=False).get(
+        col = self._existing(DOCUMENTS)
+        if col is None:
+            return []
+        got = col.get(
             where=cast(Any, {"status": {"$in": ["queued", "indexing"]}}), include=["metadatas"]
         )
         return [_record(i, m) for i, m in zip(got["ids"], got["metadatas"] or [], strict=True)]
 
     def find_by_hash(self, course: str, sha256: str) -> DocumentRecord | None:
         """A document of the course with these bytes that has not failed, if any."""
-        got = self._collection(DOCUMENTS, cosine=False).get(
+        col = self._existing(DOCUMENTS)
+        if col is None:
+            return None
+        got = col.get(
             where={"$and": [{"course": course}, {"sha256": sha256}]}, include=["metadatas"]
         )
         for doc_id, meta in zip(got["ids"], got["metadatas"] or [], strict=True):
@@ -267,7 +295,9 @@ class KnowledgeBase:
 
     def delete_document_record(self, doc_id: str) -> None:
         """Forget the record."""
-        self._collection(DOCUMENTS, cosine=False).delete(ids=[doc_id])
+        col = self._existing(DOCUMENTS)
+        if col is not None:
+            col.delete(ids=[doc_id])
 
     # -- chunks ----------------------------------------------------------------
 
@@ -292,7 +322,9 @@ class KnowledgeBase:
         self, course: str, embedder: str, doc_id: str, keep_below: int | None = None
     ) -> None:
         """Remove the document's chunks (only those numbered ``keep_below`` or more)."""
-        col = self._collection(course_collection_name(course, embedder))
+        col = self._existing(course_collection_name(course, embedder))
+        if col is None:
+            return
         while True:
             got = col.get(where={"document": doc_id}, include=[], limit=_BATCH)
             ids = got["ids"]
@@ -304,14 +336,18 @@ class KnowledgeBase:
 
     def count_chunks(self, course: str, embedder: str, doc_id: str | None = None) -> int:
         """Chunks in the course (of one document)."""
-        col = self._collection(course_collection_name(course, embedder))
+        col = self._existing(course_collection_name(course, embedder))
+        if col is None:
+            return 0
         if doc_id is None:
             return int(col.count())
         return len(col.get(where={"document": doc_id}, include=[])["ids"])
 
     def query(self, course: str, embedder: str, vector: list[float], n: int) -> list[Hit]:
         """The ``n`` nearest chunks of the course."""
-        col = self._collection(course_collection_name(course, embedder))
+        col = self._existing(course_collection_name(course, embedder))
+        if col is None:
+            return []
         got = col.query(
             query_embeddings=cast(Any, [vector]),
             n_results=n,
@@ -336,7 +372,9 @@ class KnowledgeBase:
 
     def chunk_labels(self, course: str, embedder: str, limit: int) -> list[tuple[str, str]]:
         """(heading, text) of up to ``limit`` chunks of the course, for predictions."""
-        col = self._collection(course_collection_name(course, embedder))
+        col = self._existing(course_collection_name(course, embedder))
+        if col is None:
+            return []
         got = col.get(include=["documents", "metadatas"], limit=limit)
         return [
             (str(m.get("heading", "")), t or "")
@@ -354,7 +392,10 @@ class KnowledgeBase:
 
     def dead_letters(self) -> list[DeadLetter]:
         """Every dead letter, oldest first."""
-        got = self._collection(DEAD_LETTERS, cosine=False).get(include=["metadatas"])
+        col = self._existing(DEAD_LETTERS)
+        if col is None:
+            return []
+        got = col.get(include=["metadatas"])
         letters = [
             DeadLetter(
                 id=i,
@@ -370,11 +411,14 @@ class KnowledgeBase:
 
     def dead_letter_count(self) -> int:
         """How many dead letters there are."""
-        return int(self._collection(DEAD_LETTERS, cosine=False).count())
+        col = self._existing(DEAD_LETTERS)
+        return int(col.count()) if col is not None else 0
 
     def remove_dead_letter(self, letter_id: str) -> None:
         """Forget a dead letter (after its replay)."""
-        self._collection(DEAD_LETTERS, cosine=False).delete(ids=[letter_id])
+        col = self._existing(DEAD_LETTERS)
+        if col is not None:
+            col.delete(ids=[letter_id])
 
 
 def _placeholders(n: int) -> Any:
