@@ -88,7 +88,9 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def _dev_cluster(args: argparse.Namespace) -> int:
+    import shutil
     import signal
+    import tempfile
 
     from realtime.cluster import DevCluster
 
@@ -97,15 +99,46 @@ def _dev_cluster(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        cluster = DevCluster(pods=args.pods, sentinels=args.sentinels, replica=not args.no_replica)
-        async with cluster:
-            print(cluster.describe())
-            print(f"\nexport LIVETUTOR_TOKEN={cluster.token('alice')}")
-            for pod in cluster.pods:
-                print(f"{pod.name}: livetutor ask --url {pod.ws_url} 'What is a premise?'")
-            print(f"\nfiles and logs in {cluster.root}; Ctrl-C stops everything", flush=True)
-            await stop.wait()
-            print("stopping", flush=True)
+        chroma = worker = None
+        pod_env: dict[str, str] = {}
+        knowledge_root = Path(tempfile.mkdtemp(prefix="livetutor-knowledge-"))
+        if args.workers:
+            from tasks.local import ChromaServer
+
+            # One shared vector store: pods must not open one embedded store together.
+            chroma = ChromaServer(knowledge_root / "chroma", knowledge_root / "chroma.log")
+            pod_env["CHROMA_URL"] = await asyncio.to_thread(chroma.start)
+        cluster = DevCluster(
+            pods=args.pods,
+            sentinels=args.sentinels,
+            replica=not args.no_replica,
+            pod_env=pod_env,
+        )
+        try:
+            async with cluster:
+                if args.workers:
+                    from tasks.local import WorkerProcess
+
+                    env = {**cluster.pod_env("worker"), "LIVETUTOR_LOG_JSON": "false"}
+                    worker = WorkerProcess(env, cluster.root / "worker.log")
+                    await asyncio.to_thread(worker.start)
+                print(cluster.describe())
+                if worker is not None and chroma is not None:
+                    print(f"worker: metrics on :{worker.metrics_port}; vectors at {chroma.url}")
+                print(f"\nexport LIVETUTOR_TOKEN={cluster.token('alice')}")
+                for pod in cluster.pods:
+                    print(f"{pod.name}: livetutor ask --url {pod.ws_url} 'What is a premise?'")
+                print(f"\nfiles and logs in {cluster.root}; Ctrl-C stops everything", flush=True)
+                await stop.wait()
+                print("stopping", flush=True)
+                if worker is not None:
+                    await asyncio.to_thread(worker.stop)
+        finally:
+            if worker is not None:
+                await asyncio.to_thread(worker.stop)
+            if chroma is not None:
+                await asyncio.to_thread(chroma.stop)
+            shutil.rmtree(knowledge_root, ignore_errors=True)
 
     asyncio.run(run())
     return 0
@@ -207,6 +240,12 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--pods", type=int, default=2, help="server pods (default 2)")
     dev.add_argument("--sentinels", type=int, default=3, help="Sentinels (default 3)")
     dev.add_argument("--no-replica", action="store_true", help="run no Redis replica")
+    dev.add_argument(
+        "--no-workers",
+        dest="workers",
+        action="store_false",
+        help="run no chromadb server and document worker (uploads then stay queued)",
+    )
     dev.set_defaults(run=_dev_cluster)
 
     worker = sub.add_parser("worker", help="run a Celery worker for document jobs")
