@@ -13,21 +13,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 from bench._common import REPO_ROOT, fmt, machine, table
 from knowledge.ingest import Ingest
-from realtime.cluster import RedisNode, free_port
+from realtime.cluster import RedisNode
 from server.settings import Settings
 from tasks.app import create_celery
+from tasks.local import ChromaServer, WorkerProcess
 
 TEXTBOOK = REPO_ROOT.parent / "shared" / "corpus" / "introduction-philosophy-2e.pdf"
 BIN = Path(sys.executable).parent
@@ -38,35 +34,11 @@ SETUPS = {
 }
 
 
-def start_chroma(root: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(BIN / "chroma"), "run", "--path", str(root / "chroma"), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://localhost:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError("chroma server did not start")
-
-
 def run_one(name: str, env: dict[str, str], data: bytes) -> tuple[float, int, int]:
     settings = Settings.from_env(env)
-    worker = subprocess.Popen(
-        [str(BIN / "livetutor"), "worker", "--concurrency", "1"],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
+    worker = WorkerProcess(env, Path(env["LIVETUTOR_DATA_DIR"]).parent / f"worker-{name}.log")
+    worker.start()
     try:
-        assert worker.stdout is not None
-        worker.stdout.readline()  # the metrics line: the worker is up
         ingest = Ingest.create(settings)
         record, _ = ingest.add_upload(f"bench-{name}", "textbook.pdf", data, user="bench")
         celery = create_celery(settings)
@@ -83,11 +55,7 @@ def run_one(name: str, env: dict[str, str], data: bytes) -> tuple[float, int, in
             raise RuntimeError(f"{name}: {current.reason}")
         return elapsed, current.pages, current.chunks
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        worker.stop()
 
 
 async def main() -> None:
@@ -99,7 +67,8 @@ async def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="livetutor-ingest-"))
     redis = RedisNode(base_dir=root)
     await redis.start()
-    chroma, chroma_url = start_chroma(root)
+    chroma = ChromaServer(root / "chroma", root / "chroma.log")
+    chroma_url = chroma.start()
     rows = []
     try:
         for name in args.embedders.split(","):
@@ -124,8 +93,7 @@ async def main() -> None:
             )
             print(f"{name}: {elapsed:.1f} s", flush=True)
     finally:
-        chroma.terminate()
-        chroma.wait(timeout=10)
+        chroma.stop()
         await redis.stop()
     print(
         table(

@@ -7,17 +7,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
-import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
-from realtime.cluster import RedisNode, free_port
+from realtime.cluster import RedisNode
+from tasks.local import ChromaServer, WorkerProcess
 
 BUCKET = "livetutor-test"
 BIN = Path(sys.executable).parent
@@ -36,34 +35,11 @@ async def redis_node() -> AsyncIterator[RedisNode]:
 @pytest.fixture
 def chroma_url(tmp_path: Path) -> Iterator[str]:
     """A chromadb server process on a free port."""
-    port = free_port()
-    log = (tmp_path / "chroma.log").open("wb")
-    proc = subprocess.Popen(
-        [str(BIN / "chroma"), "run", "--path", str(tmp_path / "chroma"), "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://localhost:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            output = (tmp_path / "chroma.log").read_text()
-            raise RuntimeError(f"chroma server did not start: {output}")
-        time.sleep(0.1)
+    server = ChromaServer(tmp_path / "chroma", tmp_path / "chroma.log")
     try:
-        yield url
+        yield server.start()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        server.stop()
 
 
 @pytest.fixture
@@ -100,19 +76,11 @@ class Stack:
 
     def start_worker(self) -> tuple[subprocess.Popen[bytes], int]:
         """Start ``livetutor worker``; returns it and its metrics port."""
-        log = (self.root / f"worker-{len(self.workers)}.log").open("wb")
-        proc = subprocess.Popen(
-            [str(BIN / "livetutor"), "worker", "--concurrency", "1"],
-            env={**os.environ, **self.env},
-            stdout=subprocess.PIPE,
-            stderr=log,
-        )
-        self.workers.append(proc)
-        assert proc.stdout is not None
-        line = proc.stdout.readline().decode()
-        assert "metrics on http://" in line, line
-        port = int(line.rsplit(":", 1)[1].split("/")[0])
-        return proc, port
+        worker = WorkerProcess(self.env, self.root / f"worker-{len(self.workers)}.log")
+        port = worker.start()
+        assert worker.proc is not None
+        self.workers.append(worker.proc)
+        return worker.proc, port
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
