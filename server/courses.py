@@ -177,6 +177,17 @@ class CourseKnowledge:
     async def start(self) -> None:
         """Read the course list; re-run jobs a stopped embedded pod left unfinished."""
         self._loop = asyncio.get_running_loop()
+        k = self.settings.knowledge
+        if self.settings.redis.enabled and not k.chroma_url:
+            log.warning(
+                "courses.embedded_vector_store",
+                advice="with several pods and workers set CHROMA_URL to a chromadb server",
+            )
+        if self.settings.redis.enabled and not k.s3_bucket:
+            log.warning(
+                "courses.local_files",
+                advice="workers on other hosts cannot read uploads; set LIVETUTOR_S3_BUCKET",
+            )
         await self.retriever.refresh()
         if isinstance(self.jobs, InProcessJobs):
             for record in await asyncio.to_thread(self.ingest.kb.unfinished):
