@@ -420,3 +420,19 @@ async def test_unreachable_object_store_answers_503(
                 "/courses/harbour/documents", headers=bearer(instructor(server))
             )
             assert listing.json()["documents"] == []
+
+
+async def test_admins_may_use_any_course_and_others_only_theirs(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    """An admin uploads anywhere; listing a course outside the token's claim is refused."""
+    admin = server.token("ada", role="admin", courses=())
+    response = await upload(http, "anything", HARBOUR, admin)
+    assert response.status_code == 202
+    listing = await http.get("/courses/anything/documents", headers=bearer(admin))
+    assert [d["id"] for d in listing.json()["documents"]] == [response.json()["id"]]
+    outsider = server.token("lea", courses=("harbour",))
+    refused = await http.get("/courses/anything/documents", headers=bearer(outsider))
+    assert (refused.status_code, refused.json()["error"]) == (403, "course_forbidden")
+    bad = await http.get("/courses/no%20spaces/documents", headers=bearer(admin))
+    assert (bad.status_code, bad.json()["error"]) == (400, "bad_request")
