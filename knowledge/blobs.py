@@ -1,8 +1,10 @@
 """Where uploaded PDFs live until (and after) they are indexed.
 
 :class:`S3Blobs` in production, so a worker on any host can read what any pod
-received; :class:`FileBlobs` in the data directory for the embedded default (one
-process, no other host to reach). :func:`create_blobs` chooses.
+received; :class:`PostgresBlobs` when there is no bucket but the store is
+Postgres (files up to ``LIVETUTOR_DB_FILE_MAX_BYTES``); :class:`FileBlobs` in
+the data directory for the embedded default (one process, no other host to
+reach). :func:`create_blobs` chooses.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import secrets
 from pathlib import Path
 from typing import Any, Protocol
 
-from server.errors import KnowledgeUnavailable
+from server.errors import DocumentRejected, KnowledgeUnavailable
 from server.settings import Settings
 
 
@@ -110,8 +112,78 @@ class S3Blobs:
             raise KnowledgeUnavailable(f"object store delete failed: {type(exc).__name__}") from exc
 
 
+class PostgresBlobs:
+    """Files as ``bytea`` rows in the Postgres store, for deployments without an object store.
+
+    The table is created on first use (``CREATE TABLE IF NOT EXISTS``). Calls are
+    blocking: they run in job threads, each on a short-lived connection.
+    """
+
+    _TABLE = "livetutor_document_files"
+
+    def __init__(self, dsn: str, *, max_bytes: int, timeout_s: float) -> None:
+        self._dsn = dsn
+        self._max_bytes = max_bytes
+        self._timeout_s = timeout_s
+        self._ready = False
+
+    def _run(self, query: str, *args: Any) -> Any:
+        import asyncio
+
+        import asyncpg
+
+        async def go() -> Any:
+            conn = await asyncpg.connect(self._dsn, timeout=self._timeout_s)
+            try:
+                if not self._ready:
+                    await conn.execute(
+                        f"CREATE TABLE IF NOT EXISTS {self._TABLE} "
+                        "(key text PRIMARY KEY, data bytea NOT NULL)"
+                    )
+                    self._ready = True
+                return await conn.fetchval(query, *args, timeout=self._timeout_s)
+            finally:
+                await conn.close()
+
+        try:
+            return asyncio.run(go())
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise KnowledgeUnavailable(f"database file store failed: {type(exc).__name__}") from exc
+
+    def put(self, key: str, data: bytes) -> None:
+        """Insert or replace the row; files over the cap need an object store."""
+        if len(data) > self._max_bytes:
+            raise DocumentRejected(
+                f"files over {self._max_bytes} bytes need an object store (LIVETUTOR_S3_BUCKET)"
+            )
+        self._run(
+            f"INSERT INTO {self._TABLE} (key, data) VALUES ($1, $2) "
+            "ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data",
+            key,
+            data,
+        )
+
+    def get(self, key: str) -> bytes:
+        """The row's bytes."""
+        data = self._run(f"SELECT data FROM {self._TABLE} WHERE key = $1", key)
+        if data is None:
+            raise KnowledgeUnavailable(f"stored file {key} is missing")
+        return bytes(data)
+
+    def delete(self, key: str) -> None:
+        """Delete the row if present."""
+        self._run(f"DELETE FROM {self._TABLE} WHERE key = $1", key)
+
+
 def create_blobs(settings: Settings) -> BlobStore:
-    """S3 when a bucket is configured, else the data directory."""
+    """S3 when a bucket is configured; else Postgres when it is the store; else the data dir."""
     if settings.knowledge.s3_bucket:
         return S3Blobs(settings)
+    url = settings.store.database_url
+    if url.startswith(("postgres://", "postgresql://")):
+        return PostgresBlobs(
+            url,
+            max_bytes=settings.knowledge.db_file_max_bytes,
+            timeout_s=settings.store.query_timeout_s,
+        )
     return FileBlobs(settings.data_dir / "documents")

@@ -183,7 +183,8 @@ class CourseKnowledge:
                 "courses.embedded_vector_store",
                 advice="with several pods and workers set CHROMA_URL to a chromadb server",
             )
-        if self.settings.redis.enabled and not k.s3_bucket:
+        on_postgres = self.settings.store.database_url.startswith(("postgres://", "postgresql://"))
+        if self.settings.redis.enabled and not k.s3_bucket and not on_postgres:
             log.warning(
                 "courses.local_files",
                 advice="workers on other hosts cannot read uploads; set LIVETUTOR_S3_BUCKET",

@@ -129,6 +129,7 @@ class KnowledgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     fetch_timeout_s: float = 30.0
     fetch_max_redirects: int = 5
     max_upload_bytes: int = 50_000_000
+    db_file_max_bytes: int = 20_000_000
     max_pages: int = 2_000
     max_text_bytes: int = 20_000_000
     extract_timeout_s: float = 300.0

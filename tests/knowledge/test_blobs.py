@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from knowledge.blobs import FileBlobs, S3Blobs, create_blobs
+from knowledge.blobs import FileBlobs, PostgresBlobs, S3Blobs, create_blobs
 from server.errors import KnowledgeUnavailable
 from server.settings import Settings
 
@@ -63,3 +63,28 @@ def test_files_in_the_data_dir(tmp_path: Path) -> None:
     blobs.delete("c/d.pdf")
     with pytest.raises(KnowledgeUnavailable):
         blobs.get("c/d.pdf")
+
+
+@pytest.mark.postgres
+async def test_postgres_files_up_to_the_cap(tmp_path: Path) -> None:
+    """Without a bucket, a Postgres store keeps files in a table; larger ones are refused."""
+    import asyncio
+
+    from server.errors import DocumentRejected
+    from tests.support.postgres import temporary_database
+
+    async with temporary_database() as url:
+        settings = Settings.from_env(
+            {"DATABASE_URL": url, "LIVETUTOR_DB_FILE_MAX_BYTES": "100"}, data_dir=tmp_path
+        )
+        blobs = create_blobs(settings)
+        assert isinstance(blobs, PostgresBlobs)
+        await asyncio.to_thread(blobs.put, "c/d.pdf", b"%PDF-1.4 small")
+        await asyncio.to_thread(blobs.put, "c/d.pdf", b"%PDF-1.4 replaced")
+        assert await asyncio.to_thread(blobs.get, "c/d.pdf") == b"%PDF-1.4 replaced"
+        with pytest.raises(DocumentRejected, match="need an object store"):
+            await asyncio.to_thread(blobs.put, "c/big.pdf", b"x" * 101)
+        await asyncio.to_thread(blobs.delete, "c/d.pdf")
+        with pytest.raises(KnowledgeUnavailable):
+            await asyncio.to_thread(blobs.get, "c/d.pdf")
+        assert not (tmp_path / "documents").exists()

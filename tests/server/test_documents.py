@@ -436,3 +436,24 @@ async def test_admins_may_use_any_course_and_others_only_theirs(
     assert (refused.status_code, refused.json()["error"]) == (403, "course_forbidden")
     bad = await http.get("/courses/no%20spaces/documents", headers=bearer(admin))
     assert (bad.status_code, bad.json()["error"]) == (400, "bad_request")
+
+
+@pytest.mark.postgres
+async def test_uploads_kept_in_postgres_reach_the_index(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """With Postgres and no bucket, the PDF is stored in the database, indexed and cited."""
+    from tests.support.postgres import temporary_database
+
+    async with temporary_database() as url:
+        settings = make_settings(store={"database_url": url}, knowledge={"embedder": "hashing"})
+        async with run_server(settings) as server:
+            async with httpx.AsyncClient(base_url=server.http_url, timeout=30) as http:
+                doc_id = await add(http, server, "harbour", HARBOUR)
+                view = await wait_document(http, doc_id, instructor(server))
+            assert view["status"] == "ready", view
+            token = server.token("lea", courses=("harbour",))
+            async with await TutorClient.connect(server.ws_url, token) as learner:
+                _, sources = await ask(learner, "Who built the Varnholm lighthouse?", "harbour")
+        assert sources[0]["page"] == 2
+        assert not (settings.data_dir / "documents").exists()
