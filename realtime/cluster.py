@@ -822,6 +822,10 @@ class DevCluster:
                 return node
         raise ClusterError(f"the Sentinels name a master on port {port} that is not ours")
 
+    def pod_env(self, name: str) -> dict[str, str]:
+        """The environment a process named ``name`` needs to join the cluster (Redis, data)."""
+        return self._env_for(name)
+
     def _env_for(self, name: str) -> dict[str, str]:
         env = {
             "LIVETUTOR_POD_NAME": name,

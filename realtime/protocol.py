@@ -245,6 +245,27 @@ def stream_end(
     }
 
 
+def predictions(text: str, items: list[str], ref: str | None = None) -> dict[str, Any]:
+    """Answer to ``typing``: up to five completions or related topics for ``text``."""
+    return {"type": "predictions", "text": text, "items": items, "ref": ref}
+
+
+def document_progress(
+    document: str, course: str, status: str, progress: float, reason: str | None = None
+) -> dict[str, Any]:
+    """Indexing progress of a course document (``progress`` from 0 to 1)."""
+    frame: dict[str, Any] = {
+        "type": "document.progress",
+        "document": document,
+        "course": course,
+        "status": status,
+        "progress": progress,
+    }
+    if reason:
+        frame["reason"] = reason
+    return frame
+
+
 def pong(ref: str | None) -> dict[str, Any]:
     """Answer to ``ping``."""
     return {"type": "pong", "ref": ref}

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from server import http, signin
+from server import documents, http, signin
 from server.errors import StoreError
 from server.middleware import RequestContext
 from server.runtime import Runtime
@@ -51,6 +51,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             Route("/metrics", http.metrics),
             Route("/sessions", http.list_sessions),
             Route("/sessions/{session_id}/messages", http.session_messages),
+            Route("/courses/{course}/documents", documents.add_document, methods=["POST"]),
+            Route("/courses/{course}/documents", documents.list_documents, methods=["GET"]),
+            Route("/documents/{doc_id}", documents.get_document, methods=["GET"]),
+            Route("/documents/{doc_id}", documents.delete_document, methods=["DELETE"]),
             WebSocketRoute("/ws", ws_endpoint),
         ],
         exception_handlers={StoreError: _store_down},

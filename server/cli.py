@@ -1,4 +1,4 @@
-"""The ``livetutor`` command: ``serve``, ``token``, ``ask``, ``cache`` and ``dev-cluster``."""
+"""The ``livetutor`` command: serve, token, ask, worker, beat, dlq, cache and dev-cluster."""
 
 from __future__ import annotations
 
@@ -88,7 +88,9 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def _dev_cluster(args: argparse.Namespace) -> int:
+    import shutil
     import signal
+    import tempfile
 
     from realtime.cluster import DevCluster
 
@@ -97,15 +99,46 @@ def _dev_cluster(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        cluster = DevCluster(pods=args.pods, sentinels=args.sentinels, replica=not args.no_replica)
-        async with cluster:
-            print(cluster.describe())
-            print(f"\nexport LIVETUTOR_TOKEN={cluster.token('alice')}")
-            for pod in cluster.pods:
-                print(f"{pod.name}: livetutor ask --url {pod.ws_url} 'What is a premise?'")
-            print(f"\nfiles and logs in {cluster.root}; Ctrl-C stops everything", flush=True)
-            await stop.wait()
-            print("stopping", flush=True)
+        chroma = worker = None
+        pod_env: dict[str, str] = {}
+        knowledge_root = Path(tempfile.mkdtemp(prefix="livetutor-knowledge-"))
+        if args.workers:
+            from tasks.local import ChromaServer
+
+            # One shared vector store: pods must not open one embedded store together.
+            chroma = ChromaServer(knowledge_root / "chroma", knowledge_root / "chroma.log")
+            pod_env["CHROMA_URL"] = await asyncio.to_thread(chroma.start)
+        cluster = DevCluster(
+            pods=args.pods,
+            sentinels=args.sentinels,
+            replica=not args.no_replica,
+            pod_env=pod_env,
+        )
+        try:
+            async with cluster:
+                if args.workers:
+                    from tasks.local import WorkerProcess
+
+                    env = {**cluster.pod_env("worker"), "LIVETUTOR_LOG_JSON": "false"}
+                    worker = WorkerProcess(env, cluster.root / "worker.log")
+                    await asyncio.to_thread(worker.start)
+                print(cluster.describe())
+                if worker is not None and chroma is not None:
+                    print(f"worker: metrics on :{worker.metrics_port}; vectors at {chroma.url}")
+                print(f"\nexport LIVETUTOR_TOKEN={cluster.token('alice')}")
+                for pod in cluster.pods:
+                    print(f"{pod.name}: livetutor ask --url {pod.ws_url} 'What is a premise?'")
+                print(f"\nfiles and logs in {cluster.root}; Ctrl-C stops everything", flush=True)
+                await stop.wait()
+                print("stopping", flush=True)
+                if worker is not None:
+                    await asyncio.to_thread(worker.stop)
+        finally:
+            if worker is not None:
+                await asyncio.to_thread(worker.stop)
+            if chroma is not None:
+                await asyncio.to_thread(chroma.stop)
+            shutil.rmtree(knowledge_root, ignore_errors=True)
 
     asyncio.run(run())
     return 0
@@ -144,6 +177,67 @@ def _cache_retire(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(run())
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from server.logs import configure
+    from tasks.worker import run_worker
+
+    settings = _settings(args)
+    configure(settings.log_level, settings.log_json and not sys.stderr.isatty())
+    return run_worker(settings, concurrency=args.concurrency, loglevel=settings.log_level)
+
+
+def _beat(args: argparse.Namespace) -> int:
+    from server.logs import configure
+    from tasks.worker import run_beat
+
+    settings = _settings(args)
+    configure(settings.log_level, settings.log_json and not sys.stderr.isatty())
+    return run_beat(settings, loglevel=settings.log_level)
+
+
+def _dlq(args: argparse.Namespace) -> int:
+    import time
+
+    from knowledge.vectors import KnowledgeBase
+
+    settings = _settings(args)
+    kb = KnowledgeBase.open(settings)
+    if args.dlq_command == "list":
+        letters = kb.dead_letters()
+        if not letters:
+            print("no dead letters")
+        for d in letters:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(d.failed_at))
+            print(f"{d.id}\t{when}Z\tattempts={d.attempts}\t{d.reason}")
+        return 0
+    from knowledge.ingest import Ingest
+
+    job = Ingest.create(settings, kb=kb)
+    try:
+        letter = job.prepare_replay(args.id)
+    except KeyError:
+        print(
+            f"livetutor dlq: no dead letter {args.id!r} (see livetutor dlq list)", file=sys.stderr
+        )
+        return 1
+    if settings.redis.enabled and settings.knowledge.jobs != "inprocess":
+        from tasks.app import create_celery
+
+        create_celery(settings).send_task(f"livetutor.{letter.task}", args=[letter.document])
+        print(f"replayed {letter.id}: queued for the workers")
+        return 0
+    from server.errors import DocumentRejected
+
+    try:
+        status = job.run(letter.task, letter.document)
+    except DocumentRejected as exc:
+        job.dead_letter(letter.task, letter.document, exc.reason, letter.attempts + 1)
+        print(f"replayed {letter.id}: failed again: {exc.reason}", file=sys.stderr)
+        return 1
+    print(f"replayed {letter.id}: {status}")
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -189,7 +283,32 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--pods", type=int, default=2, help="server pods (default 2)")
     dev.add_argument("--sentinels", type=int, default=3, help="Sentinels (default 3)")
     dev.add_argument("--no-replica", action="store_true", help="run no Redis replica")
+    dev.add_argument(
+        "--no-workers",
+        dest="workers",
+        action="store_false",
+        help="run no chromadb server and document worker (uploads then stay queued)",
+    )
     dev.set_defaults(run=_dev_cluster)
+
+    worker = sub.add_parser("worker", help="run a Celery worker for document jobs")
+    worker.add_argument(
+        "--concurrency", type=int, help="jobs at once (LIVETUTOR_WORKER_CONCURRENCY)"
+    )
+    worker.add_argument("--data-dir", help="state directory (LIVETUTOR_DATA_DIR)")
+    worker.set_defaults(run=_worker)
+
+    beat = sub.add_parser("beat", help="run Celery beat (the periodic cleanup)")
+    beat.add_argument("--data-dir", help="state directory for the schedule file")
+    beat.set_defaults(run=_beat)
+
+    dlq = sub.add_parser("dlq", help="list or replay document jobs that failed for good")
+    dlq.add_argument("--data-dir", help="state directory (LIVETUTOR_DATA_DIR)")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    dlq_sub.add_parser("list", help="list dead letters: id, time, attempts, reason")
+    replay = dlq_sub.add_parser("replay", help="run a dead letter's job again")
+    replay.add_argument("id")
+    dlq.set_defaults(run=_dlq)
     return root
 
 

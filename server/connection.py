@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from starlette.websockets import WebSocket
 
+from knowledge.ingest import user_channel
 from realtime import protocol as p
 from realtime.order import StreamOrder, StreamOrderOverflow
 from realtime.protocol import CloseCode, ErrorCode, FrameError
@@ -187,6 +189,14 @@ class Connection:
                 },
             )
         )
+        if self.who.role in ("instructor", "admin"):
+            # Progress of the documents this user uploads, from any pod or worker.
+            channel = user_channel(self.who.user)
+            try:
+                await self._rt.bus.join(channel, self)
+                self._sessions.add(channel)
+            except BusUnavailable:
+                log.warning("ws.user_channel_unavailable", connection=self.id)
         reader = asyncio.create_task(self._read(), name=f"ws-read-{self.id}")
         writer = asyncio.create_task(self._write(), name=f"ws-write-{self.id}")
         try:
@@ -295,7 +305,8 @@ class Connection:
                 await self._resume(frame)
             elif isinstance(frame, p.Open):
                 await self._open(frame)
-            # ``typing`` is accepted and needs no answer until predictions exist.
+            elif isinstance(frame, p.Typing):
+                self._typing(frame)
         except FrameError as exc:
             self.send(p.error(exc.code, exc.message, exc.ref))
         except StoreError:
@@ -310,6 +321,19 @@ class Connection:
             # A bug must cost one frame, not the connection.
             log.exception("ws.frame_failed", connection=self.id)
             self.send(p.error(ErrorCode.INTERNAL, "internal error", ref))
+
+    def _typing(self, frame: p.Typing) -> None:
+        started = time.perf_counter()
+        if not self.who.may_use(frame.course):
+            raise FrameError(
+                ErrorCode.COURSE_FORBIDDEN,
+                f"your token does not grant course {frame.course!r}",
+                frame.id,
+            )
+        items = self._rt.courses.predict(frame.course, frame.text)
+        self.send(p.predictions(frame.text, items, frame.id))
+        self._rt.metrics.prediction_seconds.observe(time.perf_counter() - started)
+        self._rt.courses.warm(frame.course, frame.text)
 
     async def _ask(self, frame: p.Ask) -> None:
         if self._rt.draining:

@@ -6,11 +6,15 @@
     ├── StoreError             the database failed or refused
     │   ├── SessionForbidden   the session belongs to another user
     │   └── SessionCourseMismatch  the session belongs to another course
-    └── LLMError               the language model did not produce an answer
-        ├── LLMUnavailable     connection refused or dropped, HTTP 429/5xx
-        │   ├── LLMTimeout     no first token, or a stall between tokens
-        │   └── CircuitOpen    failing fast after repeated failures
-        └── LLMRejected        the endpoint refused the request (HTTP 4xx)
+    ├── LLMError               the language model did not produce an answer
+    │   ├── LLMUnavailable     connection refused or dropped, HTTP 429/5xx
+    │   │   ├── LLMTimeout     no first token, or a stall between tokens
+    │   │   └── CircuitOpen    failing fast after repeated failures
+    │   └── LLMRejected        the endpoint refused the request (HTTP 4xx)
+    └── KnowledgeError         (knowledge) a course document could not be stored or indexed
+        ├── DocumentRejected   permanent: not a PDF, encrypted, too big, a bomb, a timeout
+        │   └── FetchRefused   a URL points somewhere the server must not fetch from
+        └── KnowledgeUnavailable  transient: the vector store, object store or a fetch failed
 
 Protocol errors (bad frames) live in :mod:`realtime.protocol`, which does no I/O.
 """
@@ -56,3 +60,23 @@ class CircuitOpen(LLMUnavailable):
 
 class LLMRejected(LLMError):
     """The endpoint refused the request itself (HTTP 4xx other than 429)."""
+
+
+class KnowledgeError(LiveTutorError):
+    """A course document could not be stored, fetched or indexed."""
+
+
+class DocumentRejected(KnowledgeError):
+    """A permanent failure: retrying cannot help. ``reason`` is shown to the instructor."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class FetchRefused(DocumentRejected):
+    """The URL resolves to an address the server must not reach (SSRF rules)."""
+
+
+class KnowledgeUnavailable(KnowledgeError):
+    """A transient failure (vector store, object store, network): worth retrying."""

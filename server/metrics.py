@@ -25,6 +25,18 @@ from realtime.protocol import CLIENT_TYPES
 _FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 _TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0)
 _ANSWER_BUCKETS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0, 240.0)
+_PREDICTION_BUCKETS = (
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.025,
+    0.1,
+)
 _HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 SERVER_TYPES = (
     "welcome",
@@ -35,6 +47,8 @@ SERVER_TYPES = (
     "session",
     "pong",
     "reconnect",
+    "predictions",
+    "document.progress",
 )
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
@@ -141,6 +155,24 @@ class Metrics:
             registry=r,
         )
         self._cache_hit_children: dict[tuple[str, str], Counter] = {}
+        self.prediction_seconds = Histogram(
+            "prediction_latency_seconds",
+            "Typing predictions, from typing frame to predictions frame",
+            buckets=_PREDICTION_BUCKETS,
+            registry=r,
+        )
+        self.document_jobs = Counter(
+            "document_jobs",
+            "Document jobs run in this pod (embedded mode) by task and outcome",
+            ["task", "outcome"],
+            registry=r,
+        )
+        self.documents_uploaded = Counter(
+            "documents_uploaded",
+            "Documents accepted by POST /courses/{course}/documents",
+            ["source"],
+            registry=r,
+        )
         # Children for the per-frame path, bound once.
         self.frames_in = {t: self.ws_messages.labels("in", t) for t in (*CLIENT_TYPES, "invalid")}
         self.frames_out = {t: self.ws_messages.labels("out", t) for t in SERVER_TYPES}
@@ -215,7 +247,11 @@ class Metrics:
 
 def exported_names(metrics: Metrics | None = None) -> set[str]:
     """Every sample name the pod exports (``_total``, ``_bucket``, … included)."""
-    registry = (metrics or Metrics()).registry
+    return registry_names((metrics or Metrics()).registry)
+
+
+def registry_names(registry: CollectorRegistry) -> set[str]:
+    """Every sample name a registry exports (``_total``, ``_bucket``, … included)."""
     names: set[str] = set()
     for family in registry.collect():
         if family.type == "counter":

@@ -18,12 +18,17 @@ class Passage:
     heading: str
     text: str
     score: float = 0.0
+    # The course document's id (empty for bundled text) and its title (``document`` if empty).
+    document_id: str = ""
+    title: str = ""
 
     def source(self, snippet_chars: int = 240) -> dict[str, Any]:
         """The citation sent to the learner in ``stream.end.sources``."""
         snippet = self.text if len(self.text) <= snippet_chars else self.text[:snippet_chars] + "…"
         return {
             "document": self.document,
+            "document_id": self.document_id,
+            "title": self.title or self.document,
             "page": self.page,
             "heading": self.heading,
             "snippet": snippet,

@@ -1,7 +1,7 @@
 """Everything a running pod holds, opened in the lifespan and handed out from there.
 
 :class:`Runtime` picks each implementation in one place (store, LLM
-provider, retriever), owns the background tasks and the live connections,
+provider, retriever, document jobs), owns the background tasks and the live connections,
 and knows how to drain: refuse new work, tell clients to reconnect, let
 running streams finish within ``drain_s``, then close with 1012.
 """
@@ -23,12 +23,12 @@ from realtime import protocol as p
 from realtime.protocol import CloseCode
 from realtime.streams import MemoryBus, StreamBus
 from server.auth import TokenCodec, load_secret
+from server.courses import CourseKnowledge
 from server.llm import LLMProvider
 from server.llm_offline import OfflineProvider
 from server.metrics import Metrics
 from server.ratelimit import AskLimiter, TokenBuckets
 from server.retrieval import Retriever
-from server.retrieval_demo import demo_retriever
 from server.settings import Settings
 from server.store import Store, create_store
 from server.taskset import TaskSet
@@ -112,13 +112,16 @@ class Runtime:
         self.fallback = OfflineProvider(settings.llm)
         self.metrics = Metrics()
         self.bus = create_bus(settings, self.pod, self.metrics)
+        self.tasks = TaskSet()
+        self.courses = CourseKnowledge(
+            settings, bus=self.bus, metrics=self.metrics, tasks=self.tasks
+        )
         self.cache = cache or create_cache(settings, self.bus, self.metrics)
-        base = retriever or demo_retriever()
+        base = retriever or self.courses.retriever
         enabled = settings.cache.enabled
         self.retriever: Retriever = CachedRetriever(base, self.cache) if enabled else base
         self.answers = AnswerCache(self.cache) if enabled and settings.cache.answers else None
         self.popular = create_popular(settings, self.bus)
-        self.tasks = TaskSet()
         self.ask_limits = create_ask_limiter(settings, self.bus)
         self.connections: set[Connection] = set()
         self._no_connections = asyncio.Event()
@@ -163,6 +166,7 @@ class Runtime:
         await self.store.open()
         await self.bus.start(self.tutor)
         await self.cache.start()
+        await self.courses.start()
         self._watch()
         log.info(
             "runtime.started",
@@ -198,6 +202,7 @@ class Runtime:
         await self.tasks.cancel_all(timeout_s=5.0)
         await self.provider.aclose()
         await self.cache.stop()
+        await self.courses.stop()
         await self.bus.stop()
         await self.store.close()
         log.info("runtime.stopped", pod=self.pod)

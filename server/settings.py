@@ -129,6 +129,44 @@ class CacheSettings(msgspec.Struct, frozen=True, kw_only=True):
     answers: bool = True
 
 
+class KnowledgeSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Course documents: files, vector store, embeddings, background jobs and their limits."""
+
+    chroma_url: str = ""
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    aws_access_key_id: str = ""
+    aws_secret_access_key: str = ""
+    aws_default_region: str = "us-east-1"
+    embedder: Literal["auto", "hashing", "minilm", "openai"] = "auto"
+    embeddings_model: str = "text-embedding-3-small"
+    hybrid: bool = True
+    jobs: Literal["auto", "inprocess", "celery"] = "auto"
+    fetch_allowlist: tuple[str, ...] = ()
+    fetch_timeout_s: float = 30.0
+    fetch_max_redirects: int = 5
+    max_upload_bytes: int = 50_000_000
+    db_file_max_bytes: int = 20_000_000
+    max_pages: int = 2_000
+    max_text_bytes: int = 20_000_000
+    extract_timeout_s: float = 300.0
+    extract_memory_bytes: int = 1_500_000_000
+    chunk_words: int = 180
+    chunk_overlap_words: int = 40
+    embed_batch: int = 64
+    embed_timeout_s: float = 30.0
+    inprocess_jobs: int = 1
+    task_max_retries: int = 5
+    task_backoff_s: float = 2.0
+    task_backoff_max_s: float = 300.0
+    worker_metrics_port: int = 9808
+    worker_concurrency: int = 2
+    task_visibility_timeout_s: float = 3_600.0
+    cleanup_interval_s: float = 300.0
+    courses_refresh_s: float = 5.0
+    max_documents_per_course: int = 500
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Everything the server reads from its environment."""
 
@@ -149,6 +187,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     llm: LLMSettings = LLMSettings()
     tutor: TutorSettings = TutorSettings()
     cache: CacheSettings = CacheSettings()
+    knowledge: KnowledgeSettings = KnowledgeSettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -215,9 +254,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "LIVETUTOR_CACHE_LOCK_WAIT_S": self.cache.lock_wait_s,
             "LIVETUTOR_CACHE_L2_RETRY_S": self.cache.l2_retry_s,
         }
+        k = self.knowledge
+        timeouts |= {
+            "LIVETUTOR_FETCH_TIMEOUT_S": k.fetch_timeout_s,
+            "LIVETUTOR_EXTRACT_TIMEOUT_S": k.extract_timeout_s,
+            "LIVETUTOR_EMBED_TIMEOUT_S": k.embed_timeout_s,
+            "LIVETUTOR_MAX_UPLOAD_BYTES": k.max_upload_bytes,
+            "LIVETUTOR_MAX_PAGES": k.max_pages,
+            "LIVETUTOR_MAX_TEXT_BYTES": k.max_text_bytes,
+            "LIVETUTOR_CHUNK_WORDS": k.chunk_words,
+            "LIVETUTOR_EMBED_BATCH": k.embed_batch,
+            "LIVETUTOR_INPROCESS_JOBS": k.inprocess_jobs,
+            "LIVETUTOR_CLEANUP_INTERVAL_S": k.cleanup_interval_s,
+            "LIVETUTOR_COURSES_REFRESH_S": k.courses_refresh_s,
+        }
         for name, value in timeouts.items():
             if value <= 0:
                 raise SettingsError(f"{name} must be positive")
+        if not 0 <= k.chunk_overlap_words < k.chunk_words:
+            raise SettingsError("LIVETUTOR_CHUNK_OVERLAP_WORDS must be below LIVETUTOR_CHUNK_WORDS")
+        if k.task_max_retries < 0:
+            raise SettingsError("LIVETUTOR_TASK_MAX_RETRIES must not be negative")
 
     @property
     def embedded(self) -> bool:
@@ -253,10 +310,11 @@ GROUPS: dict[str, type[msgspec.Struct]] = {
     "llm": LLMSettings,
     "tutor": TutorSettings,
     "cache": CacheSettings,
+    "knowledge": KnowledgeSettings,
 }
 
 # Standard variable names that do not take the LIVETUTOR_ prefix.
-_LISTS = {"allowed_origins", "sentinels"}
+_LISTS = {"allowed_origins", "sentinels", "fetch_allowlist"}
 _STANDARD_NAMES = {
     ("redis", "url"): "REDIS_URL",
     ("redis", "sentinels"): "REDIS_SENTINELS",
@@ -268,6 +326,11 @@ _STANDARD_NAMES = {
     ("llm", "base_url"): "OPENAI_BASE_URL",
     ("llm", "api_key"): "OPENAI_API_KEY",
     ("llm", "model"): "LLM_MODEL",
+    ("knowledge", "chroma_url"): "CHROMA_URL",
+    ("knowledge", "s3_endpoint_url"): "S3_ENDPOINT_URL",
+    ("knowledge", "aws_access_key_id"): "AWS_ACCESS_KEY_ID",
+    ("knowledge", "aws_secret_access_key"): "AWS_SECRET_ACCESS_KEY",
+    ("knowledge", "aws_default_region"): "AWS_DEFAULT_REGION",
 }
 
 

@@ -315,12 +315,15 @@ def dashboard_queries(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def server_metric_names() -> set[str]:
-    """Every sample name the server exports, read from its own metrics registry."""
+    """Every sample name the server and its Celery workers export, read from their registries."""
     from server import metrics
+    from tasks import metrics as worker_metrics
 
     names: set[str] = metrics.exported_names()
     assert names, "server.metrics.exported_names() is empty"
-    return names
+    worker_names: set[str] = worker_metrics.exported_names()
+    assert "celery_dead_letters" in worker_names
+    return names | worker_names
 
 
 def unknown_metrics(queries: list[tuple[str, str]], exported: set[str]) -> list[str]:
@@ -333,14 +336,14 @@ def unknown_metrics(queries: list[tuple[str, str]], exported: set[str]) -> list[
 
 
 def test_alert_metrics_are_exported(server_metric_names: set[str]) -> None:
-    """Every metric an alert reads is exported by the server or comes from Kubernetes."""
+    """Every metric an alert reads is exported by the server, a worker, or Kubernetes."""
     queries = [(f"alert {rule['alert']}", rule["expr"]) for rule in alert_rules()]
     assert unknown_metrics(queries, server_metric_names) == []
 
 
 @pytest.mark.parametrize("path", dashboards(), ids=lambda path: path.name)
 def test_dashboard_metrics_are_exported(path: Path, server_metric_names: set[str]) -> None:
-    """Every metric a dashboard panel reads is exported by the server or comes from Kubernetes."""
+    """Every metric a dashboard panel reads is exported by the server, a worker, or Kubernetes."""
     queries = list(dashboard_queries(json.loads(path.read_text(encoding="utf-8"))))
     assert queries, f"{path.name} has no queries"
     assert unknown_metrics(queries, server_metric_names) == []

@@ -183,6 +183,8 @@ async def test_dev_cluster_command_prints_table_and_token_and_stops_on_sigint(
     assert all(name in output for name in ("redis master", "redis replica", "sentinel-2", "pod-0"))
     assert jwt.decode(token, options={"verify_signature": False})["sub"] == "alice"
     assert user == "alice"
-    assert len(children) == 6
+    # Master, replica, three Sentinels, the pod, the chromadb server and the document worker.
+    assert len(children) == 8
+    assert "worker: metrics on" in output
     assert code == 0
     assert left == []

@@ -42,6 +42,10 @@ def sample(dotted: str, default: Any) -> tuple[str, Any]:
         return "openai", "openai"
     if dotted == "auth.dev_signin":
         return "off", "off"
+    if dotted == "knowledge.embedder":
+        return "hashing", "hashing"
+    if dotted == "knowledge.jobs":
+        return "celery", "celery"
     if isinstance(default, bool):
         return ("false", False) if default else ("true", True)
     if isinstance(default, int):

@@ -142,6 +142,7 @@ class FakeOpenAI:
         self.default = default if default is not None else Reply()
         self.script: deque[Reply] = deque(script)
         self.requests: list[dict[str, Any]] = []
+        self.embedding_requests: list[dict[str, Any]] = []
         self.disconnects = 0
         # Set whenever a request arrives or a client disconnects; waiters re-check.
         self._changed = asyncio.Event()
@@ -150,6 +151,7 @@ class FakeOpenAI:
             routes=[
                 Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
             ]
         )
 
@@ -181,6 +183,27 @@ class FakeOpenAI:
             )
         await self._pause(reply.first_token_delay_s)
         return JSONResponse(_completion(model, "".join(reply.tokens)))
+
+    async def _embeddings(self, request: Request) -> Response:
+        """Lexical vectors (the hashing embedder, 256 dimensions, unnormalised scale)."""
+        from knowledge.embedders import HashingEmbedder
+
+        body: dict[str, Any] = await request.json()
+        self.embedding_requests.append(body)
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        vectors = HashingEmbedder(256).embed(texts)
+        data = [
+            {"object": "embedding", "index": i, "embedding": [3.0 * x for x in v]}
+            for i, v in enumerate(vectors)
+        ]
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model", ""),
+                "usage": {"prompt_tokens": 0, "total_tokens": 0},
+            }
+        )
 
     async def _models(self, request: Request) -> Response:
         return JSONResponse(

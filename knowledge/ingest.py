@@ -1,0 +1,332 @@
+"""The bodies of the document jobs, shared by Celery workers and the embedded runner.
+
+:class:`Ingest` holds what a job needs (settings, vector store, file store,
+embedders, a progress callback). Its methods are synchronous and idempotent:
+
+- :meth:`Ingest.add_upload` stores an upload and registers it (``queued``);
+  the same bytes in the same course give back the existing document;
+- :meth:`Ingest.prefetch` fetches a registered URL under the SSRF rules, then indexes;
+- :meth:`Ingest.index` extracts, chunks, embeds and writes chunks with stable ids,
+  reporting progress; running it again after a crash rewrites the same chunks;
+- :meth:`Ingest.delete` removes a document, its chunks and its file.
+
+They raise :class:`~server.errors.DocumentRejected` for permanent failures (the
+caller records a dead letter through :meth:`Ingest.dead_letter`) and anything
+else for transient ones (the caller retries with backoff).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any
+
+import structlog
+
+from knowledge.blobs import BlobStore, create_blobs
+from knowledge.chunking import chunk_pages
+from knowledge.embedders import Embedder, HashingEmbedder, create_embedder
+from knowledge.fetch import FetchPolicy, fetch_pdf
+from knowledge.pdf import extract_pages
+from knowledge.vectors import DeadLetter, DocumentRecord, KnowledgeBase, StoredChunk
+from server.errors import DocumentRejected, KnowledgeError
+from server.settings import Settings
+
+log = structlog.get_logger("livetutor.knowledge")
+
+TASKS = ("prefetch_pdf", "index_document")
+# How often (at most) an indexing job reports progress.
+_PROGRESS_EVERY_S = 0.25
+
+
+class JobInterrupted(KnowledgeError):
+    """The process is stopping: the job stopped between batches and runs again at start."""
+
+
+def progress_frame(record: DocumentRecord) -> dict[str, Any]:
+    """The ``document.progress`` frame for a record's current state."""
+    frame: dict[str, Any] = {
+        "type": "document.progress",
+        "document": record.id,
+        "course": record.course,
+        "status": record.status,
+        "progress": round(record.progress, 3),
+    }
+    if record.reason:
+        frame["reason"] = record.reason
+    return frame
+
+
+def user_channel(user: str) -> str:
+    """The bus session every connection of an instructor or admin joins (never a client id)."""
+    return f"~u/{user}"
+
+
+def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(max, base * 2**attempt)]."""
+    return random.uniform(0, min(max_s, base_s * (2**attempt)))
+
+
+def new_document_id() -> str:
+    """A random document id."""
+    return uuid.uuid4().hex
+
+
+@dataclass(slots=True)
+class Ingest:
+    """Everything a document job needs, built once per process."""
+
+    settings: Settings
+    kb: KnowledgeBase
+    blobs: BlobStore
+    embedder: Embedder
+    lexical: Embedder | None
+    notify: Callable[[DocumentRecord], None]
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    @classmethod
+    def create(
+        cls,
+        settings: Settings,
+        *,
+        notify: Callable[[DocumentRecord], None] | None = None,
+        kb: KnowledgeBase | None = None,
+    ) -> Ingest:
+        """Open the configured stores and embedders."""
+        embedder = create_embedder(settings)
+        lexical = create_embedder(settings, "hashing") if settings.knowledge.hybrid else None
+        if lexical is not None and lexical.name == embedder.name:
+            lexical = None
+        return cls(
+            settings=settings,
+            kb=kb or KnowledgeBase.open(settings),
+            blobs=create_blobs(settings),
+            embedder=embedder,
+            lexical=lexical,
+            notify=notify or (lambda record: None),
+        )
+
+    @property
+    def embedders(self) -> list[Embedder]:
+        """The embedders each chunk is written with."""
+        return [self.embedder] if self.lexical is None else [self.embedder, self.lexical]
+
+    # -- registering ---------------------------------------------------------
+
+    def add_upload(
+        self, course: str, filename: str, data: bytes, *, user: str, session: str = ""
+    ) -> tuple[DocumentRecord, bool]:
+        """Store and register an upload; (record, False) when the same bytes are already there."""
+        sha = hashlib.sha256(data).hexdigest()
+        existing = self.kb.find_by_hash(course, sha)
+        if existing is not None:
+            return existing, False
+        self._check_room(course)
+        doc_id = new_document_id()
+        title = PurePath(filename or "document.pdf").stem[:200] or "document"
+        record = DocumentRecord(
+            id=doc_id,
+            course=course,
+            title=title,
+            sha256=sha,
+            size_bytes=len(data),
+            blob=blob_key(course, doc_id),
+            user=user,
+            session=session,
+        )
+        self.blobs.put(record.blob, data)
+        self.kb.ensure_course(course)
+        self.kb.put_document(record)
+        log.info("document.queued", document=doc_id, course=course, size_bytes=len(data))
+        return record, True
+
+    def add_url(self, course: str, url: str, *, user: str, session: str = "") -> DocumentRecord:
+        """Register a URL to prefetch."""
+        self._check_room(course)
+        doc_id = new_document_id()
+        name = PurePath(url.split("?", 1)[0]).name or "document"
+        record = DocumentRecord(
+            id=doc_id,
+            course=course,
+            title=PurePath(name).stem[:200] or "document",
+            url=url,
+            user=user,
+            session=session,
+        )
+        self.kb.ensure_course(course)
+        self.kb.put_document(record)
+        log.info("document.queued", document=doc_id, course=course, source="url")
+        return record
+
+    def _check_room(self, course: str) -> None:
+        limit = self.settings.knowledge.max_documents_per_course
+        if len(self.kb.documents(course)) >= limit:
+            raise DocumentRejected(f"the course already has {limit} documents")
+
+    # -- jobs ----------------------------------------------------------------
+
+    def run(self, task: str, doc_id: str) -> str:
+        """Run one job by name; returns the document's status afterwards."""
+        if task == "prefetch_pdf":
+            return self.prefetch(doc_id)
+        if task == "index_document":
+            return self.index(doc_id)
+        raise ValueError(f"unknown task {task!r}")
+
+    def prefetch(self, doc_id: str) -> str:
+        """Fetch the document's URL (once), then index it."""
+        record = self.kb.get_document(doc_id)
+        if record is None:
+            return "gone"
+        if record.status == "ready":
+            return "ready"
+        if not record.sha256:
+            k = self.settings.knowledge
+            policy = FetchPolicy(
+                allowlist=k.fetch_allowlist,
+                timeout_s=k.fetch_timeout_s,
+                max_bytes=k.max_upload_bytes,
+                max_redirects=k.fetch_max_redirects,
+            )
+            self._set(record, status="indexing", progress=0.01)
+            body, _ = fetch_pdf(record.url, policy)
+            sha = hashlib.sha256(body).hexdigest()
+            twin = self.kb.find_by_hash(record.course, sha)
+            if twin is not None and twin.id != doc_id:
+                raise DocumentRejected(f"the same file is already document {twin.id}")
+            record.blob = blob_key(record.course, doc_id)
+            self.blobs.put(record.blob, body)
+            record.sha256, record.size_bytes = sha, len(body)
+            self.kb.put_document(record)
+        return self.index(doc_id)
+
+    def index(self, doc_id: str) -> str:
+        """Extract, chunk, embed and write the document's chunks, reporting progress."""
+        record = self.kb.get_document(doc_id)
+        if record is None:
+            return "gone"
+        if record.status == "ready":
+            return "ready"
+        k = self.settings.knowledge
+        started = time.monotonic()
+        data = self.blobs.get(record.blob)
+        self._set(record, status="indexing", progress=0.02)
+        text = extract_pages(
+            data,
+            max_pages=k.max_pages,
+            max_text_bytes=k.max_text_bytes,
+            timeout_s=k.extract_timeout_s,
+            memory_bytes=k.extract_memory_bytes,
+        )
+        if text.title:
+            record.title = text.title
+        chunks = chunk_pages(text.pages, words=k.chunk_words, overlap=k.chunk_overlap_words)
+        if not chunks:
+            raise DocumentRejected("the PDF has no extractable text (scanned images only?)")
+        record.pages = len(text.pages)
+        self._set(record, progress=0.1)
+        last_report = time.monotonic()
+        for start in range(0, len(chunks), k.embed_batch):
+            if self.stopping.is_set():
+                raise JobInterrupted("stopping")
+            batch = chunks[start : start + k.embed_batch]
+            texts = [f"{c.heading}\n{c.text}" if c.heading else c.text for c in batch]
+            for embedder in self.embedders:
+                vectors = embedder.embed(texts)
+                stored = [
+                    StoredChunk(f"{doc_id}:{c.index}", c.text, c.page, c.heading, v)
+                    for c, v in zip(batch, vectors, strict=True)
+                ]
+                self.kb.write_chunks(record.course, embedder.name, doc_id, record.title, stored)
+            done = start + len(batch)
+            if time.monotonic() - last_report >= _PROGRESS_EVERY_S or done == len(chunks):
+                last_report = time.monotonic()
+                if self.kb.get_document(doc_id) is None:
+                    # Deleted while being indexed: take back what this run wrote.
+                    for embedder in self.embedders:
+                        self.kb.delete_chunks(record.course, embedder.name, doc_id)
+                    log.info("document.deleted_while_indexing", document=doc_id)
+                    return "gone"
+                self._set(record, progress=0.1 + 0.89 * done / len(chunks))
+        for embedder in self.embedders:
+            # Chunks of an earlier, longer run of this job (chunking settings changed).
+            self.kb.delete_chunks(record.course, embedder.name, doc_id, keep_below=len(chunks))
+        record.chunks = len(chunks)
+        self._set(record, status="ready", progress=1.0, reason="")
+        self.kb.bump_version(record.course, self.embedder.name)
+        # The course's cached answers are retired by the new version; queueing the
+        # answer cache's regeneration for the course belongs here once it exists.
+        log.info(
+            "document.indexed",
+            document=doc_id,
+            course=record.course,
+            pages=record.pages,
+            chunks=record.chunks,
+            elapsed_s=round(time.monotonic() - started, 2),
+        )
+        return "ready"
+
+    def delete(self, doc_id: str) -> DocumentRecord | None:
+        """Remove the document, its chunks and its file; the course version changes."""
+        record = self.kb.get_document(doc_id)
+        if record is None:
+            return None
+        for embedder in self.embedders:
+            self.kb.delete_chunks(record.course, embedder.name, doc_id)
+        if record.blob:
+            self.blobs.delete(record.blob)
+        self.kb.delete_document_record(doc_id)
+        self.kb.bump_version(record.course, self.embedder.name)
+        log.info("document.deleted", document=doc_id, course=record.course)
+        return record
+
+    def dead_letter(self, task: str, doc_id: str, reason: str, attempts: int) -> None:
+        """Mark the document failed and keep a dead letter to replay later."""
+        record = self.kb.get_document(doc_id)
+        if record is not None:
+            self._set(record, status="failed", reason=reason)
+        letter = DeadLetter(
+            id=f"{task}:{doc_id}",
+            task=task,
+            document=doc_id,
+            reason=reason,
+            failed_at=time.time(),
+            attempts=attempts,
+        )
+        self.kb.add_dead_letter(letter)
+        log.warning("document.dead_letter", document=doc_id, task=task, reason=reason)
+
+    def prepare_replay(self, letter_id: str) -> DeadLetter:
+        """Take a dead letter out and requeue its document; the caller submits the job."""
+        letters = {d.id: d for d in self.kb.dead_letters()}
+        letter = letters.get(letter_id)
+        if letter is None:
+            raise KeyError(letter_id)
+        record = self.kb.get_document(letter.document)
+        if record is not None:
+            self._set(record, status="queued", progress=0.0, reason="")
+        self.kb.remove_dead_letter(letter_id)
+        return letter
+
+    def _set(self, record: DocumentRecord, **changes: Any) -> None:
+        for name, value in changes.items():
+            setattr(record, name, value)
+        self.kb.put_document(record)
+        try:
+            self.notify(record)
+        except Exception:
+            log.warning("document.notify_failed", document=record.id, exc_info=True)
+
+
+def blob_key(course: str, doc_id: str) -> str:
+    """Where a document's file is stored."""
+    return f"{hashlib.blake2b(course.encode(), digest_size=8).hexdigest()}/{doc_id}.pdf"
+
+
+__all__ = ["TASKS", "HashingEmbedder", "Ingest", "backoff_s", "progress_frame", "user_channel"]

@@ -1,0 +1,216 @@
+"""The course retriever: chromadb vector search, fused with a lexical ranking.
+
+Each course has its own collections, so a question in one course can never
+reach another course's chunks. With hybrid ranking on, each chunk is also
+stored under the hashing embedder; a question is answered from both rankings
+fused by reciprocal rank (k = 60), which catches exact terms (names, jargon)
+that a small semantic model blurs and paraphrases that words alone miss.
+Near-duplicate chunks (the overlap between neighbours, repeated boilerplate)
+are dropped from the answer so the ``k`` passages say ``k`` different things.
+
+The bundled demo course keeps its in-memory BM25 retriever until a document
+is uploaded to a course named ``demo``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+
+from knowledge.embedders import Embedder
+from knowledge.vectors import Hit, KnowledgeBase
+from server.retrieval import Passage
+from server.retrieval_demo import LexicalRetriever, terms
+
+RRF_K = 60
+# Chunks sharing this share of their word pairs say the same thing.
+NEAR_DUPLICATE = 0.6
+_VERSION_TTL_S = 1.0
+_VECTOR_CACHE = 512
+
+
+def _shingles(text: str) -> set[str]:
+    words = terms(text)
+    return {f"{a} {b}" for a, b in itertools.pairwise(words)} or set(words)
+
+
+def fuse(rankings: list[list[Hit]]) -> list[tuple[float, Hit]]:
+    """Reciprocal rank fusion of several rankings of chunks, best first."""
+    scores: dict[str, float] = {}
+    hits: dict[str, Hit] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking):
+            scores[hit.id] = scores.get(hit.id, 0.0) + 1.0 / (RRF_K + rank + 1)
+            hits.setdefault(hit.id, hit)
+    order = sorted(scores, key=lambda i: scores[i], reverse=True)
+    return [(scores[i], hits[i]) for i in order]
+
+
+def drop_near_duplicates(ranked: list[tuple[float, Hit]], k: int) -> list[tuple[float, Hit]]:
+    """The first ``k`` hits that are not near-duplicates of a better one."""
+    kept: list[tuple[float, Hit, set[str]]] = []
+    for score, hit in ranked:
+        shingles = _shingles(hit.text)
+        duplicate = False
+        for _, _, other in kept:
+            union = len(shingles | other)
+            if union and len(shingles & other) / union >= NEAR_DUPLICATE:
+                duplicate = True
+                break
+        if not duplicate:
+            kept.append((score, hit, shingles))
+            if len(kept) == k:
+                break
+    return [(score, hit) for score, hit, _ in kept]
+
+
+class CourseRetriever:
+    """Retrieval over the courses in the vector store, plus the bundled demo course."""
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        embedder: Embedder,
+        lexical: Embedder | None = None,
+        demo: LexicalRetriever | None = None,
+        candidates: int = 24,
+    ) -> None:
+        self.kb = kb
+        self.embedder = embedder
+        self.lexical = lexical
+        self._demo = demo
+        self._demo_courses = frozenset(demo.courses()) if demo else frozenset()
+        self._stored: frozenset[str] = frozenset()
+        self._candidates = candidates
+        self._versions: dict[str, tuple[float, str]] = {}
+        # Recent question vectors: a repeated question skips its embedding.
+        self._vectors: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="retrieval")
+        self._warming = False
+
+    def courses(self) -> list[str]:
+        """Courses with documents, and the demo course."""
+        return sorted(self._stored | self._demo_courses)
+
+    def stored_courses(self) -> frozenset[str]:
+        """Courses the vector store knows (as of the last refresh)."""
+        return self._stored
+
+    def refresh_sync(self) -> None:
+        """Re-read the course list (blocking)."""
+        self._stored = frozenset(self.kb.course_names())
+
+    async def refresh(self) -> None:
+        """Re-read the course list from the vector store (courses made on other pods)."""
+        self._stored = frozenset(await asyncio.to_thread(self.kb.course_names))
+
+    def add_course(self, course: str) -> None:
+        """Know a course created on this pod at once."""
+        self._stored = self._stored | {course}
+
+    def forget_version(self, course: str) -> None:
+        """Drop the cached index version after a change made here."""
+        self._versions.pop(course, None)
+
+    def cached_version(self, course: str) -> str:
+        """The last index version read for the course (may be a second old), or empty."""
+        cached = self._versions.get(course)
+        return cached[1] if cached else ""
+
+    async def index_version(self, course: str) -> str:
+        """The vector store's version for a stored course; the demo's hash otherwise."""
+        if course not in self._stored and self._demo is not None:
+            return await self._demo.index_version(course)
+        cached = self._versions.get(course)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < _VERSION_TTL_S:
+            return cached[1]
+        version = await asyncio.to_thread(self.kb.course_version, course)
+        self._versions[course] = (now, version)
+        return version
+
+    async def retrieve(self, course: str, question: str, k: int) -> list[Passage]:
+        """Up to ``k`` passages of ``course`` only, best first."""
+        if course not in self._stored:
+            if self._demo is not None and course in self._demo_courses:
+                return await self._demo.retrieve(course, question, k)
+            return []
+        return await asyncio.to_thread(self.search, course, question, k)
+
+    def _ranking(self, embedder: Embedder, course: str, question: str, n: int) -> list[Hit]:
+        return self.kb.query(course, embedder.name, self._vector(embedder, question), n)
+
+    def _vector(self, embedder: Embedder, question: str) -> list[float]:
+        key = (embedder.name, question)
+        with self._lock:
+            vector = self._vectors.get(key)
+            if vector is not None:
+                self._vectors.move_to_end(key)
+                return vector
+        vector = embedder.embed([question])[0]
+        with self._lock:
+            self._vectors[key] = vector
+            if len(self._vectors) > _VECTOR_CACHE:
+                self._vectors.popitem(last=False)
+        return vector
+
+    def warm(self, course: str, question: str) -> bool:
+        """Embed a question about to be asked, in the background; False if not worth it now.
+
+        Called on ``typing`` for text that looks finished; when the learner sends it,
+        the search skips the embedding. At most one warm-up runs at a time.
+        """
+        if course not in self._stored or self._warming:
+            return False
+        self._warming = True
+
+        def run() -> None:
+            try:
+                self._vector(self.embedder, question)
+            finally:
+                self._warming = False
+
+        try:
+            self._pool.submit(run)
+        except RuntimeError:  # shut down
+            self._warming = False
+            return False
+        return True
+
+    def cached(self, question: str) -> bool:
+        """Whether the question's vector is cached (for tests and diagnostics)."""
+        with self._lock:
+            return (self.embedder.name, question) in self._vectors
+
+    def close(self) -> None:
+        """Stop the helper threads of hybrid searches."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def search(self, course: str, question: str, k: int) -> list[Passage]:
+        """The blocking search (also used by the benchmarks)."""
+        n = max(self._candidates, k * 4)
+        lexical = None
+        if self.lexical is not None:
+            # Both legs release the GIL (onnxruntime, chromadb): run them side by side.
+            lexical = self._pool.submit(self._ranking, self.lexical, course, question, n)
+        rankings = [self._ranking(self.embedder, course, question, n)]
+        if lexical is not None:
+            rankings.append(lexical.result())
+        ranked = fuse(rankings) if len(rankings) > 1 else [(1 - h.distance, h) for h in rankings[0]]
+        return [
+            Passage(
+                document=hit.title,
+                page=hit.page,
+                heading=hit.heading,
+                text=hit.text,
+                score=score,
+                document_id=hit.document,
+                title=hit.title,
+            )
+            for score, hit in drop_near_duplicates(ranked, k)
+        ]

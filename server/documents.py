@@ -1,0 +1,253 @@
+"""HTTP routes for course documents.
+
+    POST   /courses/{course}/documents   multipart ``file``, or JSON ``{"url": …}``
+    GET    /courses/{course}/documents   the course's documents
+    GET    /documents/{id}               one document: status, progress, reason
+    DELETE /documents/{id}               remove a document and its chunks
+
+Adding and deleting need role ``instructor`` or ``admin`` and the course in the
+token's ``courses`` claim (admins: any course); reading needs the course. Errors
+are JSON ``{"error": code, "message": …}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+import structlog
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Message
+
+from knowledge.pdf import looks_like_pdf
+from knowledge.vectors import DocumentRecord
+from server.auth import Principal, bearer_from_headers
+from server.errors import AuthError, DocumentRejected, KnowledgeError
+from server.runtime import Runtime
+
+log = structlog.get_logger("livetutor.documents")
+_COURSE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
+_SESSION = _COURSE
+_DOC_ID = re.compile(r"^[0-9a-f]{32}\Z")
+_MAX_URL_CHARS = 2048
+_MAX_JSON_BYTES = 8192
+# Multipart framing around the file.
+_FORM_SLACK_BYTES = 64 * 1024
+EDITORS = ("instructor", "admin")
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.response = JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+def _runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def _who(request: Request) -> Principal:
+    token = bearer_from_headers(request.headers.get("authorization"))
+    try:
+        return _runtime(request).codec.verify(token or "")
+    except AuthError as exc:
+        raise _Refused(401, "unauthorized", str(exc)) from None
+
+
+def _may_edit(who: Principal, course: str) -> None:
+    if who.role not in EDITORS:
+        raise _Refused(403, "role_forbidden", "only instructors and admins can change documents")
+    if not who.may_use(course):
+        raise _Refused(403, "course_forbidden", f"your token does not grant course {course!r}")
+
+
+def _course(request: Request) -> str:
+    course = str(request.path_params["course"])
+    if not _COURSE.match(course):
+        raise _Refused(400, "bad_request", "course ids are 1-64 letters, digits and _.:-")
+    return course
+
+
+async def _record(request: Request, who: Principal) -> DocumentRecord:
+    doc_id = str(request.path_params["doc_id"])
+    record = None
+    if _DOC_ID.match(doc_id):
+        record = await asyncio.to_thread(_runtime(request).courses.ingest.kb.get_document, doc_id)
+    # A document of a course the caller cannot see does not exist for them.
+    if record is None or not who.may_use(record.course):
+        raise _Refused(404, "document_unknown", "no such document")
+    return record
+
+
+async def _session(request: Request, who: Principal, given: Any) -> str:
+    """The session to send progress to: only one of the caller's own."""
+    session = given or request.query_params.get("session") or ""
+    if not session:
+        return ""
+    if not isinstance(session, str) or not _SESSION.match(session):
+        raise _Refused(400, "bad_request", "session must be a session id")
+    record = await _runtime(request).store.get_session(session)
+    if record is None or record.user_id != who.user:
+        raise _Refused(403, "session_forbidden", "no such session of yours")
+    return session
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _capped(request: Request, max_body_bytes: int) -> Request:
+    """The request with a body that stops at ``max_body_bytes`` (chunked uploads too)."""
+    receive = request.receive
+    seen = 0
+
+    async def capped_receive() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > max_body_bytes:
+                raise _TooLarge
+        return message
+
+    return Request(request.scope, capped_receive)
+
+
+async def _read_upload(request: Request, max_bytes: int) -> tuple[str, bytes, Any]:
+    declared = request.headers.get("content-length")
+    too_large = _Refused(413, "too_large", f"files are limited to {max_bytes} bytes")
+    if declared and declared.isdigit() and int(declared) > max_bytes + _FORM_SLACK_BYTES:
+        raise too_large
+    try:
+        form = await _capped(request, max_bytes + _FORM_SLACK_BYTES).form(
+            max_files=1, max_fields=8, max_part_size=64 * 1024
+        )
+    except _TooLarge:
+        raise too_large from None
+    except Exception as exc:
+        raise _Refused(400, "bad_request", f"unreadable multipart form: {exc}") from None
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise _Refused(400, "bad_request", "send the PDF in the multipart field 'file'")
+        data = await upload.read(max_bytes + 1)
+        return upload.filename or "document.pdf", data, form.get("session")
+    finally:
+        await form.close()
+
+
+async def add_document(request: Request) -> Response:
+    """Upload a PDF or register a URL to prefetch; the course is created if new."""
+    try:
+        who = _who(request)
+        course = _course(request)
+        _may_edit(who, course)
+        rt = _runtime(request)
+        limits = rt.settings.knowledge
+        ingest = rt.courses.ingest
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind == "multipart/form-data":
+            filename, data, given_session = await _read_upload(request, limits.max_upload_bytes)
+            if len(data) > limits.max_upload_bytes:
+                raise _Refused(
+                    413, "too_large", f"files are limited to {limits.max_upload_bytes} bytes"
+                )
+            if not looks_like_pdf(data):
+                raise _Refused(415, "not_pdf", "the file is not a PDF (no %PDF- header)")
+            session = await _session(request, who, given_session)
+            record, created = await asyncio.to_thread(
+                ingest.add_upload, course, filename, data, user=who.user, session=session
+            )
+            source = "upload"
+        elif kind == "application/json":
+            body = await request.body()
+            if len(body) > _MAX_JSON_BYTES:
+                raise _Refused(413, "too_large", "request body too large")
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                raise _Refused(400, "bad_json", "the body is not valid JSON") from None
+            url = payload.get("url") if isinstance(payload, dict) else None
+            if not isinstance(url, str) or not re.match(r"^https?://", url, re.IGNORECASE):
+                raise _Refused(400, "bad_request", 'send {"url": "http(s)://…"}')
+            if len(url) > _MAX_URL_CHARS:
+                raise _Refused(
+                    400, "bad_request", f"URLs are limited to {_MAX_URL_CHARS} characters"
+                )
+            session = await _session(request, who, payload.get("session"))
+            record = await asyncio.to_thread(
+                ingest.add_url, course, url, user=who.user, session=session
+            )
+            created, source = True, "url"
+        else:
+            raise _Refused(
+                415, "unsupported_media_type", "send multipart/form-data or application/json"
+            )
+    except _Refused as refused:
+        return refused.response
+    except DocumentRejected as exc:
+        return JSONResponse({"error": "rejected", "message": exc.reason}, status_code=409)
+    except KnowledgeError as exc:
+        log.warning("documents.unavailable", error=type(exc).__name__)
+        return JSONResponse(
+            {"error": "unavailable", "message": "document storage is unavailable; try again"},
+            status_code=503,
+        )
+    rt.courses.retriever.add_course(course)
+    if not created:
+        return JSONResponse(
+            {"id": record.id, "status": record.status, "course": course, "duplicate": True}
+        )
+    rt.metrics.documents_uploaded.labels(source).inc()
+    rt.courses.jobs.submit("index_document" if source == "upload" else "prefetch_pdf", record.id)
+    log.info("documents.added", document=record.id, course=course, source=source, user=who.user)
+    return JSONResponse({"id": record.id, "status": "queued", "course": course}, status_code=202)
+
+
+async def list_documents(request: Request) -> Response:
+    """The course's documents, oldest first."""
+    try:
+        who = _who(request)
+        course = _course(request)
+        if not who.may_use(course):
+            raise _Refused(403, "course_forbidden", f"your token does not grant course {course!r}")
+    except _Refused as refused:
+        return refused.response
+    kb = _runtime(request).courses.ingest.kb
+    records = await asyncio.to_thread(kb.documents, course)
+    return JSONResponse({"course": course, "documents": [r.view() for r in records]})
+
+
+async def get_document(request: Request) -> Response:
+    """One document's status."""
+    try:
+        record = await _record(request, _who(request))
+    except _Refused as refused:
+        return refused.response
+    return JSONResponse(record.view())
+
+
+async def delete_document(request: Request) -> Response:
+    """Remove a document, its chunks and its file."""
+    try:
+        who = _who(request)
+        record = await _record(request, who)
+        _may_edit(who, record.course)
+    except _Refused as refused:
+        return refused.response
+    rt = _runtime(request)
+    try:
+        await asyncio.to_thread(rt.courses.ingest.delete, record.id)
+    except KnowledgeError:
+        return JSONResponse(
+            {"error": "unavailable", "message": "document storage is unavailable; try again"},
+            status_code=503,
+        )
+    rt.courses.retriever.forget_version(record.course)
+    log.info("documents.deleted", document=record.id, course=record.course, user=who.user)
+    return JSONResponse({"id": record.id, "status": "deleted", "course": record.course})

@@ -1,0 +1,138 @@
+"""The Celery tasks.
+
+``prefetch_pdf`` and ``index_document`` run :class:`knowledge.ingest.Ingest`
+jobs: transient failures are retried with exponential backoff and full jitter
+up to ``LIVETUTOR_TASK_MAX_RETRIES``; permanent ones (and retries exhausted) go
+to a dead-letter record and are never retried again until ``livetutor dlq
+replay``. Acknowledged late and rejected on worker loss (see :mod:`tasks.app`),
+a job whose worker died runs again; the jobs are idempotent, so that is safe.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import structlog
+from celery import Task, current_app, shared_task
+from celery.exceptions import Retry
+
+from knowledge.ingest import Ingest, JobInterrupted, backoff_s
+from server.errors import DocumentRejected
+from server.settings import Settings
+
+log = structlog.get_logger("livetutor.tasks")
+_LOCK = threading.Lock()
+_INGEST: dict[str, Ingest] = {}
+
+
+def settings() -> Settings:
+    """The settings the app was made with."""
+    configured: Settings = current_app.conf.livetutor_settings
+    return configured
+
+
+def ingest() -> Ingest:
+    """This worker's job context, made on first use."""
+    with _LOCK:
+        made = _INGEST.get("ingest")
+        if made is None:
+            from tasks.progress import ProgressPublisher, connect_sync
+
+            s = settings()
+            made = Ingest.create(s, notify=ProgressPublisher(connect_sync(s.redis)))
+            _INGEST["ingest"] = made
+        return made
+
+
+def stop_jobs() -> None:
+    """Tell running jobs to stop at their next batch (the worker is shutting down)."""
+    made = _INGEST.get("ingest")
+    if made is not None:
+        made.stopping.set()
+
+
+def _observe(task: str, outcome: str, seconds: float) -> None:
+    from tasks.worker import current_metrics
+
+    metrics = current_metrics()
+    if metrics is None:
+        return
+    metrics.task_seconds.labels(task, outcome).observe(seconds)
+    if outcome in ("rejected", "gave_up", "error", "retry"):
+        kind = "rejected" if outcome == "rejected" else "error"
+        metrics.failures.labels(task, kind).inc()
+    if outcome == "retry":
+        metrics.retries.labels(task).inc()
+
+
+def _run_document_job(task: Task, name: str, doc_id: str) -> str:
+    job = ingest()
+    k = settings().knowledge
+    started = time.monotonic()
+    attempt = int(task.request.retries or 0)
+    try:
+        status = job.run(name, doc_id)
+    except JobInterrupted as exc:
+        # The worker is shutting down (a deploy): hand the job back to the queue now,
+        # rather than after the visibility timeout; it starts over (idempotently).
+        log.info("task.requeued", task=name, document=doc_id)
+        _observe(name, "interrupted", time.monotonic() - started)
+        raise task.retry(exc=exc, countdown=0, max_retries=None) from exc
+    except DocumentRejected as exc:
+        job.dead_letter(name, doc_id, exc.reason, attempt + 1)
+        _observe(name, "rejected", time.monotonic() - started)
+        return "failed"
+    except Exception as exc:
+        log.warning("task.failed", task=name, document=doc_id, error=type(exc).__name__)
+        if attempt >= k.task_max_retries:
+            reason = f"gave up after {attempt + 1} attempts ({type(exc).__name__})"
+            job.dead_letter(name, doc_id, reason, attempt + 1)
+            _observe(name, "gave_up", time.monotonic() - started)
+            return "failed"
+        _observe(name, "retry", time.monotonic() - started)
+        countdown = backoff_s(attempt, k.task_backoff_s, k.task_backoff_max_s)
+        raise task.retry(exc=exc, countdown=countdown, max_retries=k.task_max_retries) from exc
+    _observe(name, "ok", time.monotonic() - started)
+    return status
+
+
+@shared_task(bind=True, name="livetutor.prefetch_pdf")
+def prefetch_pdf(self: Task, doc_id: str) -> str:
+    """Fetch a registered URL under the SSRF rules, then index it."""
+    return _run_document_job(self, "prefetch_pdf", doc_id)
+
+
+@shared_task(bind=True, name="livetutor.index_document")
+def index_document(self: Task, doc_id: str) -> str:
+    """Extract, chunk, embed and store a document's chunks, reporting progress."""
+    return _run_document_job(self, "index_document", doc_id)
+
+
+@shared_task(bind=True, name="livetutor.cleanup_sessions")
+def cleanup_sessions(self: Task) -> dict[str, int]:
+    """Prune presence, stale running-stream ids and journals without a TTL."""
+    from tasks.cleanup import cleanup
+    from tasks.progress import connect_sync
+
+    s = settings()
+    started = time.monotonic()
+    try:
+        report = cleanup(connect_sync(s.redis), s.redis.journal_ttl_s)
+    except Retry:
+        raise
+    except Exception:
+        _observe("cleanup_sessions", "error", time.monotonic() - started)
+        raise
+    _observe("cleanup_sessions", "ok", time.monotonic() - started)
+    log.info(
+        "cleanup.done",
+        presence_removed=report.presence_removed,
+        running_removed=report.running_removed,
+        journals_expired=report.journals_expired,
+    )
+    return {
+        "presence_removed": report.presence_removed,
+        "running_removed": report.running_removed,
+        "journals_expired": report.journals_expired,
+    }

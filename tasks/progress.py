@@ -1,0 +1,66 @@
+"""``document.progress`` frames from a worker to the pods, over the backplane.
+
+The worker publishes on the same pub/sub channels the pods subscribe to
+(``lt:s:<session>``, see :mod:`realtime.redis_bus`), in the same envelope, so any
+pod holding a connection of the uploader forwards the frame.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from typing import Any, cast
+
+import redis
+import structlog
+from redis.sentinel import Sentinel
+
+from knowledge.ingest import progress_frame, user_channel
+from knowledge.vectors import DocumentRecord
+from realtime.redis_link import parse_sentinels
+from server.settings import RedisSettings
+
+log = structlog.get_logger("livetutor.tasks")
+_SEP = "\x1f"
+
+
+def connect_sync(settings: RedisSettings) -> redis.Redis:
+    """A blocking client of the master (through Sentinel when configured)."""
+    options: dict[str, Any] = {
+        "socket_connect_timeout": settings.connect_timeout_s,
+        "socket_timeout": settings.socket_timeout_s,
+        "decode_responses": True,
+    }
+    if settings.sentinels:
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            parse_sentinels(settings.sentinels),
+            sentinel_kwargs={"password": settings.sentinel_password or None, **options},
+            password=settings.password or None,
+            **options,
+        )
+        return cast(redis.Redis, sentinel.master_for(settings.master_name))  # type: ignore[no-untyped-call]
+    return redis.Redis.from_url(settings.url, **options)
+
+
+class ProgressPublisher:
+    """Publishes a record's progress to its uploader's channel and session."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+        self._origin = f"worker-{socket.gethostname()}"
+
+    def __call__(self, record: DocumentRecord) -> None:
+        text = json.dumps(progress_frame(record), separators=(",", ":"))
+        envelope = f"{self._origin}{_SEP}{time.time()}{_SEP}{text}"
+        targets = [user_channel(record.user)] if record.user else []
+        if record.session:
+            targets.append(record.session)
+        try:
+            with self._redis.pipeline(transaction=False) as pipe:
+                for target in targets:
+                    pipe.publish(f"lt:s:{target}", envelope)
+                pipe.execute()
+        except redis.RedisError as exc:
+            # Progress is best effort: GET /documents/{id} has the truth.
+            log.warning("progress.publish_failed", document=record.id, error=type(exc).__name__)
