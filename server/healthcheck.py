@@ -22,11 +22,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from server.errors import LiveTutorError
-from server.settings import Settings
+from server.settings import KnowledgeSettings, Settings
 
 LIVE_PATH = "/health/live"
 WORKER_METRICS_PATH = "/metrics"
-WORKER_METRICS_PORT = 9808
+WORKER_METRICS_PORT = KnowledgeSettings().worker_metrics_port
 TIMEOUT_S = 3.0
 ROLES = ("serve", "worker", "beat")
 
@@ -45,8 +45,7 @@ def probe_url(role_name: str, env: Mapping[str, str]) -> str | None:
         port = Settings.from_env(env).port
         return f"http://127.0.0.1:{port}{LIVE_PATH}"
     if role_name == "worker":
-        # The worker's own setting; read here without the worker's settings module.
-        port = int(env.get("LIVETUTOR_WORKER_METRICS_PORT", WORKER_METRICS_PORT))
+        port = Settings.from_env(env).knowledge.worker_metrics_port
         return f"http://127.0.0.1:{port}{WORKER_METRICS_PATH}"
     return None
 

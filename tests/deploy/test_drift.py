@@ -7,9 +7,7 @@ the other fails here.
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
-import importlib.util
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import Any
 import pytest
 from starlette.routing import Route
 
-from server import http
+from server import http, ui
 from server.app import create_app
 from server.healthcheck import LIVE_PATH, WORKER_METRICS_PORT
 from server.settings import AuthSettings, Settings, env_names
@@ -50,37 +48,7 @@ from tests.deploy.files import (
     service_env_values,
 )
 
-# PENDING: settings being added to server/settings.py in parallel (documents, object
-# storage and Celery; the built UI's directory). The deployment files may use them until
-# they exist. Once a name is in env_names(), test_pending_name_is_not_a_setting_yet fails:
-# delete it from this list then (the list is empty once every branch is merged).
-PENDING_ENV_NAMES = frozenset(
-    {
-        "CHROMA_URL",
-        "S3_ENDPOINT_URL",
-        "LIVETUTOR_S3_BUCKET",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_DEFAULT_REGION",
-        "LIVETUTOR_EMBEDDER",
-        "LIVETUTOR_EMBEDDINGS_MODEL",
-        "LIVETUTOR_FETCH_ALLOWLIST",
-        "LIVETUTOR_WORKER_METRICS_PORT",
-        "LIVETUTOR_WORKER_CONCURRENCY",
-        "LIVETUTOR_EXTRACT_MEMORY_BYTES",
-        "LIVETUTOR_MAX_UPLOAD_BYTES",
-        "LIVETUTOR_UI_DIR",
-    }
-)
-# .env.example entries read by docker-compose.yml for other images, not by LiveTutor.
 COMPOSE_ONLY_NAMES = frozenset({"POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD"})
-
-# server/ui.py's policy for its pages, used until that module is merged.
-SERVER_UI_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self' ws: wss:; font-src 'self'; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'none'; form-action 'self'"
-)
 
 SERVER = "livetutor-server"
 WORKER = "livetutor-worker"
@@ -89,7 +57,7 @@ PROMETHEUS_ANNOTATIONS = ("prometheus.io/scrape", "prometheus.io/port", "prometh
 
 
 def known_names() -> set[str]:
-    return set(env_names()) | PENDING_ENV_NAMES
+    return set(env_names())
 
 
 def k8s_settings() -> Settings:
@@ -124,23 +92,10 @@ def pod_template(workload: str) -> dict[str, Any]:
 # -- environment variable names -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(PENDING_ENV_NAMES))
-def test_pending_name_is_not_a_setting_yet(name: str) -> None:
-    """A pending name that has become a setting is checked like the others from now on."""
-    assert name not in env_names(), f"{name} is in env_names() now: remove it from PENDING"
-
-
 def dockerfile_env() -> dict[str, str]:
     """Variables the image sets (ENV NAME=value ...)."""
     pairs = " ".join(dockerfile_stages()[-1].arguments("ENV")).split()
     return dict(pair.split("=", 1) for pair in pairs)
-
-
-def test_pending_names_are_used() -> None:
-    """Every pending name is used by the deployment files (none lingers in the list)."""
-    used = {n for s in APP_SERVICES for n in service_env_names(compose()["services"][s])}
-    used |= set(config_map_data()) | set(example_secret_data()) | set(dockerfile_env())
-    assert PENDING_ENV_NAMES - used == set()
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)
@@ -535,10 +490,7 @@ def test_service_selects_only_server_pods() -> None:
 
 def test_chromadb_server_matches_the_client() -> None:
     """The chromadb server image is the release line of the chromadb client installed."""
-    try:
-        client = importlib.metadata.version("chromadb")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip("chromadb is not installed (it comes with the knowledge package)")
+    client = importlib.metadata.version("chromadb")
     images = [compose()["services"]["chromadb"]["image"]]
     images.append(container("chromadb", "chromadb")["image"])
     for image in images:
@@ -673,10 +625,7 @@ def test_nginx_csp_is_the_servers() -> None:
     """nginx sends the Content-Security-Policy the server gives its own pages."""
     server_block = nginx_config().block("http").block("server")
     headers = {args[0]: args[1:] for args in server_block.values("add_header")}
-    ui = importlib.util.find_spec("server.ui")
-    # Until the UI module lands, the policy it ships with is the reference.
-    expected = importlib.import_module("server.ui").CSP if ui else SERVER_UI_CSP
-    assert headers["Content-Security-Policy"][0] == expected
+    assert headers["Content-Security-Policy"][0] == ui.CSP
 
 
 def test_compose_app_containers_are_read_only() -> None:
