@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.fanout
 	$(BIN)/python -m bench.resume_chaos
 	$(BIN)/python -m bench.failover
+	$(BIN)/python -m bench.cache
 	$(BIN)/python -m bench.predictions
 	$(BIN)/python -m bench.retrieval_eval --index-dir data/bench-index
 	$(BIN)/python -m bench.retrieval_latency --index-dir data/bench-index --work-dir data/bench-latency

@@ -260,8 +260,8 @@ class Ingest:
         record.chunks = len(chunks)
         self._set(record, status="ready", progress=1.0, reason="")
         self.kb.bump_version(record.course, self.embedder.name)
-        # The course's cached answers are retired by the new version; queueing the
-        # answer cache's regeneration for the course belongs here once it exists.
+        # The new version retires the course's cached answers; whoever runs this job
+        # warms them again (tasks.jobs in a worker, the runtime in process).
         log.info(
             "document.indexed",
             document=doc_id,

@@ -59,11 +59,24 @@ class PhraseIndex:
                 continue
             seen.add(key)
             index._add(phrase, weight)
-        for table in (index.by_prefix, index.by_stem):
-            for ids in table.values():
-                ids.sort(key=lambda i: index.weights[i], reverse=True)
-                del ids[_MAX_POSTINGS:]
+        index._rank_postings()
         return index
+
+    @classmethod
+    def from_phrases(cls, phrases: Iterable[tuple[str, float]]) -> PhraseIndex:
+        """From phrases with their weights as given (a course's most asked questions)."""
+        index = cls()
+        for phrase, weight in phrases:
+            if len(phrase) >= 4:
+                index._add(phrase, weight)
+        index._rank_postings()
+        return index
+
+    def _rank_postings(self) -> None:
+        for table in (self.by_prefix, self.by_stem):
+            for ids in table.values():
+                ids.sort(key=lambda i: self.weights[i], reverse=True)
+                del ids[_MAX_POSTINGS:]
 
     def _add(self, phrase: str, weight: float) -> None:
         i = len(self.phrases)

@@ -18,12 +18,15 @@ channel, which every instructor and admin connection joins.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import structlog
 
+from cache.popular import PopularQuestions
 from knowledge.ingest import Ingest, JobInterrupted, backoff_s, progress_frame, user_channel
 from knowledge.predictions import PhraseIndex
 from knowledge.retriever import CourseRetriever
@@ -154,15 +157,33 @@ def create_jobs(settings: Settings, ingest: Ingest, tasks: TaskSet, metrics: Met
     return InProcessJobs(ingest, settings, tasks, metrics)
 
 
+MAX_PREDICTIONS = 5
+# How long a course's most asked questions are used before they are read again.
+_QUESTIONS_TTL_S = 30.0
+_QUESTIONS_PER_COURSE = 200
+_NO_PHRASES = PhraseIndex()
+
+
 class CourseKnowledge:
     """The pod's side of course documents."""
 
     def __init__(
-        self, settings: Settings, *, bus: StreamBus, metrics: Metrics, tasks: TaskSet
+        self,
+        settings: Settings,
+        *,
+        bus: StreamBus,
+        metrics: Metrics,
+        tasks: TaskSet,
+        popular: PopularQuestions | None = None,
     ) -> None:
         self.settings = settings
         self._bus = bus
         self._tasks = tasks
+        self._popular = popular
+        # Called with a course whose content changed here (a document is ready).
+        self.on_changed: Callable[[str], None] | None = None
+        # Per course: when its most asked questions were read, and them as phrases.
+        self._questions: dict[str, tuple[float, PhraseIndex]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.ingest = Ingest.create(settings, notify=self._notify_threadsafe)
         self.retriever = CourseRetriever(
@@ -228,6 +249,8 @@ class CourseKnowledge:
         if frame["status"] in ("ready", "failed"):
             self.retriever.forget_version(str(frame["course"]))
             self.retriever.add_course(str(frame["course"]))
+            if frame["status"] == "ready" and self.on_changed is not None:
+                self.on_changed(str(frame["course"]))
         if user:
             self._bus.publish(user_channel(user), frame)
         if session:
@@ -242,14 +265,43 @@ class CourseKnowledge:
             self.retriever.warm(course, text)
 
     def predict(self, course: str, text: str) -> list[str]:
-        """Up to five predictions; empty while the course's phrases are being built."""
+        """Up to five predictions: the course's most asked questions first, then its phrases."""
         entry = self._phrases.get(course)
         if course in self.retriever.stored_courses():
             version = self.retriever.cached_version(course)
             if (entry is None or entry[0] != version) and course not in self._building:
                 self._building.add(course)
                 self._tasks.spawn(self._build_phrases(course), name=f"phrases-{course}")
-        return entry[1].predict(text) if entry else []
+        items = self._asked(course).predict(text, MAX_PREDICTIONS)
+        if entry is not None and len(items) < MAX_PREDICTIONS:
+            seen = {item.lower() for item in items}
+            for phrase in entry[1].predict(text, MAX_PREDICTIONS):
+                if phrase.lower() not in seen:
+                    items.append(phrase)
+                    seen.add(phrase.lower())
+        return items[:MAX_PREDICTIONS]
+
+    def _asked(self, course: str) -> PhraseIndex:
+        """The course's most asked questions as phrases, re-read in the background when old."""
+        entry = self._questions.get(course)
+        now = time.monotonic()
+        if self._popular is not None and (entry is None or now - entry[0] >= _QUESTIONS_TTL_S):
+            # Stamped now so that one re-read runs at a time; the old list serves meanwhile.
+            self._questions[course] = (now, entry[1] if entry else _NO_PHRASES)
+            self._tasks.spawn(self._read_questions(course), name=f"asked-{course}")
+        return entry[1] if entry else _NO_PHRASES
+
+    async def _read_questions(self, course: str) -> None:
+        if self._popular is None:
+            return
+        try:
+            top = await self._popular.top(course, _QUESTIONS_PER_COURSE)
+        except Exception as exc:
+            log.warning("predictions.questions_unavailable", error=type(exc).__name__)
+            return
+        # Asked questions outrank headings (weights 3-5) and grow with how often they are asked.
+        index = PhraseIndex.from_phrases((q, 6.0 + math.log(count)) for q, count in top if count)
+        self._questions[course] = (time.monotonic(), index)
 
     async def _build_phrases(self, course: str) -> None:
         try:

@@ -19,11 +19,12 @@ from cache.answers import AnswerCache
 from cache.popular import MemoryPopular, PopularQuestions
 from cache.retrieval import CachedRetriever
 from cache.two_tier import TwoTierCache
+from cache.warm import WarmReport, warm_answers
 from realtime import protocol as p
 from realtime.protocol import CloseCode
 from realtime.streams import MemoryBus, StreamBus
 from server.auth import TokenCodec, load_secret
-from server.courses import CourseKnowledge
+from server.courses import CourseKnowledge, InProcessJobs
 from server.llm import LLMProvider
 from server.llm_offline import OfflineProvider
 from server.metrics import Metrics
@@ -113,15 +114,18 @@ class Runtime:
         self.metrics = Metrics()
         self.bus = create_bus(settings, self.pod, self.metrics)
         self.tasks = TaskSet()
+        self.popular = create_popular(settings, self.bus)
         self.courses = CourseKnowledge(
-            settings, bus=self.bus, metrics=self.metrics, tasks=self.tasks
+            settings, bus=self.bus, metrics=self.metrics, tasks=self.tasks, popular=self.popular
         )
         self.cache = cache or create_cache(settings, self.bus, self.metrics)
         base = retriever or self.courses.retriever
         enabled = settings.cache.enabled
         self.retriever: Retriever = CachedRetriever(base, self.cache) if enabled else base
         self.answers = AnswerCache(self.cache) if enabled and settings.cache.answers else None
-        self.popular = create_popular(settings, self.bus)
+        if self.answers is not None and isinstance(self.courses.jobs, InProcessJobs):
+            # Celery workers warm the cache themselves after indexing (tasks.jobs).
+            self.courses.on_changed = self.warm_soon
         self.ask_limits = create_ask_limiter(settings, self.bus)
         self.connections: set[Connection] = set()
         self._no_connections = asyncio.Event()
@@ -139,6 +143,24 @@ class Runtime:
             tasks=self.tasks,
             answers=self.answers,
             popular=self.popular,
+        )
+
+    def warm_soon(self, course: str) -> None:
+        """Generate the answers to the course's most asked questions, in the background."""
+        self.tasks.spawn(self.warm(course), name=f"warm-{course}")
+
+    async def warm(self, course: str) -> WarmReport | None:
+        """Generate and cache the answers to the course's most asked questions now."""
+        if self.answers is None:
+            return None
+        return await warm_answers(
+            course,
+            retriever=self.retriever,
+            provider=self.provider,
+            answers=self.answers,
+            popular=self.popular,
+            limit=self.settings.cache.warm_questions,
+            top_k=self.settings.tutor.top_k,
         )
 
     def add_connection(self, conn: Connection) -> None:

@@ -127,6 +127,8 @@ class CacheSettings(msgspec.Struct, frozen=True, kw_only=True):
     lock_wait_s: float = 5.0
     l2_retry_s: float = 2.0
     answers: bool = True
+    warm_questions: int = 50
+    warm_interval_s: float = 3_600.0
 
 
 class KnowledgeSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -253,6 +255,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "LIVETUTOR_CACHE_LOCK_TTL_S": self.cache.lock_ttl_s,
             "LIVETUTOR_CACHE_LOCK_WAIT_S": self.cache.lock_wait_s,
             "LIVETUTOR_CACHE_L2_RETRY_S": self.cache.l2_retry_s,
+            "LIVETUTOR_CACHE_WARM_INTERVAL_S": self.cache.warm_interval_s,
         }
         k = self.knowledge
         timeouts |= {

@@ -67,7 +67,10 @@ def create_celery(settings: Settings) -> Celery:
                 "task": f"{TASK_PREFIX}cleanup_sessions",
                 "schedule": k.cleanup_interval_s,
             },
-            # The answer cache's regeneration task is scheduled here once it exists.
+            "regenerate-cache": {
+                "task": f"{TASK_PREFIX}regenerate_cache",
+                "schedule": settings.cache.warm_interval_s,
+            },
         },
         timezone="UTC",
     )

@@ -10,6 +10,7 @@ a job whose worker died runs again; the jobs are idempotent, so that is safe.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -20,6 +21,7 @@ from celery.exceptions import Retry
 from knowledge.ingest import Ingest, JobInterrupted, backoff_s
 from server.errors import DocumentRejected
 from server.settings import Settings
+from tasks.app import TASK_PREFIX
 
 log = structlog.get_logger("livetutor.tasks")
 _LOCK = threading.Lock()
@@ -94,6 +96,11 @@ def _run_document_job(task: Task, name: str, doc_id: str) -> str:
         countdown = backoff_s(attempt, k.task_backoff_s, k.task_backoff_max_s)
         raise task.retry(exc=exc, countdown=countdown, max_retries=k.task_max_retries) from exc
     _observe(name, "ok", time.monotonic() - started)
+    if status == "ready":
+        record = job.kb.get_document(doc_id)
+        if record is not None:
+            # The new index version retired the course's cached answers: warm them again.
+            current_app.send_task(f"{TASK_PREFIX}regenerate_cache", args=[record.course])
     return status
 
 
@@ -136,3 +143,25 @@ def cleanup_sessions(self: Task) -> dict[str, int]:
         "running_removed": report.running_removed,
         "journals_expired": report.journals_expired,
     }
+
+
+@shared_task(bind=True, name="livetutor.regenerate_cache")
+def regenerate_cache(self: Task, course: str | None = None) -> dict[str, int]:
+    """Generate the answers to the most asked questions of ``course`` (all when None)."""
+    from tasks.warming import regenerate
+
+    started = time.monotonic()
+    try:
+        reports = asyncio.run(regenerate(settings(), ingest(), course))
+    except Exception:
+        _observe("regenerate_cache", "error", time.monotonic() - started)
+        raise
+    _observe("regenerate_cache", "ok", time.monotonic() - started)
+    totals = {
+        "courses": len(reports),
+        "generated": sum(r.generated for r in reports),
+        "already_cached": sum(r.already_cached for r in reports),
+        "failed": sum(r.failed for r in reports),
+    }
+    log.info("cache.regenerated", course=course or "*", **totals)
+    return totals

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cache.answers import answer_key
 from realtime.client import TutorClient
 from server.settings import Settings
 from tests.support.documents import ask, bearer, upload, wait_document
@@ -457,3 +458,60 @@ async def test_uploads_kept_in_postgres_reach_the_index(
                 _, sources = await ask(learner, "Who built the Varnholm lighthouse?", "harbour")
         assert sources[0]["page"] == 2
         assert not (settings.data_dir / "documents").exists()
+
+
+async def test_most_asked_questions_come_first_in_predictions(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    """A question learners asked before is offered, whole, ahead of the course's phrases."""
+    doc_id = await add(http, server, "harbour", HARBOUR)
+    await wait_document(http, doc_id, instructor(server))
+    question = "Who built the Varnholm lighthouse?"
+    for user in ("lea", "max"):
+        async with await TutorClient.connect(
+            server.ws_url, server.token(user, courses=("harbour",))
+        ) as learner:
+            await ask(learner, question, "harbour")
+    token = server.token("noa", courses=("harbour",))
+    async with await TutorClient.connect(server.ws_url, token) as learner:
+        items: list[str] = []
+        for _ in range(100):  # the asked questions are read in the background
+            await learner.send({"type": "typing", "course": "harbour", "text": "who built"})
+            frame = await learner.wait_for(lambda f: f["type"] == "predictions")
+            items = frame["items"]
+            if question in items:
+                break
+            await asyncio.sleep(0.05)
+    assert items[0] == question
+    assert len(items) <= 5
+
+
+async def test_a_new_document_warms_the_courses_asked_answers(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    """On embedded defaults the pod regenerates asked answers after indexing; the next is cached."""
+    first = await add(http, server, "harbour", HARBOUR)
+    await wait_document(http, first, instructor(server))
+    question = "Who built the Varnholm lighthouse?"
+    async with await TutorClient.connect(
+        server.ws_url, server.token("lea", courses=("harbour",))
+    ) as learner:
+        before = await learner.answer(await learner.ask(question, course="harbour"))
+    assert before.end["cached"] is False
+    rt = server.runtime
+    old_version = await rt.retriever.index_version("harbour")
+    second = await add(http, server, "harbour", GLACIERS)
+    await wait_document(http, second, instructor(server))
+    async with asyncio.timeout(30):
+        while True:  # warming runs in the background once the document is ready
+            version = await rt.retriever.index_version("harbour")
+            key = answer_key("harbour", version, "explain", rt.provider.model, question)
+            if version != old_version and rt.answers and await rt.answers.get(key):
+                break
+            await asyncio.sleep(0.05)
+    async with await TutorClient.connect(
+        server.ws_url, server.token("max", courses=("harbour",))
+    ) as learner:
+        after = await learner.answer(await learner.ask(question, course="harbour"))
+    assert after.end["cached"] is True
+    assert "Varnholm" in after.text

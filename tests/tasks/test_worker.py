@@ -19,7 +19,7 @@ from realtime.client import TutorClient
 from server.settings import Settings
 from tests.support.documents import ask, bearer, upload, wait_document
 from tests.support.files import Route, file_server
-from tests.support.pdfs import HARBOUR_FACTS, TEXTBOOK, make_pdf
+from tests.support.pdfs import GLACIER_FACTS, HARBOUR_FACTS, TEXTBOOK, make_pdf
 from tests.support.server import RunningServer, run_server
 from tests.tasks.conftest import BUCKET, Stack
 
@@ -184,3 +184,33 @@ async def test_stopping_worker_hands_its_job_back_at_once(stack: Stack, tmp_path
         kb = server.runtime.courses.ingest.kb
         embedder = server.runtime.courses.ingest.embedder.name
         assert kb.count_chunks("philosophy", embedder, doc_id) == view["chunks"]
+
+
+async def test_indexing_a_document_warms_the_courses_asked_answers(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """After a re-index the worker regenerates the most asked answers: the next ask is cached."""
+    _, metrics_port = stack.start_worker()
+    question = "Who built the Varnholm lighthouse?"
+    warmed = 'celery_task_duration_seconds_count{outcome="ok",task="regenerate_cache"} 2.0'
+    async with pod(stack, tmp_path) as (server, http):
+        token = server.token("ines", role="instructor", courses=("harbour",))
+        first = await upload(http, "harbour", make_pdf(HARBOUR_FACTS, title="Harbour"), token)
+        assert (await wait_document(http, first.json()["id"], token))["status"] == "ready"
+        lea = server.token("lea", courses=("harbour",))
+        async with await TutorClient.connect(server.ws_url, lea) as client:
+            before = await client.answer(await client.ask(question, course="harbour"))
+        assert before.end["cached"] is False
+        # A second document changes the course: its cached answers retire, then are warmed.
+        ice = make_pdf(GLACIER_FACTS, title="Glaciers")
+        second = await upload(http, "harbour", ice, token, name="ice.pdf")
+        assert (await wait_document(http, second.json()["id"], token))["status"] == "ready"
+        async with asyncio.timeout(60):
+            while warmed not in await asyncio.to_thread(metrics_of, metrics_port):  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+        max_ = server.token("max", courses=("harbour",))
+        async with await TutorClient.connect(server.ws_url, max_) as client:
+            after = await client.answer(await client.ask(question, course="harbour"))
+    assert after.end["cached"] is True
+    assert "Varnholm" in after.text
+    assert after.sources[0]["document_id"] == first.json()["id"]
