@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from realtime.cluster import RedisNode
 from server.settings import GROUPS, Settings
 from tests.support.server import RunningServer, run_server
 
@@ -42,3 +43,14 @@ async def server(make_settings: Callable[..., Settings]) -> AsyncIterator[Runnin
     """A server on embedded defaults (SQLite, offline tutor, demo course)."""
     async with run_server(make_settings()) as running:
         yield running
+
+
+@pytest.fixture
+async def redis_node() -> AsyncIterator[RedisNode]:
+    """A redis-server of the test's own on a free port, stopped afterwards."""
+    node = RedisNode()
+    await node.start()
+    try:
+        yield node
+    finally:
+        await node.stop()

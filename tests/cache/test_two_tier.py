@@ -65,16 +65,6 @@ SETTINGS = CacheSettings(lock_wait_s=5.0, l2_retry_s=0.2, max_value_bytes=4096)
 MakePod = Callable[..., Awaitable[tuple[TwoTierCache, Seen]]]
 
 
-@pytest.fixture
-async def redis_node() -> AsyncIterator[RedisNode]:
-    node = RedisNode()
-    await node.start()
-    try:
-        yield node
-    finally:
-        await node.stop()
-
-
 def pod_maker(stack: AsyncExitStack, node: RedisNode) -> MakePod:
     """Makes pods' caches on one Redis, each with its own connection pool and L1."""
 

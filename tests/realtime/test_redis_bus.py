@@ -21,16 +21,6 @@ Pods = Callable[..., AsyncIterator[list[RunningServer]]]
 
 
 @pytest.fixture
-async def redis_node() -> AsyncIterator[RedisNode]:
-    node = RedisNode()
-    await node.start()
-    try:
-        yield node
-    finally:
-        await node.stop()
-
-
-@pytest.fixture
 def pod_settings(
     make_settings: Callable[..., Settings], redis_node: RedisNode
 ) -> Callable[..., Settings]:

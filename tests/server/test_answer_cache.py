@@ -191,16 +191,6 @@ async def test_a_fallback_answer_is_not_cached(llm_server: RunningServer, fake: 
 # -- several pods on Redis --------------------------------------------------------------------
 
 
-@pytest.fixture
-async def redis_node() -> AsyncIterator[RedisNode]:
-    node = RedisNode()
-    await node.start()
-    try:
-        yield node
-    finally:
-        await node.stop()
-
-
 async def test_an_answer_cached_on_one_pod_is_served_by_another(
     make_settings: Callable[..., Settings], redis_node: RedisNode
 ) -> None:

@@ -23,16 +23,6 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
-async def redis_node() -> AsyncIterator[RedisNode]:
-    node = RedisNode()
-    await node.start()
-    try:
-        yield node
-    finally:
-        await node.stop()
-
-
-@pytest.fixture
 def chroma_url(tmp_path: Path) -> Iterator[str]:
     """A chromadb server process on a free port."""
     server = ChromaServer(tmp_path / "chroma", tmp_path / "chroma.log")
