@@ -258,10 +258,13 @@ class Ingest:
             # Chunks of an earlier, longer run of this job (chunking settings changed).
             self.kb.delete_chunks(record.course, embedder.name, doc_id, keep_below=len(chunks))
         record.chunks = len(chunks)
-        self._set(record, status="ready", progress=1.0, reason="")
+        # Stored ready, then the course's version recomputed from its ready documents,
+        # and only then announced: whoever sees "ready" sees the new version. It retires
+        # the course's cached answers; whoever runs this job warms them again
+        # (tasks.jobs in a worker, the runtime in process, on "ready").
+        self._set(record, notify=False, status="ready", progress=1.0, reason="")
         self.kb.bump_version(record.course, self.embedder.name)
-        # The new version retires the course's cached answers; whoever runs this job
-        # warms them again (tasks.jobs in a worker, the runtime in process).
+        self._notify(record)
         log.info(
             "document.indexed",
             document=doc_id,
@@ -314,10 +317,14 @@ class Ingest:
         self.kb.remove_dead_letter(letter_id)
         return letter
 
-    def _set(self, record: DocumentRecord, **changes: Any) -> None:
+    def _set(self, record: DocumentRecord, *, notify: bool = True, **changes: Any) -> None:
         for name, value in changes.items():
             setattr(record, name, value)
         self.kb.put_document(record)
+        if notify:
+            self._notify(record)
+
+    def _notify(self, record: DocumentRecord) -> None:
         try:
             self.notify(record)
         except Exception:

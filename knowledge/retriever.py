@@ -123,15 +123,21 @@ class CourseRetriever:
         return cached[1] if cached else ""
 
     async def index_version(self, course: str) -> str:
-        """The vector store's version for a stored course; the demo's hash otherwise."""
-        if course not in self._stored and self._demo is not None:
+        """The demo's hash for the demo course; the vector store's version otherwise.
+
+        Asked of the store even for a course this pod has not listed yet: one made a
+        moment ago (its ``ready`` notice may still be on its way here) or on another pod.
+        """
+        if self._demo is not None and course in self._demo_courses:
             return await self._demo.index_version(course)
         cached = self._versions.get(course)
         now = time.monotonic()
         if cached is not None and now - cached[0] < _VERSION_TTL_S:
             return cached[1]
         version = await asyncio.to_thread(self.kb.course_version, course)
-        self._versions[course] = (now, version)
+        if version:
+            # Not an unknown course's "": the course may be created any moment.
+            self._versions[course] = (now, version)
         return version
 
     async def retrieve(self, course: str, question: str, k: int) -> list[Passage]:
