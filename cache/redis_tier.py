@@ -2,7 +2,8 @@
 
 Keys: ``lt:c:<namespace>:<version>:<key>`` for values, ``lt:c:ver:<namespace>``
 for a namespace's version and ``lt:c:lock:<...>`` for the short single-flight
-locks (``SET NX PX``, released by a compare-and-delete script). Invalidations
+locks (redis-py's :class:`~redis.asyncio.lock.Lock`: ``SET NX PX``, released by a
+compare-and-delete script). Invalidations
 go out on the ``lt:c:inval`` channel as JSON. The subscriber reconnects on its
 own; after a reconnect it asks the cache to resync, since broadcasts sent
 while it was away are lost.
@@ -18,6 +19,8 @@ from typing import Any
 
 import msgspec
 import structlog
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockNotOwnedError
 
 from cache.shared import Invalidation, SharedUnavailable
 from realtime.redis_link import UNREACHABLE
@@ -25,10 +28,6 @@ from realtime.redis_link import UNREACHABLE
 log = structlog.get_logger("livetutor.cache")
 
 CHANNEL = "lt:c:inval"
-_UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class RedisTier:
@@ -38,7 +37,8 @@ class RedisTier:
         self._redis = redis
         # The client's pool is shared with the backplane: the cache never takes all of it.
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._unlock = redis.register_script(_UNLOCK)
+        # Locks this pod holds, by the token handed to the cache.
+        self._held: dict[str, Lock] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.subscribed = asyncio.Event()
@@ -89,19 +89,30 @@ class RedisTier:
 
     async def try_lock(self, key: str, ttl_ms: int) -> str | None:
         """A token if this pod now holds the lock on ``key``, else None."""
-        token = secrets.token_hex(8)
+        lock = self._redis.lock(
+            _lock(key), timeout=ttl_ms / 1000, blocking=False, thread_local=False
+        )
         try:
             async with self._slots:
-                taken = await self._redis.set(_lock(key), token, nx=True, px=ttl_ms)
+                taken = await lock.acquire()
         except UNREACHABLE as exc:
             raise SharedUnavailable(str(exc)) from exc
-        return token if taken else None
+        if not taken:
+            return None
+        token = secrets.token_hex(8)
+        self._held[token] = lock
+        return token
 
     async def unlock(self, key: str, token: str) -> None:
-        """Release a lock taken with ``token``."""
+        """Release a lock taken with ``token`` (a no-op if it expired and moved on)."""
+        lock = self._held.pop(token, None)
+        if lock is None:
+            return
         try:
             async with self._slots:
-                await self._unlock(keys=[_lock(key)], args=[token])
+                await lock.release()
+        except LockNotOwnedError:
+            pass
         except UNREACHABLE as exc:
             raise SharedUnavailable(str(exc)) from exc
 
