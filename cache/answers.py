@@ -20,7 +20,6 @@ What is shared between learners, and what is not:
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 import unicodedata
@@ -28,7 +27,7 @@ from typing import Any
 
 import msgspec
 
-from cache.codec import Namespace
+from cache.codec import Namespace, digest
 from cache.two_tier import TwoTierCache
 
 # Bump when the prompts change the answers they produce: old answers retire.
@@ -83,11 +82,7 @@ def shareable(question: str, mode: str, *, first_in_session: bool) -> bool:
 
 def answer_key(course: str, index_version: str, mode: str, model: str, question: str) -> str:
     """The cache key of an answer (a hash: questions never appear in Redis keys)."""
-    digest = hashlib.blake2b(digest_size=16)
-    for part in (course, index_version, mode, model, PROMPT_VERSION, normalise(question)):
-        digest.update(part.encode())
-        digest.update(b"\0")
-    return digest.hexdigest()
+    return digest(course, index_version, mode, model, PROMPT_VERSION, normalise(question))
 
 
 class AnswerCache:

@@ -8,6 +8,7 @@ as a miss, and are refused above a size cap.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any, Generic, TypeVar
 
@@ -45,3 +46,12 @@ class Namespace(Generic[T]):
 def encode(value: Any) -> bytes:
     """``value`` as JSON."""
     return _encoder.encode(value)
+
+
+def digest(*parts: str) -> str:
+    """A fixed-length key from its parts (no text of theirs shows in Redis key names)."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()

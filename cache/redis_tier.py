@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
@@ -59,13 +59,20 @@ class RedisTier:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    @contextlib.asynccontextmanager
+    async def _call(self) -> AsyncIterator[None]:
+        """One Redis call: within the cache's share of connections, errors as SharedUnavailable."""
+        try:
+            async with self._slots:
+                yield
+        except UNREACHABLE as exc:
+            raise SharedUnavailable(str(exc)) from exc
+
     async def get(self, key: str) -> bytes | str | None:
         """The stored value, or None."""
         try:
-            async with self._slots:
+            async with self._call():
                 value: bytes | str | None = await self._redis.get(_value(key))
-        except UNREACHABLE as exc:
-            raise SharedUnavailable(str(exc)) from exc
         except UnicodeDecodeError:
             # Not even text (the client decodes replies): what the cache treats as undecodable.
             return ""
@@ -73,30 +80,21 @@ class RedisTier:
 
     async def set(self, key: str, value: bytes, ttl_ms: int) -> None:
         """Store ``value`` for ``ttl_ms``."""
-        try:
-            async with self._slots:
-                await self._redis.set(_value(key), value, px=ttl_ms)
-        except UNREACHABLE as exc:
-            raise SharedUnavailable(str(exc)) from exc
+        async with self._call():
+            await self._redis.set(_value(key), value, px=ttl_ms)
 
     async def delete(self, key: str) -> None:
         """Drop a value."""
-        try:
-            async with self._slots:
-                await self._redis.delete(_value(key))
-        except UNREACHABLE as exc:
-            raise SharedUnavailable(str(exc)) from exc
+        async with self._call():
+            await self._redis.delete(_value(key))
 
     async def try_lock(self, key: str, ttl_ms: int) -> str | None:
         """A token if this pod now holds the lock on ``key``, else None."""
         lock = self._redis.lock(
             _lock(key), timeout=ttl_ms / 1000, blocking=False, thread_local=False
         )
-        try:
-            async with self._slots:
-                taken = await lock.acquire()
-        except UNREACHABLE as exc:
-            raise SharedUnavailable(str(exc)) from exc
+        async with self._call():
+            taken = await lock.acquire()
         if not taken:
             return None
         token = secrets.token_hex(8)
@@ -108,38 +106,25 @@ class RedisTier:
         lock = self._held.pop(token, None)
         if lock is None:
             return
-        try:
-            async with self._slots:
+        with contextlib.suppress(LockNotOwnedError):
+            async with self._call():
                 await lock.release()
-        except LockNotOwnedError:
-            pass
-        except UNREACHABLE as exc:
-            raise SharedUnavailable(str(exc)) from exc
 
     async def version(self, namespace: str) -> int:
         """The namespace's current version (0 until first bumped)."""
-        try:
-            async with self._slots:
-                value = await self._redis.get(_version(namespace))
-        except UNREACHABLE as exc:
-            raise SharedUnavailable(str(exc)) from exc
+        async with self._call():
+            value = await self._redis.get(_version(namespace))
         return int(value or 0)
 
     async def bump(self, namespace: str) -> int:
         """Increment the namespace's version."""
-        try:
-            async with self._slots:
-                return int(await self._redis.incr(_version(namespace)))
-        except UNREACHABLE as exc:
-            raise SharedUnavailable(str(exc)) from exc
+        async with self._call():
+            return int(await self._redis.incr(_version(namespace)))
 
     async def broadcast(self, message: Invalidation) -> None:
         """Publish an invalidation to every pod."""
-        try:
-            async with self._slots:
-                await self._redis.publish(CHANNEL, msgspec.json.encode(message))
-        except UNREACHABLE as exc:
-            raise SharedUnavailable(str(exc)) from exc
+        async with self._call():
+            await self._redis.publish(CHANNEL, msgspec.json.encode(message))
 
     async def _listen_loop(
         self, on_invalidation: Callable[[Invalidation], None], on_resync: Callable[[], None]

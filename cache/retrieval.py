@@ -8,10 +8,8 @@ so stale results are never served.
 
 from __future__ import annotations
 
-import hashlib
-
 from cache.answers import normalise
-from cache.codec import Namespace
+from cache.codec import Namespace, digest
 from cache.two_tier import TwoTierCache
 from server.retrieval import Passage, Retriever
 
@@ -36,12 +34,8 @@ class CachedRetriever:
     async def retrieve(self, course: str, question: str, k: int) -> list[Passage]:
         """Cached passages, or the wrapped retriever's (then cached)."""
         version = await self.inner.index_version(course)
-        digest = hashlib.blake2b(digest_size=16)
-        for part in (course, version, str(k), normalise(question)):
-            digest.update(part.encode())
-            digest.update(b"\0")
         return await self._cache.get_or_load(
             RETRIEVAL,
-            digest.hexdigest(),
+            digest(course, version, str(k), normalise(question)),
             lambda: self.inner.retrieve(course, question, k),
         )
