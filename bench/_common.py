@@ -237,7 +237,7 @@ class LiveTutor:
 
 def mint_token(secret: str, user: str) -> str:
     """A token for ``user`` with the demo course, signed with ``secret``."""
-    from server.auth import TokenCodec
+    from core.auth import TokenCodec
 
     return TokenCodec(secret, "livetutor").issue(user, courses=["demo"])
 

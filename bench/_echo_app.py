@@ -22,8 +22,8 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from bench._common import raise_nofile_limit
+from core.settings import Settings
 from server.serve import serve_announced, uvicorn_config
-from server.settings import Settings
 
 
 async def echo(ws: WebSocket) -> None:

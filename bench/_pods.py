@@ -1,7 +1,7 @@
 """Shared helpers of the multi-pod benchmarks: pod settings, CPU accounting, stored answers.
 
 :mod:`bench.fanout`, :mod:`bench.resume_chaos` and :mod:`bench.failover`
-run a :class:`realtime.cluster.DevCluster` (real Redis, Sentinel and pod
+run a :class:`devtools.cluster.DevCluster` (real Redis, Sentinel and pod
 processes on free ports) with the offline tutor, so answers are
 deterministic and paced like a hosted model.
 """

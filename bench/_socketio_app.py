@@ -22,8 +22,8 @@ import socketio
 import uvicorn
 
 from bench._common import raise_nofile_limit
+from core.settings import Settings
 from server.serve import serve_announced, uvicorn_config
-from server.settings import Settings
 
 
 def create_app(redis_url: str) -> socketio.ASGIApp:

@@ -38,9 +38,9 @@ from cache.answers import ANSWERS, CachedAnswer
 from cache.codec import Namespace
 from cache.redis_tier import RedisTier
 from cache.two_tier import TwoTierCache
-from realtime.cluster import RedisNode
-from realtime.redis_link import connect as redis_connect
-from server.settings import CacheSettings, RedisSettings
+from core.redis_link import connect as redis_connect
+from core.settings import CacheSettings, RedisSettings
+from devtools.cluster import RedisNode
 
 ANSWER = CachedAnswer(
     text="Validity is about form: " + "word " * 120,

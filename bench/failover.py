@@ -1,6 +1,6 @@
 """Redis master killed mid-answer: how long deltas stop, and whether any are lost.
 
-Each trial starts a :class:`~realtime.cluster.DevCluster` with two pods,
+Each trial starts a :class:`~devtools.cluster.DevCluster` with two pods,
 a Redis master, a replica and three Sentinels configured with
 ``down-after-milliseconds`` D. The offline tutor is paced at ``--pace-ms``
 (40 ms per word, 128 words: a 5 s answer, long enough to outlast the
@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 
 from bench._common import fmt, machine, percentile, raise_nofile_limit, table
 from bench._pods import QUESTION, offline_env, stored_messages
+from devtools.cluster import DevCluster, redis_command
 from realtime.client import Answer, StreamGapError, TutorClient
-from realtime.cluster import DevCluster, redis_command
 
 # An answer lasts about 5 s and a failover a few: a client still waiting after this is stuck.
 FOLLOW_TIMEOUT_S = 20.0

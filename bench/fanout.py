@@ -1,6 +1,6 @@
 """Cross-pod fan-out: a delta produced on pod A, received by a client on pod B.
 
-LiveTutor. A :class:`~realtime.cluster.DevCluster` of two pods on one Redis
+LiveTutor. A :class:`~devtools.cluster.DevCluster` of two pods on one Redis
 (URL mode, no Sentinel). The offline tutor is paced (``--pace-ms``, 20 ms:
 50 words/s per stream) and ``LIVETUTOR_FLUSH_MS=0`` makes every word its
 own ``delta``, so S concurrent streams produce S x 1000 / pace frames/s.
@@ -77,7 +77,7 @@ from websockets.exceptions import ConnectionClosed
 
 from bench._common import fmt, machine, percentile, raise_nofile_limit, run_server, table
 from bench._pods import QUESTION, CpuMeter, CpuUsage, connect, offline_env
-from realtime.cluster import DevCluster, RedisNode
+from devtools.cluster import DevCluster, RedisNode
 
 # The p99 latency targets by offered frames/s (checked on B-A and on prod->B), and the
 # unpaced throughput ratio target.

@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 from bench._common import REPO_ROOT, fmt, machine, table
+from core.settings import Settings
+from devtools.cluster import RedisNode
+from devtools.local import ChromaServer, WorkerProcess
 from knowledge.ingest import Ingest
-from realtime.cluster import RedisNode
-from server.settings import Settings
 from tasks.app import create_celery
-from tasks.local import ChromaServer, WorkerProcess
 
 TEXTBOOK = REPO_ROOT.parent / "shared" / "corpus" / "introduction-philosophy-2e.pdf"
 BIN = Path(sys.executable).parent

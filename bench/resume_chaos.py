@@ -1,6 +1,6 @@
 """Random disconnects and resumes across three pods: nothing lost, nothing repeated.
 
-A :class:`~realtime.cluster.DevCluster` of three pods on one Redis (URL
+A :class:`~devtools.cluster.DevCluster` of three pods on one Redis (URL
 mode), the offline tutor paced at ``--pace-ms`` (20 ms per word, 128 words
 per answer). ``--learners`` learners, each its own user with its own
 session, connect to a random pod, ask :data:`~bench._pods.QUESTION` and
@@ -58,7 +58,7 @@ from bench._pods import (
     offline_env,
     stored_messages,
 )
-from realtime.cluster import DevCluster
+from devtools.cluster import DevCluster
 
 RESUME_P99_TARGET_MS = 20.0
 RECV_TIMEOUT_S = 30.0

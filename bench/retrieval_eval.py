@@ -22,11 +22,11 @@ from pathlib import Path
 
 from bench._common import REPO_ROOT, fmt, machine, table
 from bench.textbook_questions import QUESTIONS
+from core.settings import Settings
 from knowledge.embedders import create_embedder
 from knowledge.ingest import Ingest
 from knowledge.pdf import extract_pages
 from knowledge.retriever import CourseRetriever
-from server.settings import Settings
 
 TEXTBOOK = REPO_ROOT.parent / "shared" / "corpus" / "introduction-philosophy-2e.pdf"
 COURSE = "philosophy"

@@ -22,10 +22,10 @@ import numpy as np
 
 from bench._common import fmt, machine, summarize, table
 from bench.textbook_questions import QUESTIONS
+from core.settings import Settings
 from knowledge.embedders import create_embedder
 from knowledge.retriever import CourseRetriever
 from knowledge.vectors import KnowledgeBase, course_collection_name, create_client
-from server.settings import Settings
 
 SOURCE_COURSE = "philosophy"
 COURSE = "big"

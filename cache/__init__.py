@@ -11,6 +11,6 @@
   for which answers may be shared between learners;
 - :mod:`cache.retrieval`: retrieval results, cached per course index version;
 - :mod:`cache.popular`: the questions each course's learners ask most;
-- :mod:`cache.warm`: generating their answers ahead of learners after a
+- :mod:`tutor.warming`: generating their answers ahead of learners after a
   course changes (run by :mod:`tasks.warming` in workers, or in process).
 """

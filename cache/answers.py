@@ -22,21 +22,18 @@ from __future__ import annotations
 
 import re
 import time
-import unicodedata
 from typing import Any
 
 import msgspec
 
 from cache.codec import Namespace, digest
 from cache.two_tier import TwoTierCache
+from core.text import normalise
 
 # Bump when the prompts change the answers they produce: old answers retire.
 PROMPT_VERSION = "1"
 
-_SPACE = re.compile(r"\s+")
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
-# NFKC has already folded full-width forms to these.
-_TRAILING = " \t\n?!.\u3002\u2026"
 # Words that point back at the conversation: the question is not self-contained.
 _BACK_REFERENCES = frozenset(
     {
@@ -46,7 +43,6 @@ _BACK_REFERENCES = frozenset(
     }
 )
 _MIN_WORDS = 4
-_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 
 
 class CachedAnswer(msgspec.Struct, frozen=True):
@@ -59,13 +55,6 @@ class CachedAnswer(msgspec.Struct, frozen=True):
 
 
 ANSWERS: Namespace[CachedAnswer] = Namespace("answers", CachedAnswer)
-
-
-def normalise(question: str) -> str:
-    """Case, width, spacing and trailing punctuation folded: what makes two asks the same."""
-    text = unicodedata.normalize("NFKC", question).casefold()
-    text = text.translate(_QUOTES)
-    return _SPACE.sub(" ", text).strip().rstrip(_TRAILING).strip()
 
 
 def shareable(question: str, mode: str, *, first_in_session: bool) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Protocol
 
-from cache.answers import normalise
+from core.text import normalise
 
 MAX_QUESTIONS = 2_000
 # Pruning runs once every this many records per course, not on every ask.

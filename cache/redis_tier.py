@@ -22,8 +22,9 @@ import structlog
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockNotOwnedError
 
-from cache.shared import Invalidation, SharedUnavailable
-from realtime.redis_link import UNREACHABLE
+from cache.shared import Invalidation
+from core.errors import SharedUnavailable
+from core.redis_link import UNREACHABLE
 
 log = structlog.get_logger("livetutor.cache")
 

@@ -1,6 +1,6 @@
 """Retrieval results cached per course index version.
 
-:class:`CachedRetriever` wraps any :class:`server.retrieval.Retriever`: the
+:class:`CachedRetriever` wraps any :class:`core.retrieval.Retriever`: the
 same question (normalised) in the same course at the same index version gets
 the same passages without searching again. Re-indexing changes the version,
 so stale results are never served.
@@ -8,10 +8,10 @@ so stale results are never served.
 
 from __future__ import annotations
 
-from cache.answers import normalise
 from cache.codec import Namespace, digest
 from cache.two_tier import TwoTierCache
-from server.retrieval import Passage, Retriever
+from core.retrieval import Passage, Retriever
+from core.text import normalise
 
 RETRIEVAL: Namespace[list[Passage]] = Namespace("retrieval", list[Passage])
 

@@ -2,18 +2,13 @@
 
 :class:`~cache.redis_tier.RedisTier` is the implementation; the embedded
 default has no L2 and the cache runs on L1 alone. Every method raises
-:class:`SharedUnavailable` when the store cannot be reached.
+:class:`~core.errors.SharedUnavailable` when the store cannot be reached.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, Protocol
-
-
-class SharedUnavailable(Exception):
-    """The shared tier (Redis) cannot be reached."""
-
 
 # An invalidation broadcast to every pod: {"op": "key", "key": ...} drops one
 # entry, {"op": "ns", "ns": ..., "version": n} retires a namespace.

@@ -28,8 +28,9 @@ from cachetools import TTLCache
 
 from cache.codec import SCHEMA, Namespace, encode
 from cache.flight import SingleFlight
-from cache.shared import Invalidation, SharedTier, SharedUnavailable
-from server.settings import CacheSettings
+from cache.shared import Invalidation, SharedTier
+from core.errors import SharedUnavailable
+from core.settings import CacheSettings
 
 T = TypeVar("T")
 log = structlog.get_logger("livetutor.cache")

@@ -14,8 +14,8 @@ import secrets
 from pathlib import Path
 from typing import Any, Protocol
 
-from server.errors import DocumentRejected, KnowledgeUnavailable
-from server.settings import Settings
+from core.errors import DocumentRejected, KnowledgeUnavailable
+from core.settings import Settings
 
 
 class BlobStore(Protocol):

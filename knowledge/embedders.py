@@ -24,9 +24,9 @@ from typing import Any, Protocol
 import numpy as np
 import structlog
 
-from server.errors import KnowledgeUnavailable
-from server.retrieval_demo import terms
-from server.settings import Settings, SettingsError
+from core.errors import KnowledgeUnavailable
+from core.settings import Settings, SettingsError
+from core.text import terms
 
 MINILM_ONNX_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 MINILM_TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"

@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
+from core.errors import DocumentRejected, FetchRefused, KnowledgeUnavailable
 from knowledge.pdf import looks_like_pdf
-from server.errors import DocumentRejected, FetchRefused, KnowledgeUnavailable
 
 _METADATA = {
     ipaddress.ip_address("169.254.169.254"),

@@ -10,7 +10,7 @@ embedders, a progress callback). Its methods are synchronous and idempotent:
   reporting progress; running it again after a crash rewrites the same chunks;
 - :meth:`Ingest.delete` removes a document, its chunks and its file.
 
-They raise :class:`~server.errors.DocumentRejected` for permanent failures (the
+They raise :class:`~core.errors.DocumentRejected` for permanent failures (the
 caller records a dead letter through :meth:`Ingest.dead_letter`) and anything
 else for transient ones (the caller retries with backoff).
 """
@@ -29,14 +29,14 @@ from typing import Any
 
 import structlog
 
+from core.errors import DocumentRejected, KnowledgeError
+from core.settings import Settings
 from knowledge.blobs import BlobStore, create_blobs
 from knowledge.chunking import chunk_pages
 from knowledge.embedders import Embedder, HashingEmbedder, create_embedder
 from knowledge.fetch import FetchPolicy, fetch_pdf
 from knowledge.pdf import extract_pages
 from knowledge.vectors import DeadLetter, DocumentRecord, KnowledgeBase, StoredChunk
-from server.errors import DocumentRejected, KnowledgeError
-from server.settings import Settings
 
 log = structlog.get_logger("livetutor.knowledge")
 

@@ -3,7 +3,7 @@
 :func:`extract_pages` checks the magic bytes, then parses in a child process
 (:mod:`knowledge._extract`) under a deadline and an address-space limit, so an
 encrypted file, a page-count bomb, a decompression bomb or a parser stuck in a
-loop becomes a :class:`~server.errors.DocumentRejected` with a reason, never a
+loop becomes a :class:`~core.errors.DocumentRejected` with a reason, never a
 hung or killed worker.
 """
 
@@ -14,7 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from server.errors import DocumentRejected
+from core.errors import DocumentRejected
 
 PDF_MAGIC = b"%PDF-"
 # The header may follow a little junk; readers accept it within the first kilobyte.

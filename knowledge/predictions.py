@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from server.retrieval_demo import terms
+from core.text import terms
 
 MAX_ITEMS = 5
 _MAX_PREFIX = 8

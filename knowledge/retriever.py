@@ -21,10 +21,11 @@ import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
+from core.retrieval import Passage
+from core.text import terms
 from knowledge.embedders import Embedder
+from knowledge.lexical import LexicalRetriever
 from knowledge.vectors import Hit, KnowledgeBase
-from server.retrieval import Passage
-from server.retrieval_demo import LexicalRetriever, terms
 
 RRF_K = 60
 # Chunks sharing this share of their word pairs say the same thing.

@@ -31,8 +31,8 @@ from chromadb.api.models.Collection import Collection
 from chromadb.config import Settings as ChromaSettings
 from chromadb.errors import NotFoundError
 
-from server.errors import KnowledgeUnavailable
-from server.settings import Settings
+from core.errors import KnowledgeUnavailable
+from core.settings import Settings
 
 Status = Literal["queued", "indexing", "ready", "failed"]
 COURSES = "livetutor-courses"

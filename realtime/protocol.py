@@ -19,6 +19,8 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
+from core.ids import IDENT_PATTERN
+
 PROTOCOL_VERSION: Final = 1
 SUBPROTOCOL: Final = "livetutor.v1"
 BEARER_SUBPROTOCOL_PREFIX: Final = "bearer."
@@ -69,7 +71,7 @@ class FrameError(Exception):
 
 
 # Identifiers chosen by clients: short, URL-safe.
-Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+\Z")]
+Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=IDENT_PATTERN)]
 Ref = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Mode = Literal["explain", "hint"]
 
@@ -121,6 +123,18 @@ class Ping(_ClientFrame, tag="ping", kw_only=True):
 
 ClientFrame = Ask | Cancel | Resume | Open | Typing | Ping
 CLIENT_TYPES: Final = ("ask", "cancel", "resume", "open", "typing", "ping")
+SERVER_TYPES: Final = (
+    "welcome",
+    "stream.start",
+    "delta",
+    "stream.end",
+    "error",
+    "session",
+    "pong",
+    "reconnect",
+    "predictions",
+    "document.progress",
+)
 
 _decoder = msgspec.json.Decoder(ClientFrame)
 _loose = msgspec.json.Decoder()

@@ -41,12 +41,13 @@ import msgspec
 import structlog
 from redis.exceptions import ResponseError
 
+from core.errors import BusUnavailable
+from core.redis_link import UNREACHABLE, connect
+from core.settings import RedisSettings
 from realtime.hub import LocalHub, Subscriber
 from realtime.journal import StreamMeta, StreamRead
 from realtime.protocol import encode
-from realtime.redis_link import UNREACHABLE, connect
-from realtime.streams import BusObserver, BusUnavailable, StreamOwner
-from server.settings import RedisSettings
+from realtime.streams import BusObserver, StreamOwner
 
 log = structlog.get_logger("livetutor.bus")
 
@@ -124,8 +125,14 @@ class RedisBus:
     """Fan-out and journal shared by every pod through Redis."""
 
     def __init__(
-        self, settings: RedisSettings, *, pod: str, observer: BusObserver | None = None
+        self,
+        settings: RedisSettings,
+        *,
+        pod: str,
+        observer: BusObserver | None = None,
+        client: Any = None,
     ) -> None:
+        """``client`` is a Redis client to share (one is made from ``settings`` otherwise)."""
         self.hub = LocalHub()
         self._observer = observer
         self.pod = pod
@@ -133,7 +140,7 @@ class RedisBus:
         self._settings = settings
         self._lease_ms = int(settings.lease_s * 1000)
         # Any: redis-py types every reply as bytes | str; with decode_responses they are str.
-        self._redis: Any = connect(settings)
+        self._redis: Any = client if client is not None else connect(settings)
         self.redis = self._redis
         self._ops: deque[_Op] = deque()
         self._wake = asyncio.Event()

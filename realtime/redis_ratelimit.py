@@ -11,8 +11,8 @@ from typing import Any
 
 import structlog
 
-from realtime.redis_link import UNREACHABLE
-from server.ratelimit import TokenBuckets
+from core.redis_link import UNREACHABLE
+from realtime.ratelimit import TokenBuckets
 
 log = structlog.get_logger("livetutor.ratelimit")
 

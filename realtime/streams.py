@@ -19,10 +19,6 @@ from realtime.hub import LocalHub, Subscriber
 from realtime.journal import MemoryJournal, StreamMeta, StreamRead
 
 
-class BusUnavailable(Exception):
-    """The shared backplane (Redis) cannot be reached; live fan-out is degraded."""
-
-
 class BusObserver(Protocol):
     """What the bus reports for metrics."""
 

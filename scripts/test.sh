@@ -100,6 +100,8 @@ $BIN/ruff check .
 $BIN/ruff format --check .
 echo "== mypy"
 $BIN/mypy
+echo "== import layers"
+$BIN/lint-imports
 # The chat UI: typecheck, unit tests, build and bundle budget; the build serves the e2e tests.
 bash scripts/ui.sh check
 echo "== pytest"

@@ -11,11 +11,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 
+from core.errors import StoreError
+from core.settings import Settings
 from server import documents, http, signin
-from server.errors import StoreError
 from server.middleware import RequestContext
 from server.runtime import Runtime
-from server.settings import Settings
 from server.ui import UI, ui_dir
 from server.ws import ws_endpoint
 

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from server.errors import LiveTutorError
-from server.settings import Settings
+from core.errors import LiveTutorError
+from core.settings import Settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -25,8 +25,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from core.logs import configure
     from server.app import create_app
-    from server.logs import configure
     from server.serve import Server, serve_announced, uvicorn_config
 
     settings = _settings(args)
@@ -36,7 +36,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from server.auth import TokenCodec, load_secret
+    from core.auth import TokenCodec, load_secret
 
     settings = _settings(args)
     codec = TokenCodec(load_secret(settings), settings.auth.jwt_issuer)
@@ -47,6 +47,8 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _ask(args: argparse.Namespace) -> int:
+    from websockets.exceptions import InvalidStatus
+
     from realtime.client import TutorClient
 
     token = args.token or os.environ.get("LIVETUTOR_TOKEN", "")
@@ -80,11 +82,9 @@ def _ask(args: argparse.Namespace) -> int:
     except (OSError, TimeoutError) as exc:
         print(f"livetutor ask: cannot reach {args.url}: {exc}", file=sys.stderr)
         return 1
-    except Exception as exc:
-        if type(exc).__name__ == "InvalidStatus":
-            print(f"livetutor ask: connection refused by server: {exc}", file=sys.stderr)
-            return 1
-        raise
+    except InvalidStatus as exc:
+        print(f"livetutor ask: connection refused by server: {exc}", file=sys.stderr)
+        return 1
 
 
 def _dev_cluster(args: argparse.Namespace) -> int:
@@ -92,7 +92,7 @@ def _dev_cluster(args: argparse.Namespace) -> int:
     import signal
     import tempfile
 
-    from realtime.cluster import DevCluster
+    from devtools.cluster import DevCluster
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -103,7 +103,7 @@ def _dev_cluster(args: argparse.Namespace) -> int:
         pod_env: dict[str, str] = {}
         knowledge_root = Path(tempfile.mkdtemp(prefix="livetutor-knowledge-"))
         if args.workers:
-            from tasks.local import ChromaServer
+            from devtools.local import ChromaServer
 
             # One shared vector store: pods must not open one embedded store together.
             chroma = ChromaServer(knowledge_root / "chroma", knowledge_root / "chroma.log")
@@ -117,7 +117,7 @@ def _dev_cluster(args: argparse.Namespace) -> int:
         try:
             async with cluster:
                 if args.workers:
-                    from tasks.local import WorkerProcess
+                    from devtools.local import WorkerProcess
 
                     env = {**cluster.pod_env("worker"), "LIVETUTOR_LOG_JSON": "false"}
                     worker = WorkerProcess(env, cluster.root / "worker.log")
@@ -149,9 +149,9 @@ def _cache_retire(args: argparse.Namespace) -> int:
     from cache.codec import Namespace
     from cache.redis_tier import RedisTier
     from cache.retrieval import RETRIEVAL
-    from cache.shared import SharedUnavailable
     from cache.two_tier import TwoTierCache
-    from realtime.redis_link import connect
+    from core.errors import SharedUnavailable
+    from core.redis_link import connect
 
     settings = _settings(args)
     if not settings.redis.enabled:
@@ -180,7 +180,7 @@ def _cache_retire(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from server.logs import configure
+    from core.logs import configure
     from tasks.worker import run_worker
 
     settings = _settings(args)
@@ -189,7 +189,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _beat(args: argparse.Namespace) -> int:
-    from server.logs import configure
+    from core.logs import configure
     from tasks.worker import run_beat
 
     settings = _settings(args)
@@ -228,7 +228,7 @@ def _dlq(args: argparse.Namespace) -> int:
         create_celery(settings).send_task(f"livetutor.{letter.task}", args=[letter.document])
         print(f"replayed {letter.id}: queued for the workers")
         return 0
-    from server.errors import DocumentRejected
+    from core.errors import DocumentRejected
 
     try:
         status = job.run(letter.task, letter.document)

@@ -14,23 +14,21 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from starlette.websockets import WebSocket
 
+from core.auth import Principal
+from core.errors import BusUnavailable, StoreError
+from core.ids import new_id
 from knowledge.ingest import user_channel
 from realtime import protocol as p
 from realtime.order import StreamOrder, StreamOrderOverflow
 from realtime.protocol import CloseCode, ErrorCode, FrameError
-from realtime.streams import BusUnavailable
-from server.auth import Principal
-from server.errors import StoreError
-from server.store import message_view
-from server.tutor import describe_stream, new_id
-
-if TYPE_CHECKING:
-    from server.runtime import Runtime
+from server.runtime import Runtime
+from store.store import message_view
+from tutor.pipeline import describe_stream
 
 log = structlog.get_logger("livetutor.ws")
 _STREAM_FRAMES = frozenset({"stream.start", "delta", "stream.end"})

@@ -27,16 +27,16 @@ from typing import Any, Protocol
 import structlog
 
 from cache.popular import PopularQuestions
+from core.errors import DocumentRejected
+from core.metrics import Metrics
+from core.settings import Settings
+from core.taskset import TaskSet
+from knowledge.demo_course import DEMO_COURSE, demo_passages, demo_retriever
 from knowledge.ingest import Ingest, JobInterrupted, backoff_s, progress_frame, user_channel
 from knowledge.predictions import PhraseIndex
 from knowledge.retriever import CourseRetriever
 from knowledge.vectors import DocumentRecord
 from realtime.streams import StreamBus
-from server.errors import DocumentRejected
-from server.metrics import Metrics
-from server.retrieval_demo import DEMO_COURSE, demo_passages, demo_retriever
-from server.settings import Settings
-from server.taskset import TaskSet
 
 log = structlog.get_logger("livetutor.courses")
 # Chunks read per course to build its prediction phrases.

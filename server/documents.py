@@ -23,15 +23,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message
 
+from core.auth import Principal, bearer_from_headers
+from core.errors import AuthError, DocumentRejected, KnowledgeError
+from core.ids import is_course_id
 from knowledge.pdf import looks_like_pdf
 from knowledge.vectors import DocumentRecord
-from server.auth import Principal, bearer_from_headers
-from server.errors import AuthError, DocumentRejected, KnowledgeError
 from server.runtime import Runtime
 
 log = structlog.get_logger("livetutor.documents")
-_COURSE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
-_SESSION = _COURSE
 _DOC_ID = re.compile(r"^[0-9a-f]{32}\Z")
 _MAX_URL_CHARS = 2048
 _MAX_JSON_BYTES = 8192
@@ -68,7 +67,7 @@ def _may_edit(who: Principal, course: str) -> None:
 
 def _course(request: Request) -> str:
     course = str(request.path_params["course"])
-    if not _COURSE.match(course):
+    if not is_course_id(course):
         raise _Refused(400, "bad_request", "course ids are 1-64 letters, digits and _.:-")
     return course
 
@@ -89,7 +88,7 @@ async def _session(request: Request, who: Principal, given: Any) -> str:
     session = given or request.query_params.get("session") or ""
     if not session:
         return ""
-    if not isinstance(session, str) or not _SESSION.match(session):
+    if not isinstance(session, str) or not is_course_id(session):
         raise _Refused(400, "bad_request", "session must be a session id")
     record = await _runtime(request).store.get_session(session)
     if record is None or record.user_id != who.user:

@@ -21,8 +21,8 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from server.errors import LiveTutorError
-from server.settings import KnowledgeSettings, Settings
+from core.errors import LiveTutorError
+from core.settings import KnowledgeSettings, Settings
 
 LIVE_PATH = "/health/live"
 WORKER_METRICS_PATH = "/metrics"

@@ -8,10 +8,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from server.auth import Principal, bearer_from_headers
-from server.errors import AuthError, StoreError
+from core.auth import Principal, bearer_from_headers
+from core.errors import AuthError, StoreError
 from server.runtime import Runtime
-from server.store import message_view
+from store.store import message_view
 
 
 def _runtime(request: Request) -> Runtime:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.metrics import Metrics
+from core.metrics import Metrics
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 

@@ -1,7 +1,7 @@
 """Everything a running pod holds, opened in the lifespan and handed out from there.
 
-:class:`Runtime` picks each implementation in one place (store, LLM
-provider, retriever, document jobs), owns the background tasks and the live connections,
+:class:`Runtime` builds the pod from the implementations :mod:`server.backends`
+picks (store, LLM provider, backplane, cache), owns the background tasks and the live connections,
 and knows how to drain: refuse new work, tell clients to reconnect, let
 running streams finish within ``drain_s``, then close with 1012.
 """
@@ -11,86 +11,39 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import structlog
 
 from cache.answers import AnswerCache
-from cache.popular import MemoryPopular, PopularQuestions
 from cache.retrieval import CachedRetriever
 from cache.two_tier import TwoTierCache
-from cache.warm import WarmReport, warm_answers
+from core.auth import TokenCodec, load_secret
+from core.metrics import Metrics
+from core.retrieval import Retriever
+from core.settings import Settings
+from core.taskset import TaskSet
 from realtime import protocol as p
 from realtime.protocol import CloseCode
-from realtime.streams import MemoryBus, StreamBus
-from server.auth import TokenCodec, load_secret
+from server.backends import create_provider, create_shared, create_store
 from server.courses import CourseKnowledge, InProcessJobs
-from server.llm import LLMProvider
-from server.llm_offline import OfflineProvider
-from server.metrics import Metrics
-from server.ratelimit import AskLimiter, TokenBuckets
-from server.retrieval import Retriever
-from server.settings import Settings
-from server.store import Store, create_store
-from server.taskset import TaskSet
-from server.tutor import Tutor
-
-if TYPE_CHECKING:
-    from server.connection import Connection
+from store.store import Store
+from tutor.llm import LLMProvider
+from tutor.llm_offline import OfflineProvider
+from tutor.pipeline import Tutor
+from tutor.warming import WarmReport, warm_answers
 
 log = structlog.get_logger("livetutor.runtime")
 
 
-def create_bus(settings: Settings, pod: str, metrics: Metrics) -> StreamBus:
-    """Redis (direct or through Sentinel) when configured, else in process."""
-    if settings.redis.enabled:
-        from realtime.redis_bus import RedisBus
+class Peer(Protocol):
+    """A live connection as the runtime sees it (:class:`server.connection.Connection`)."""
 
-        return RedisBus(settings.redis, pod=pod, observer=metrics)
-    return MemoryBus(pod=pod)
+    def send(self, frame: dict[str, Any]) -> None:
+        """Queue a frame for the client."""
 
-
-def create_ask_limiter(settings: Settings, bus: StreamBus) -> AskLimiter:
-    """Per-user ask buckets: in Redis when the bus is, else in process."""
-    rate_per_s, burst = settings.ws.ask_rate_per_min / 60, settings.ws.ask_burst
-    if settings.redis.enabled:
-        from realtime.redis_bus import RedisBus
-        from realtime.redis_ratelimit import RedisTokenBuckets
-
-        if isinstance(bus, RedisBus):
-            return RedisTokenBuckets(bus.redis, rate_per_s, burst)
-    return TokenBuckets(rate_per_s, burst)
-
-
-def create_cache(settings: Settings, bus: StreamBus, metrics: Metrics) -> TwoTierCache:
-    """L1 in process, with an L2 in the bus's Redis when the bus runs on Redis."""
-    if settings.redis.enabled:
-        from cache.redis_tier import RedisTier
-        from realtime.redis_bus import RedisBus
-
-        if isinstance(bus, RedisBus):
-            return TwoTierCache(settings.cache, RedisTier(bus.redis), observer=metrics)
-    return TwoTierCache(settings.cache, observer=metrics)
-
-
-def create_popular(settings: Settings, bus: StreamBus) -> PopularQuestions:
-    """Question counts in the bus's Redis when there is one, else in process."""
-    if settings.redis.enabled:
-        from cache.popular import RedisPopular
-        from realtime.redis_bus import RedisBus
-
-        if isinstance(bus, RedisBus):
-            return RedisPopular(bus.redis)
-    return MemoryPopular()
-
-
-def create_provider(settings: Settings) -> LLMProvider:
-    """The configured LLM provider: OpenAI-compatible when set up, else the offline tutor."""
-    if settings.llm_provider == "openai":
-        from server.llm_openai import OpenAIProvider
-
-        return OpenAIProvider(settings.llm)
-    return OfflineProvider(settings.llm)
+    def close(self, code: int | None, reason: str = "", *, flush: bool = True) -> None:
+        """Close the connection with ``code``."""
 
 
 class Runtime:
@@ -111,14 +64,15 @@ class Runtime:
         self.store = store or create_store(settings)
         self.provider = provider or create_provider(settings)
         self.fallback = OfflineProvider(settings.llm)
-        self.metrics = Metrics()
-        self.bus = create_bus(settings, self.pod, self.metrics)
+        self.metrics = Metrics(client_types=p.CLIENT_TYPES, server_types=p.SERVER_TYPES)
+        shared = create_shared(settings, pod=self.pod, metrics=self.metrics)
+        self.bus = shared.bus
         self.tasks = TaskSet()
-        self.popular = create_popular(settings, self.bus)
+        self.popular = shared.popular
         self.courses = CourseKnowledge(
             settings, bus=self.bus, metrics=self.metrics, tasks=self.tasks, popular=self.popular
         )
-        self.cache = cache or create_cache(settings, self.bus, self.metrics)
+        self.cache = cache or shared.cache
         base = retriever or self.courses.retriever
         enabled = settings.cache.enabled
         self.retriever: Retriever = CachedRetriever(base, self.cache) if enabled else base
@@ -126,8 +80,8 @@ class Runtime:
         if self.answers is not None and isinstance(self.courses.jobs, InProcessJobs):
             # Celery workers warm the cache themselves after indexing (tasks.jobs).
             self.courses.on_changed = self.warm_soon
-        self.ask_limits = create_ask_limiter(settings, self.bus)
-        self.connections: set[Connection] = set()
+        self.ask_limits = shared.ask_limits
+        self.connections: set[Peer] = set()
         self._no_connections = asyncio.Event()
         self._no_connections.set()
         self.draining = False
@@ -163,13 +117,13 @@ class Runtime:
             top_k=self.settings.tutor.top_k,
         )
 
-    def add_connection(self, conn: Connection) -> None:
+    def add_connection(self, conn: Peer) -> None:
         """Track a live connection."""
         self.connections.add(conn)
         self.metrics.ws_active.set(len(self.connections))
         self._no_connections.clear()
 
-    def remove_connection(self, conn: Connection) -> None:
+    def remove_connection(self, conn: Peer) -> None:
         """Forget a closed connection."""
         self.connections.discard(conn)
         self.metrics.ws_active.set(len(self.connections))

@@ -14,8 +14,8 @@ import socket
 import uvicorn
 from starlette.applications import Starlette
 
+from core.settings import Settings
 from server.runtime import Runtime
-from server.settings import Settings
 
 
 def uvicorn_config(app: Starlette, settings: Settings, **overrides: object) -> uvicorn.Config:

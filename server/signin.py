@@ -13,7 +13,6 @@ hands the page a token; see docs/signin.md.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgspec
@@ -21,13 +20,13 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from server.auth import ROLES, Role
-from server.errors import AuthError
+from core.auth import ROLES, Role
+from core.errors import AuthError
+from core.ids import is_course_id
+from core.settings import LOOPBACK_HOSTS
 from server.runtime import Runtime
-from server.settings import LOOPBACK_HOSTS
 
 log = structlog.get_logger("livetutor.signin")
-_COURSE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _MAX_COURSES = 20
 _MAX_BODY_BYTES = 4096
 
@@ -96,7 +95,7 @@ async def dev_token(request: Request) -> Response:
     if wanted.role not in ROLES:
         return _error(400, "bad_request", f"role must be one of {', '.join(ROLES)}")
     courses = sorted(set(wanted.courses))
-    if not courses or len(courses) > _MAX_COURSES or not all(_COURSE.match(c) for c in courses):
+    if not courses or len(courses) > _MAX_COURSES or not all(is_course_id(c) for c in courses):
         return _error(400, "bad_request", "courses must be 1-20 course ids")
     role: Role = wanted.role
     try:

@@ -15,7 +15,7 @@ from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
-from server.settings import Settings
+from core.settings import Settings
 
 SOURCE_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
 

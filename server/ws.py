@@ -12,10 +12,10 @@ import structlog
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket
 
+from core.auth import bearer_from_headers
+from core.errors import AuthError
 from realtime.protocol import BEARER_SUBPROTOCOL_PREFIX, SUBPROTOCOL
-from server.auth import bearer_from_headers
 from server.connection import Connection
-from server.errors import AuthError
 from server.runtime import Runtime
 
 log = structlog.get_logger("livetutor.ws")

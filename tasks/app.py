@@ -1,4 +1,4 @@
-"""The Celery app, configured from :class:`~server.settings.Settings`.
+"""The Celery app, configured from :class:`~core.settings.Settings`.
 
 Broker and result backend are the Redis the pods use: ``REDIS_URL``, or the
 Sentinels (``sentinel://h1:26379/0;sentinel://h2:26379/0`` with ``master_name``
@@ -13,8 +13,8 @@ from urllib.parse import quote
 
 from celery import Celery
 
-from realtime.redis_link import parse_sentinels
-from server.settings import Settings, SettingsError
+from core.redis_link import parse_sentinels
+from core.settings import Settings, SettingsError
 
 QUEUE = "livetutor"
 TASK_PREFIX = "livetutor."

@@ -18,10 +18,11 @@ import structlog
 from celery import Task, current_app, shared_task
 from celery.exceptions import Retry
 
+from core.errors import DocumentRejected
+from core.settings import Settings
 from knowledge.ingest import Ingest, JobInterrupted, backoff_s
-from server.errors import DocumentRejected
-from server.settings import Settings
 from tasks.app import TASK_PREFIX
+from tasks.metrics import current_metrics
 
 log = structlog.get_logger("livetutor.tasks")
 _LOCK = threading.Lock()
@@ -39,7 +40,8 @@ def ingest() -> Ingest:
     with _LOCK:
         made = _INGEST.get("ingest")
         if made is None:
-            from tasks.progress import ProgressPublisher, connect_sync
+            from core.redis_link import connect_sync
+            from tasks.progress import ProgressPublisher
 
             s = settings()
             made = Ingest.create(s, notify=ProgressPublisher(connect_sync(s.redis)))
@@ -55,8 +57,6 @@ def stop_jobs() -> None:
 
 
 def _observe(task: str, outcome: str, seconds: float) -> None:
-    from tasks.worker import current_metrics
-
     metrics = current_metrics()
     if metrics is None:
         return
@@ -119,8 +119,8 @@ def index_document(self: Task, doc_id: str) -> str:
 @shared_task(bind=True, name="livetutor.cleanup_sessions")
 def cleanup_sessions(self: Task) -> dict[str, int]:
     """Prune presence, stale running-stream ids and journals without a TTL."""
+    from core.redis_link import connect_sync
     from tasks.cleanup import cleanup
-    from tasks.progress import connect_sync
 
     s = settings()
     started = time.monotonic()

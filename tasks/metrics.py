@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
+from core.metrics import registry_names
+
 _TASK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
 OUTCOMES = ("ok", "rejected", "retry", "gave_up", "error", "interrupted")
 
@@ -51,6 +53,19 @@ class WorkerMetrics:
         self.queue_length.set_function(lambda: _safe(queue_length))
 
 
+_CURRENT: list[WorkerMetrics] = []
+
+
+def set_current_metrics(metrics: WorkerMetrics) -> None:
+    """Make ``metrics`` the running worker's registry (``livetutor worker`` does, at start)."""
+    _CURRENT[:] = [metrics]
+
+
+def current_metrics() -> WorkerMetrics | None:
+    """The running worker's metrics (None outside a worker)."""
+    return _CURRENT[0] if _CURRENT else None
+
+
 def _safe(read: Callable[[], int]) -> float:
     try:
         return float(read())
@@ -60,6 +75,4 @@ def _safe(read: Callable[[], int]) -> float:
 
 def exported_names(metrics: WorkerMetrics | None = None) -> set[str]:
     """Every sample name a worker exports (``_total``, ``_bucket``, … included)."""
-    from server.metrics import registry_names
-
     return registry_names((metrics or WorkerMetrics()).registry)

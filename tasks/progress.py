@@ -10,37 +10,15 @@ from __future__ import annotations
 import json
 import socket
 import time
-from typing import Any, cast
 
 import redis
 import structlog
-from redis.sentinel import Sentinel
 
 from knowledge.ingest import progress_frame, user_channel
 from knowledge.vectors import DocumentRecord
-from realtime.redis_link import parse_sentinels
-from server.settings import RedisSettings
 
 log = structlog.get_logger("livetutor.tasks")
 _SEP = "\x1f"
-
-
-def connect_sync(settings: RedisSettings) -> redis.Redis:
-    """A blocking client of the master (through Sentinel when configured)."""
-    options: dict[str, Any] = {
-        "socket_connect_timeout": settings.connect_timeout_s,
-        "socket_timeout": settings.socket_timeout_s,
-        "decode_responses": True,
-    }
-    if settings.sentinels:
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
-            parse_sentinels(settings.sentinels),
-            sentinel_kwargs={"password": settings.sentinel_password or None, **options},
-            password=settings.password or None,
-            **options,
-        )
-        return cast(redis.Redis, sentinel.master_for(settings.master_name))  # type: ignore[no-untyped-call]
-    return redis.Redis.from_url(settings.url, **options)
 
 
 class ProgressPublisher:

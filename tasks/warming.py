@@ -14,13 +14,13 @@ from cache.answers import AnswerCache
 from cache.popular import RedisPopular
 from cache.redis_tier import RedisTier
 from cache.two_tier import TwoTierCache
-from cache.warm import WarmReport, warm_answers
+from core.redis_link import connect
+from core.settings import Settings
+from knowledge.demo_course import demo_retriever
 from knowledge.ingest import Ingest
 from knowledge.retriever import CourseRetriever
-from realtime.redis_link import connect
-from server.retrieval_demo import demo_retriever
-from server.runtime import create_provider
-from server.settings import Settings
+from tutor.providers import create_provider
+from tutor.warming import WarmReport, warm_answers
 
 
 async def regenerate(settings: Settings, ingest: Ingest, course: str | None) -> list[WarmReport]:

@@ -13,16 +13,10 @@ import sys
 
 from prometheus_client import start_http_server
 
-from server.settings import Settings
+from core.settings import Settings
 from tasks.app import QUEUE, create_celery
-from tasks.metrics import WorkerMetrics
-
-_METRICS: list[WorkerMetrics] = []
-
-
-def current_metrics() -> WorkerMetrics | None:
-    """The running worker's metrics (None outside a worker)."""
-    return _METRICS[0] if _METRICS else None
+from tasks.jobs import ingest, stop_jobs
+from tasks.metrics import WorkerMetrics, set_current_metrics
 
 
 def run_worker(
@@ -33,11 +27,9 @@ def run_worker(
     app.set_default()
     app.set_current()
     metrics = WorkerMetrics()
-    _METRICS.append(metrics)
+    set_current_metrics(metrics)
 
     def dead_letters() -> int:
-        from tasks.jobs import ingest
-
         return ingest().kb.dead_letter_count()
 
     def queue_length() -> int:
@@ -47,8 +39,6 @@ def run_worker(
     metrics.watch(dead_letters, queue_length)
 
     from celery.signals import worker_shutting_down
-
-    from tasks.jobs import stop_jobs
 
     @worker_shutting_down.connect  # type: ignore[untyped-decorator]
     def _stopping(**_: object) -> None:

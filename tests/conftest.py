@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from realtime.cluster import RedisNode
-from server.settings import GROUPS, Settings
+from core.settings import GROUPS, Settings
+from devtools.cluster import RedisNode
 from tests.support.server import RunningServer, run_server
 
 SECRET = "test-secret-" + "x" * 40

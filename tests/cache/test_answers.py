@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cache.answers import answer_key, normalise, shareable, split_for_delivery
+from cache.answers import answer_key, shareable, split_for_delivery
+from core.text import normalise
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from cache.popular import MemoryPopular, PopularQuestions, RedisPopular
-from realtime.cluster import RedisNode
-from realtime.redis_link import connect
-from server.settings import RedisSettings
+from core.redis_link import connect
+from core.settings import RedisSettings
+from devtools.cluster import RedisNode
 
 
 @pytest.fixture(params=["memory", "redis"])

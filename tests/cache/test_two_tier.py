@@ -21,9 +21,9 @@ from cache.answers import ANSWERS, CachedAnswer
 from cache.codec import Namespace
 from cache.redis_tier import RedisTier
 from cache.two_tier import TwoTierCache
-from realtime.cluster import RedisNode
-from realtime.redis_link import connect
-from server.settings import CacheSettings, RedisSettings
+from core.redis_link import connect
+from core.settings import CacheSettings, RedisSettings
+from devtools.cluster import RedisNode
 
 
 class Item(msgspec.Struct, frozen=True):

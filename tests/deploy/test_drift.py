@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from starlette.routing import Route
 
+from core.settings import AuthSettings, Settings, env_names
 from server import http, ui
 from server.app import create_app
 from server.healthcheck import LIVE_PATH, WORKER_METRICS_PORT
-from server.settings import AuthSettings, Settings, env_names
 from tests.deploy.files import (
     APP_SERVICES,
     BENCHMARKS,

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.settings import Settings
 from realtime.client import TutorClient
-from server.settings import Settings
 from tests.deploy.files import NGINX_CONF
 from tests.deploy.test_validators import tool
 from tests.support.server import RunningServer

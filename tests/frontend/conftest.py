@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from server.settings import env_names
+from core.settings import env_names
 
 REPO = Path(__file__).resolve().parents[2]
 DIST = REPO / "frontend" / "dist"

@@ -9,9 +9,9 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from core.errors import KnowledgeUnavailable
+from core.settings import Settings
 from knowledge.blobs import FileBlobs, PostgresBlobs, S3Blobs, create_blobs
-from server.errors import KnowledgeUnavailable
-from server.settings import Settings
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ async def test_postgres_files_up_to_the_cap(tmp_path: Path) -> None:
     """Without a bucket, a Postgres store keeps files in a table; larger ones are refused."""
     import asyncio
 
-    from server.errors import DocumentRejected
+    from core.errors import DocumentRejected
     from tests.support.postgres import temporary_database
 
     async with temporary_database() as url:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.settings import SettingsError
 from knowledge import embedders
 from knowledge.embedders import HashingEmbedder, MiniLMEmbedder
-from server.settings import SettingsError
 
 SAME = "A valid argument has premises that guarantee its conclusion."
 PARAPHRASE = "If the premises are true, a valid argument's conclusion cannot be false."

@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
+from core.errors import DocumentRejected, FetchRefused, KnowledgeUnavailable
 from knowledge.fetch import FetchPolicy, fetch_pdf, forbidden
-from server.errors import DocumentRejected, FetchRefused, KnowledgeUnavailable
 from tests.support.files import Route, file_server
 from tests.support.pdfs import HARBOUR_FACTS, make_pdf
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.errors import DocumentRejected
 from knowledge.pdf import extract_pages
-from server.errors import DocumentRejected
 from tests.support.pdfs import HARBOUR_FACTS, decompression_bomb, make_pdf
 
 LIMITS = {"max_pages": 50, "max_text_bytes": 1_000_000, "timeout_s": 30, "memory_bytes": 10**9}

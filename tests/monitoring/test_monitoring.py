@@ -316,11 +316,11 @@ def dashboard_queries(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def server_metric_names() -> set[str]:
     """Every sample name the server and its Celery workers export, read from their registries."""
-    from server import metrics
+    from core import metrics
     from tasks import metrics as worker_metrics
 
     names: set[str] = metrics.exported_names()
-    assert names, "server.metrics.exported_names() is empty"
+    assert names, "core.metrics.exported_names() is empty"
     worker_names: set[str] = worker_metrics.exported_names()
     assert "celery_dead_letters" in worker_names
     return names | worker_names

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from devtools.cluster import DevCluster
 from realtime.client import Answer, TutorClient
-from realtime.cluster import DevCluster
 
 # Paced so that an answer outlives the fault and its recovery.
 POD_ENV = {

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from realtime.cluster import RedisNode
+from core.redis_link import parse_sentinels
+from core.settings import Settings
+from devtools.cluster import RedisNode
 from realtime.redis_bus import RedisBus
-from realtime.redis_link import parse_sentinels
-from server.settings import Settings
 from tests.support.server import RunningServer, run_server
 
 Pods = Callable[..., AsyncIterator[list[RunningServer]]]

@@ -11,13 +11,13 @@ import pytest
 
 from cache.redis_tier import RedisTier
 from cache.two_tier import TwoTierCache
+from core.metrics import Metrics
+from core.redis_link import connect
+from core.retrieval import Passage
+from core.settings import RedisSettings, Settings
+from devtools.cluster import RedisNode
+from knowledge.demo_course import DEMO_COURSE, demo_retriever
 from realtime.client import Answer
-from realtime.cluster import RedisNode
-from realtime.redis_link import connect
-from server.metrics import Metrics
-from server.retrieval import Passage
-from server.retrieval_demo import DEMO_COURSE, demo_retriever
-from server.settings import RedisSettings, Settings
 from tests.support.fake_openai import FakeOpenAI, Reply, run_fake_openai
 from tests.support.server import RunningServer, run_server
 

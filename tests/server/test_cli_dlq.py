@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
 from knowledge.ingest import Ingest
 from server.cli import main
-from server.settings import Settings
 from tests.support.files import Route, file_server
 from tests.support.pdfs import HARBOUR_FACTS, make_pdf
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from cache.answers import answer_key
+from core.settings import Settings
 from realtime.client import TutorClient
-from server.settings import Settings
 from tests.support.documents import ask, bearer, upload, wait_document
 from tests.support.pdfs import (
     GLACIER_FACTS,
@@ -402,7 +402,7 @@ async def test_unreachable_object_store_answers_503(
     make_settings: Callable[..., Settings],
 ) -> None:
     """When the S3 endpoint is down, the upload is refused with 503 and nothing is registered."""
-    from realtime.cluster import free_port
+    from devtools.cluster import free_port
 
     settings = make_settings(
         knowledge={

@@ -11,8 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from server.metrics import exported_names
-from server.settings import Settings
+from core.metrics import exported_names
+from core.settings import Settings
 from tests.support.server import RunningServer, run_server
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

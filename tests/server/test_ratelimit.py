@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.ratelimit import TokenBuckets
+from realtime.ratelimit import TokenBuckets
 from tests.support.clock import FakeClock
 
 RATE_PER_S = 2.0

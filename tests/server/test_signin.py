@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server.settings import Settings
+from core.settings import Settings
 from tests.support.server import run_server
 
 EMBEDDED: dict[str, Any] = {"auth": {"jwt_secret": ""}}

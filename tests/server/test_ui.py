@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from server.settings import Settings
+from core.settings import Settings
 from server.ui import CSP, SOURCE_DIST, ui_dir
 from tests.support.server import run_server
 

@@ -13,8 +13,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from core.settings import Settings
 from realtime.client import TutorClient
-from server.settings import Settings
 from tests.conftest import SECRET
 from tests.support.server import RunningServer, run_server
 

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.settings import Settings
 from realtime.client import TutorClient
 from realtime.protocol import CLIENT_TYPES, ErrorCode
-from server.settings import Settings
 from tests.support.server import RunningServer, run_server
 
 CODES = {v for k, v in vars(ErrorCode).items() if k.isupper()}

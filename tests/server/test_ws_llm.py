@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from server.settings import Settings
+from core.settings import Settings
 from tests.support.fake_openai import FakeOpenAI, Reply, run_fake_openai
 from tests.support.server import RunningServer, run_server
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from server.settings import Settings
-from server.store_postgres import PostgresStore
+from core.settings import Settings
+from store.postgres import PostgresStore
 from tests.support.postgres import temporary_database
 from tests.support.server import run_server
 

@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from core.auth import Role
+from core.settings import Settings
 from realtime.client import TutorClient
 from server.app import create_app
-from server.auth import Role
 from server.runtime import Runtime
 from server.serve import Server, uvicorn_config
-from server.settings import Settings
 
 
 @dataclass

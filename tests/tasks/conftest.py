@@ -15,8 +15,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from realtime.cluster import RedisNode
-from tasks.local import ChromaServer, WorkerProcess
+from devtools.cluster import RedisNode
+from devtools.local import ChromaServer, WorkerProcess
 
 BUCKET = "livetutor-test"
 BIN = Path(sys.executable).parent

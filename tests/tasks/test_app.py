@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.settings import Settings, SettingsError
+from core.settings import Settings, SettingsError
 from tasks.app import broker, create_celery
 
 

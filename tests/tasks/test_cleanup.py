@@ -6,7 +6,7 @@ import time
 
 import redis
 
-from realtime.cluster import RedisNode
+from devtools.cluster import RedisNode
 from tasks.cleanup import cleanup
 
 

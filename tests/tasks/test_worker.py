@@ -13,10 +13,10 @@ from typing import Any
 import boto3
 import httpx
 
+from core.settings import Settings
 from knowledge.chunking import chunk_pages
 from knowledge.pdf import extract_pages
 from realtime.client import TutorClient
-from server.settings import Settings
 from tests.support.documents import ask, bearer, upload, wait_document
 from tests.support.files import Route, file_server
 from tests.support.pdfs import GLACIER_FACTS, HARBOUR_FACTS, TEXTBOOK, make_pdf

@@ -1,0 +1,93 @@
+"""Connecting to Redis, directly or through Sentinel, with failover-friendly retries.
+
+With Sentinel, redis-py asks the Sentinels for the current master whenever
+it opens a connection; a connection to a master that died fails, and the
+retry opens a new one to whatever master the Sentinels name by then.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry as SyncRetry
+from redis.sentinel import Sentinel as SyncSentinel
+
+from core.settings import RedisSettings
+
+# Everything that means "this Redis is not reachable right now".
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
+
+
+def parse_sentinels(addresses: tuple[str, ...]) -> list[tuple[str, int]]:
+    """``host:port`` strings as pairs; a clear error for a malformed one."""
+    pairs = []
+    for address in addresses:
+        host, sep, port = address.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"REDIS_SENTINELS entry {address!r} is not host:port")
+        pairs.append((host, int(port)))
+    return pairs
+
+
+def _options(settings: RedisSettings, retry: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The client's and the Sentinels' options, the same for the async and blocking clients."""
+    options: dict[str, Any] = {
+        "socket_connect_timeout": settings.connect_timeout_s,
+        "socket_timeout": settings.socket_timeout_s,
+        "socket_keepalive": True,
+        "health_check_interval": 5,
+        # A few quick retries ride over a failover without surfacing errors.
+        "retry": retry,
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+        "decode_responses": True,
+    }
+    sentinel_options: dict[str, Any] = {
+        "socket_connect_timeout": settings.connect_timeout_s,
+        "socket_timeout": settings.socket_timeout_s,
+    }
+    if settings.sentinel_password:
+        sentinel_options["password"] = settings.sentinel_password
+    return options, sentinel_options
+
+
+def connect(settings: RedisSettings) -> aioredis.Redis:
+    """A client of the master: through Sentinel when configured, else ``REDIS_URL``."""
+    options, sentinel_options = _options(settings, Retry(ExponentialBackoff(cap=0.5, base=0.05), 3))
+    if settings.sentinels:
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            parse_sentinels(settings.sentinels),
+            sentinel_kwargs=sentinel_options,
+            password=settings.password or None,
+            **options,
+        )
+        return cast(aioredis.Redis, sentinel.master_for(settings.master_name))
+    return aioredis.Redis.from_url(settings.url, **options)
+
+
+def connect_sync(settings: RedisSettings) -> redis.Redis:
+    """A blocking client of the master (Celery tasks): the same options as :func:`connect`."""
+    options, sentinel_options = _options(
+        settings, SyncRetry(ExponentialBackoff(cap=0.5, base=0.05), 3)
+    )
+    if settings.sentinels:
+        sentinel = SyncSentinel(  # type: ignore[no-untyped-call]
+            parse_sentinels(settings.sentinels),
+            sentinel_kwargs=sentinel_options,
+            password=settings.password or None,
+            **options,
+        )
+        return cast(redis.Redis, sentinel.master_for(settings.master_name))  # type: ignore[no-untyped-call]
+    return redis.Redis.from_url(settings.url, **options)

@@ -1,0 +1,356 @@
+"""SQLite store: the embedded default, one file in the data directory.
+
+One :mod:`sqlite3` connection serves the process. It is opened, used and
+closed on the store's own thread, a single-worker executor, and every public
+operation is one plain function sent there in one trip: all its statements,
+and its transaction when it has one. The thread runs one function at a time
+in the order they were sent, so operations are serialised without a lock and
+a lone statement can never land inside another operation's transaction.
+
+The connection is in autocommit mode; operations of several statements open
+``BEGIN IMMEDIATE`` themselves so they hold the write lock from the start
+instead of failing to upgrade a read lock when another process writes.
+
+Cancelling a caller does not interrupt its operation: one that has started
+runs to its COMMIT or ROLLBACK on the thread, and one still queued is dropped
+before it begins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import orjson
+
+from core.errors import SessionCourseMismatch, SessionForbidden, StoreError
+from core.settings import StoreSettings
+from store import migrations
+from store.store import (
+    MessageRecord,
+    SessionRecord,
+    message_from_row,
+    session_from_row,
+    session_title,
+)
+
+_SESSION_COLUMNS = "id, user_id, course, title, hint_level, created_at, updated_at"
+_MESSAGE_COLUMNS = (
+    "id, session_id, role, text, mode, stream_id, reason, sources, model, cached, created_at"
+)
+# orjson reports a sources column it cannot decode as ValueError.
+_ERRORS = (sqlite3.Error, OSError, ValueError)
+# How long to wait between attempts to switch a file that is locked to WAL.
+_WAL_RETRY_S = 0.01
+
+_T = TypeVar("_T")
+
+
+class SQLiteStore:
+    """The :class:`store.store.Store` kept in one SQLite file."""
+
+    def __init__(self, path: str, settings: StoreSettings) -> None:
+        self._path = path
+        self._settings = settings
+        self._db: _Database | None = None
+        self._opening = False
+
+    async def open(self) -> None:
+        """Open the file, creating it and its directory, and apply pending migrations."""
+        if self._db is not None or self._opening:
+            raise StoreError("store is already open")
+        db = _Database(ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite"))
+        self._opening = True
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                db.executor, _connect, db, self._path, self._settings.query_timeout_s
+            )
+        except BaseException:
+            # A failed connect has closed its connection already. If the
+            # caller was cancelled, the connect may still be running: the
+            # close queued behind it undoes it.
+            db.executor.submit(_disconnect, db)
+            db.executor.shutdown(wait=False)
+            raise
+        finally:
+            self._opening = False
+        self._db = db
+
+    async def close(self) -> None:
+        """Close the connection once the operations already sent have finished."""
+        db, self._db = self._db, None
+        if db is None:
+            return
+        # Submitted directly and shielded: the connection is closed even if
+        # the caller is cancelled while it waits.
+        done = db.executor.submit(_disconnect, db)
+        db.executor.shutdown(wait=False)
+        with _errors("close"):
+            await asyncio.shield(asyncio.wrap_future(done))
+
+    async def ping(self) -> None:
+        """Raise :class:`StoreError` unless the database answers."""
+
+        def ping(conn: sqlite3.Connection) -> None:
+            conn.execute("SELECT 1")
+
+        await self._run("ping", ping)
+
+    async def ensure_user(self, user_id: str, role: str) -> None:
+        """Create the user on first sight; refresh its role and last-seen time."""
+        now = time.time()
+
+        def ensure_user(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO users (id, role, created_at, last_seen_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE"
+                " SET role = excluded.role, last_seen_at = excluded.last_seen_at",
+                (user_id, role, now, now),
+            )
+
+        await self._run("ensure_user", ensure_user)
+
+    async def open_session(self, session_id: str, user_id: str, course: str) -> SessionRecord:
+        """Return the session, creating it for ``user_id`` (who must exist) if it does not."""
+        now = time.time()
+
+        def open_session(conn: sqlite3.Connection) -> SessionRecord | None:
+            conn.execute(
+                "INSERT INTO sessions (id, user_id, course, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (session_id, user_id, course, now, now),
+            )
+            return _fetch_session(conn, session_id)
+
+        session = await self._run("open_session", _in_transaction(open_session))
+        if session is None:
+            raise StoreError(f"session {session_id!r} vanished while being opened")
+        if session.user_id != user_id:
+            raise SessionForbidden(f"session {session_id!r} belongs to another user")
+        if session.course != course:
+            raise SessionCourseMismatch(f"session {session_id!r} belongs to another course")
+        return session
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        """The session, or None."""
+        return await self._run("get_session", lambda conn: _fetch_session(conn, session_id))
+
+    async def list_sessions(self, user_id: str, limit: int = 50) -> list[SessionRecord]:
+        """The user's sessions, most recently updated first."""
+
+        def list_sessions(conn: sqlite3.Connection) -> list[SessionRecord]:
+            rows = conn.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE user_id = ?"
+                " ORDER BY updated_at DESC, created_at DESC, id DESC LIMIT ?",
+                (user_id, max(limit, 0)),
+            ).fetchall()
+            return [session_from_row(row) for row in rows]
+
+        return await self._run("list_sessions", list_sessions)
+
+    async def add_message(self, message: MessageRecord) -> None:
+        """Store a message, touch its session, and title the session after its first question."""
+        title = session_title(message.text) if message.role == "learner" else ""
+
+        def add_message(conn: sqlite3.Connection) -> None:
+            cursor = conn.execute(
+                "UPDATE sessions SET updated_at = max(updated_at, ?),"
+                " title = CASE WHEN title = '' THEN ? ELSE title END WHERE id = ?",
+                (message.created_at, title, message.session_id),
+            )
+            if cursor.rowcount == 0:
+                raise StoreError(f"session {message.session_id!r} does not exist")
+            conn.execute(
+                f"INSERT INTO messages ({_MESSAGE_COLUMNS}, seq)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                " (SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE session_id = ?))",
+                (
+                    message.id,
+                    message.session_id,
+                    message.role,
+                    message.text,
+                    message.mode,
+                    message.stream_id,
+                    message.reason,
+                    orjson.dumps(message.sources).decode(),
+                    message.model,
+                    int(message.cached),
+                    message.created_at,
+                    message.session_id,
+                ),
+            )
+
+        await self._run("add_message", _in_transaction(add_message))
+
+    async def list_messages(
+        self, session_id: str, limit: int = 200, before: str | None = None
+    ) -> list[MessageRecord]:
+        """The session's last ``limit`` messages (before the message ``before``), oldest first."""
+        # With a cursor, only messages before it; an id that is not the session's matches none.
+        cursor = " AND seq < (SELECT seq FROM messages WHERE id = ? AND session_id = ?)"
+        where, params = (cursor, (before, session_id)) if before is not None else ("", ())
+
+        def list_messages(conn: sqlite3.Connection) -> list[MessageRecord]:
+            rows = conn.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM"
+                f" (SELECT {_MESSAGE_COLUMNS}, seq FROM messages WHERE session_id = ?{where}"
+                "  ORDER BY seq DESC LIMIT ?)"
+                " ORDER BY seq",
+                (session_id, *params, max(limit, 0)),
+            ).fetchall()
+            return [message_from_row(row, orjson.loads(row["sources"])) for row in rows]
+
+        return await self._run("list_messages", list_messages)
+
+    async def set_hint_level(self, session_id: str, level: int) -> None:
+        """Remember how far hint mode has gone in this session."""
+
+        def set_hint_level(conn: sqlite3.Connection) -> None:
+            cursor = conn.execute(
+                "UPDATE sessions SET hint_level = ? WHERE id = ?", (level, session_id)
+            )
+            if cursor.rowcount == 0:
+                raise StoreError(f"session {session_id!r} does not exist")
+
+        await self._run("set_hint_level", set_hint_level)
+
+    async def _run(self, operation: str, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``fn`` with the connection on the store's thread, in one trip."""
+        db = self._db
+        if db is None:
+            raise StoreError("store is not open")
+
+        def call() -> _T:
+            if db.conn is None:
+                raise StoreError("store is not open")
+            with _errors(operation):
+                return fn(db.conn)
+
+        # Submitted before this returns, so an operation found open above is
+        # queued ahead of the close() that may follow it.
+        return await asyncio.get_running_loop().run_in_executor(db.executor, call)
+
+
+@dataclass(eq=False)
+class _Database:
+    """The store's one thread, and the connection that lives on it while open."""
+
+    executor: ThreadPoolExecutor
+    # Set, used and closed only on the executor's thread.
+    conn: sqlite3.Connection | None = None
+
+
+def _connect(db: _Database, path: str, timeout_s: float) -> None:
+    with _errors("open"):
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # timeout is SQLite's busy timeout: how long to wait for another
+        # process's write lock before failing.
+        conn = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
+    try:
+        with _errors("open"):
+            conn.row_factory = sqlite3.Row
+            _enable_wal(conn, timeout_s)
+            # With WAL, NORMAL cannot corrupt the file; a power cut may
+            # lose the last commits, which a tutoring history can afford.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            _migrate(conn)
+    except BaseException:
+        with contextlib.suppress(*_ERRORS):
+            conn.close()
+        raise
+    db.conn = conn
+
+
+def _disconnect(db: _Database) -> None:
+    conn, db.conn = db.conn, None
+    if conn is not None:
+        conn.close()
+
+
+def _in_transaction(
+    fn: Callable[[sqlite3.Connection], _T],
+) -> Callable[[sqlite3.Connection], _T]:
+    """``fn`` between BEGIN IMMEDIATE and COMMIT, rolled back if it raises."""
+
+    def transaction(conn: sqlite3.Connection) -> _T:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            result = fn(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+        return result
+
+    return transaction
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute(migrations.SCHEMA_MIGRATIONS_SQL["sqlite"])
+    for migration in migrations.pending(migrations.load("sqlite"), _applied(conn)):
+        # executescript commits any open transaction first, so the script
+        # carries its own. The version row goes in first: a process that
+        # lost the race fails on its primary key before touching the schema.
+        script = (
+            "BEGIN IMMEDIATE;\n"
+            "INSERT INTO schema_migrations (version, applied_at)"
+            f" VALUES ({int(migration.version)}, {float(time.time())!r});\n"
+            f"{migration.sql}\n;\nCOMMIT;"
+        )
+        try:
+            conn.executescript(script)
+        except sqlite3.Error:
+            _rollback(conn)
+            if migration.version in _applied(conn):
+                continue
+            raise
+
+
+def _enable_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    # Switching a new file to WAL needs it to itself, and SQLite reports
+    # "locked" at once instead of waiting the busy timeout when another
+    # process is opening it at the same moment.
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(_WAL_RETRY_S)
+
+
+def _applied(conn: sqlite3.Connection) -> set[int]:
+    rows = conn.execute("SELECT version FROM schema_migrations").fetchall()
+    return {int(row[0]) for row in rows}
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # Fails harmlessly when SQLite already ended the transaction itself.
+    with contextlib.suppress(*_ERRORS):
+        conn.execute("ROLLBACK")
+
+
+def _fetch_session(conn: sqlite3.Connection, session_id: str) -> SessionRecord | None:
+    row = conn.execute(
+        f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
+    ).fetchone()
+    return None if row is None else session_from_row(row)
+
+
+@contextlib.contextmanager
+def _errors(operation: str) -> Iterator[None]:
+    try:
+        yield
+    except _ERRORS as exc:
+        raise StoreError(f"{operation} failed: {exc}") from exc

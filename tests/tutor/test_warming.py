@@ -1,0 +1,103 @@
+"""Warming the answer cache with the most asked questions, through the real openai client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from cache.answers import AnswerCache, answer_key
+from cache.popular import MemoryPopular
+from cache.two_tier import TwoTierCache
+from core.settings import CacheSettings, LLMSettings
+from knowledge.demo_course import DEMO_COURSE, demo_retriever
+from tests.support.fake_openai import FakeOpenAI, Reply, run_fake_openai
+from tutor.llm_openai import OpenAIProvider
+from tutor.warming import warm_answers
+
+WORDS = ["Validity ", "is ", "about ", "form", "."]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOpenAI]:
+    async with run_fake_openai(default=Reply.answer(WORDS), model="tutor-model") as server:
+        yield server
+
+
+@pytest.fixture
+async def provider(fake: FakeOpenAI) -> AsyncIterator[OpenAIProvider]:
+    settings = LLMSettings(
+        provider="openai",
+        base_url=fake.base_url,
+        api_key="test-key",
+        model="tutor-model",
+        first_token_timeout_s=0.5,
+        connect_retries=0,
+        breaker_failures=2,
+    )
+    llm = OpenAIProvider(settings)
+    yield llm
+    await llm.aclose()
+
+
+async def popular_questions() -> MemoryPopular:
+    popular = MemoryPopular()
+    for question, times in (("What makes an argument valid?", 3), ("How do I weigh evidence?", 2)):
+        for _ in range(times):
+            await popular.record(DEMO_COURSE, question)
+    return popular
+
+
+async def test_warming_caches_the_most_asked_answers_once(
+    provider: OpenAIProvider, fake: FakeOpenAI
+) -> None:
+    """The top questions get cached answers with sources; a second run asks the model nothing."""
+    answers = AnswerCache(TwoTierCache(CacheSettings()))
+    retriever = demo_retriever()
+    popular = await popular_questions()
+    parts = {"retriever": retriever, "provider": provider, "answers": answers, "popular": popular}
+    first = await warm_answers(DEMO_COURSE, **parts)
+    again = await warm_answers(DEMO_COURSE, **parts)
+    assert (first.generated, first.failed) == (2, 0)
+    assert (again.generated, again.already_cached) == (0, 2)
+    assert len(fake.requests) == 2
+    version = await retriever.index_version(DEMO_COURSE)
+    key = answer_key(DEMO_COURSE, version, "explain", "tutor-model", "what makes an argument valid")
+    cached = await answers.get(key)
+    assert cached is not None
+    assert cached.text == "Validity is about form."
+    assert cached.model == "tutor-model"
+    assert cached.sources and all(s["page"] for s in cached.sources)
+
+
+async def test_warming_stops_when_the_model_is_failing(
+    provider: OpenAIProvider, fake: FakeOpenAI
+) -> None:
+    """With the model down nothing is cached, and an open breaker ends the run early."""
+    fake.default = Reply.error(503)
+    answers = AnswerCache(TwoTierCache(CacheSettings()))
+    popular = await popular_questions()
+    for i in range(5):
+        await popular.record(DEMO_COURSE, f"Question number {i} about arguments")
+    report = await warm_answers(
+        DEMO_COURSE,
+        retriever=demo_retriever(),
+        provider=provider,
+        answers=answers,
+        popular=popular,
+    )
+    assert report.generated == 0
+    assert report.failed == 3  # two failures open the breaker; the third finds it open
+    assert len(fake.requests) == 2
+
+
+async def test_unknown_course_warms_nothing(provider: OpenAIProvider, fake: FakeOpenAI) -> None:
+    """A course the retriever does not know is skipped without a model call."""
+    report = await warm_answers(
+        "nope",
+        retriever=demo_retriever(),
+        provider=provider,
+        answers=AnswerCache(TwoTierCache(CacheSettings())),
+        popular=await popular_questions(),
+    )
+    assert report.generated == 0 and fake.requests == []

@@ -1,0 +1,129 @@
+"""The offline tutor: a deterministic answer composed from retrieved passages.
+
+It needs no model and no network, so ``livetutor serve`` works anywhere.
+Answers say plainly that they are composed from the course text, cite pages,
+and stream word by word at ``offline_pace_ms`` (0 in tests). The same prompt
+always gives the same text, so a stream taken over mid-answer continues
+exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncGenerator
+
+from core.retrieval import Passage
+from core.settings import LLMSettings
+from core.text import terms
+from tutor.llm import Prompt
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_TOKEN = re.compile(r"\S+\s*|\s+")
+_WORD = re.compile(r"[A-Za-z]+")
+# Yield to the event loop this often when unpaced, so cancel and other streams get a turn.
+_YIELD_EVERY = 16
+
+
+class OfflineProvider:
+    """Answers from the passages alone, labelled ``model: "offline"``."""
+
+    def __init__(self, settings: LLMSettings) -> None:
+        self._pace_s = max(settings.offline_pace_ms, 0.0) / 1000
+
+    @property
+    def name(self) -> str:
+        """Provider name."""
+        return "offline"
+
+    @property
+    def model(self) -> str:
+        """Reported model name."""
+        return "offline"
+
+    async def stream(self, prompt: Prompt) -> AsyncGenerator[str, None]:
+        """Yield the composed answer word by word."""
+        text = compose(prompt)
+        if prompt.continuation and text.startswith(prompt.continuation):
+            text = text[len(prompt.continuation) :]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for i, token in enumerate(_TOKEN.findall(text)):
+            if self._pace_s:
+                # Against a fixed schedule, so a busy loop does not slow the pace down.
+                await asyncio.sleep(max(started + (i + 1) * self._pace_s - loop.time(), 0))
+            elif i % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            yield token
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+def compose(prompt: Prompt) -> str:
+    """The full answer text for a prompt."""
+    if not prompt.passages:
+        return (
+            f"I could not find anything about this in the material of course "
+            f"“{prompt.course}”. Try asking with the words the course uses, or ask about "
+            "one of its topics."
+        )
+    if prompt.mode == "hint":
+        return _hint(prompt)
+    return _explain(prompt)
+
+
+def _cite(p: Passage) -> str:
+    return f"({p.document}, p. {p.page})"
+
+
+def _key_sentences(p: Passage, question: str, n: int) -> list[str]:
+    wanted = set(terms(question))
+    sentences = [s for s in _SENTENCE.split(p.text) if s]
+    ranked = sorted(
+        range(len(sentences)),
+        key=lambda i: (-len(wanted & set(terms(sentences[i]))), i),
+    )
+    return [sentences[i] for i in sorted(ranked[:n])]
+
+
+def _explain(prompt: Prompt) -> str:
+    parts = ["Here is what the course material says (offline tutor, quoting the course text).\n"]
+    for p in prompt.passages[:3]:
+        body = " ".join(_key_sentences(p, prompt.question, 2))
+        parts.append(f"**{p.heading}**: {body} {_cite(p)}\n")
+    first = prompt.passages[0]
+    parts.append(f"To go further, read page {first.page}, “{first.heading}”.")
+    return "\n".join(parts)
+
+
+def _key_words(text: str, n: int) -> list[str]:
+    """The first ``n`` distinct content words of ``text``, as written (not stems)."""
+    words: dict[str, str] = {}
+    for word in _WORD.findall(text):
+        stems = terms(word)
+        if stems and len(word) > 4 and stems[0] not in words:
+            words[stems[0]] = word.lower()
+    return list(words.values())[:n]
+
+
+def _hint(prompt: Prompt) -> str:
+    first = prompt.passages[0]
+    keywords = _key_words(first.text, 4)
+    level = max(prompt.hint_level, 0)
+    lines = [
+        "Let's work this out together (offline tutor, hint mode).\n",
+        f"1. Reread page {first.page}, “{first.heading}” {_cite(first)}.",
+        f"2. Pick out the key terms there: {', '.join(keywords)}. What does each one mean?",
+        "3. Which of them does your question depend on, and how are they related?",
+    ]
+    if level >= 1:
+        opening = _key_sentences(first, prompt.question, 1)[0].split()
+        lines.append(
+            f"4. A start, for you to finish: “{' '.join(opening[: max(len(opening) // 2, 3)])} …”"
+        )
+    if level >= 2 and len(prompt.passages) > 1:
+        second = prompt.passages[1]
+        lines.append(f"5. Compare with page {second.page}, “{second.heading}” {_cite(second)}.")
+    lines.append("\nWhat answer do you reach? Tell me and I will check your reasoning.")
+    return "\n".join(lines)

@@ -1,0 +1,433 @@
+"""The tutor pipeline: one question in, one streamed, stored, cited answer out.
+
+:meth:`Tutor.ask` checks the course and session, stores the learner's
+message and opens a stream on the bus; the answer is generated in a task
+that retrieves passages, builds the prompt, calls the LLM, coalesces tokens
+into ``delta`` frames (journaled, then published to the session), and
+stores the answer with its reason and sources at the end.
+
+:meth:`Tutor.take_over` finishes a stream whose owning pod died: it
+rebuilds the partial answer from the journal and asks the model to continue
+from it, appending to the same journal with the next ``seq``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from cache.answers import AnswerCache, CachedAnswer, shareable, split_for_delivery
+from cache.popular import PopularQuestions
+from core.auth import Principal
+from core.errors import LLMError, SessionCourseMismatch, SessionForbidden
+from core.ids import new_id
+from core.metrics import Metrics
+from core.retrieval import Passage, Retriever
+from core.settings import Settings
+from core.taskset import TaskSet
+from realtime import protocol as p
+from realtime.coalesce import Coalescer
+from realtime.hub import Subscriber
+from realtime.journal import StreamMeta
+from realtime.protocol import ErrorCode, FrameError, Mode
+from realtime.streams import StreamBus
+from store.store import MessageRecord, Store
+from tutor.generation import answer_prompt, generate, shared_answer_key
+from tutor.llm import LLMProvider, Prompt
+
+log = structlog.get_logger("livetutor.tutor")
+
+
+@dataclass(slots=True)
+class _Stream:
+    meta: StreamMeta
+    seq: int = 0
+    # Tokens from the model: the stored answer.
+    parts: list[str] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+    cancel_reason: str | None = None
+    # Set when another pod owns the stream now: stop without storing or ending it.
+    abandoned: bool = False
+    taken_over: bool = False
+    started: float = field(default_factory=time.monotonic)
+    first_token: bool = False
+    # May be served from, and stored in, the answer cache (see cache.answers).
+    shareable: bool = False
+    cache_key: str | None = None
+
+    @property
+    def mode(self) -> Mode:
+        return "hint" if self.meta.mode == "hint" else "explain"
+
+
+class Tutor:
+    """Runs asks as streams and keeps the running ones."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store,
+        retriever: Retriever,
+        provider: LLMProvider,
+        fallback: LLMProvider,
+        bus: StreamBus,
+        pod: str,
+        tasks: TaskSet,
+        metrics: Metrics,
+        answers: AnswerCache | None = None,
+        popular: PopularQuestions | None = None,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._retriever = retriever
+        self._provider = provider
+        self._fallback = fallback
+        self._bus = bus
+        self._pod = pod
+        self._tasks = tasks
+        self._metrics = metrics
+        self._answers = answers
+        self._popular = popular
+        self._streams: dict[str, _Stream] = {}
+
+    @property
+    def running(self) -> int:
+        """Streams generating on this pod."""
+        return len(self._streams)
+
+    def owns(self, stream_id: str) -> bool:
+        """True while this pod generates the stream."""
+        return stream_id in self._streams
+
+    async def ask(self, who: Principal, frame: p.Ask, subscriber: Subscriber) -> tuple[str, str]:
+        """Open a stream answering ``frame``; returns its stream and session ids."""
+        if not who.may_use(frame.course):
+            raise FrameError(
+                ErrorCode.COURSE_FORBIDDEN,
+                f"your token does not grant course {frame.course!r}",
+                frame.id,
+            )
+        if frame.course not in self._retriever.courses():
+            raise FrameError(ErrorCode.COURSE_UNKNOWN, f"no course {frame.course!r}", frame.id)
+        session_id = frame.session or new_id()
+        try:
+            session = await self._store.open_session(session_id, who.user, frame.course)
+        except SessionForbidden:
+            raise FrameError(
+                ErrorCode.SESSION_FORBIDDEN, "this session belongs to another user", frame.id
+            ) from None
+        except SessionCourseMismatch:
+            raise FrameError(
+                ErrorCode.SESSION_COURSE, "this session belongs to another course", frame.id
+            ) from None
+        history = await self._store.list_messages(session.id, self._settings.tutor.history_messages)
+        if frame.mode == "hint":
+            # Counted when asked, so a quick follow-up already gets the next level.
+            await self._store.set_hint_level(session.id, session.hint_level + 1)
+        await self._store.add_message(
+            MessageRecord(
+                id=new_id(),
+                session_id=session.id,
+                role="learner",
+                text=frame.text,
+                created_at=time.time(),
+                mode=frame.mode,
+            )
+        )
+        meta = StreamMeta(
+            stream=new_id(),
+            session=session.id,
+            user=who.user,
+            course=frame.course,
+            ask=frame.id,
+            mode=frame.mode,
+            question=frame.text,
+            owner=self._pod,
+            hint_level=session.hint_level,
+        )
+        stream = self._streams[meta.stream] = _Stream(
+            meta, shareable=shareable(frame.text, frame.mode, first_in_session=not history)
+        )
+        await self._bus.join(session.id, subscriber)
+        start = p.stream_start(meta.stream, frame.id, session.id, frame.course, frame.mode)
+        start["text"] = frame.text
+        await self._bus.open(meta, start)
+        stream.task = self._tasks.spawn(self._run(stream, history), name=f"stream-{meta.stream}")
+        return meta.stream, session.id
+
+    def take_over(self, meta: StreamMeta, deltas: list[str]) -> None:
+        """Finish an orphaned stream (its pod died) from the journal's ``deltas``."""
+        if meta.stream in self._streams:
+            return
+        meta.owner = self._pod
+        stream = self._streams[meta.stream] = _Stream(
+            meta, seq=len(deltas), parts=list(deltas), taken_over=True
+        )
+        log.info("stream.taken_over", stream=meta.stream, session=meta.session, seq=stream.seq)
+        stream.first_token = True  # the first token went out on the pod that died
+        stream.task = self._tasks.spawn(self._resume_run(stream), name=f"takeover-{meta.stream}")
+
+    async def _resume_run(self, stream: _Stream) -> None:
+        history = await self._store.list_messages(
+            stream.meta.session, self._settings.tutor.history_messages + 1
+        )
+        # The last learner message is the question itself.
+        for i in range(len(history) - 1, -1, -1):
+            if history[i].role == "learner" and history[i].text == stream.meta.question:
+                history = history[:i]
+                break
+        await self._run(stream, history)
+
+    async def cancel(self, who: Principal, stream_id: str, ref: str | None) -> None:
+        """Stop a running stream of ``who``, here or on the pod that owns it."""
+        stream = self._streams.get(stream_id)
+        if stream is not None and stream.meta.user == who.user:
+            self._stop(stream, "cancelled")
+            return
+        meta = None if stream is not None else await self._bus.meta(stream_id)
+        if meta is None or meta.user != who.user or not await self._bus.request_cancel(meta):
+            raise FrameError(ErrorCode.STREAM_UNKNOWN, "no running stream with this id", ref)
+
+    def cancel_local(self, stream_id: str, reason: str = "cancelled") -> bool:
+        """Stop a stream this pod generates; False if it runs elsewhere or not at all."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return False
+        self._stop(stream, reason)
+        return True
+
+    def abandon(self, stream_id: str) -> None:
+        """Stop generating a stream another pod now owns, without ending it."""
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            stream.abandoned = True
+            self._stop(stream, "abandoned")
+
+    def stop_all(self, reason: str) -> None:
+        """Stop every running stream (pod shutting down)."""
+        for stream in list(self._streams.values()):
+            self._stop(stream, reason)
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no stream runs, at most ``timeout_s``; True if none is left."""
+        tasks = [s.task for s in self._streams.values() if s.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout_s)
+        return not self._streams
+
+    def _stop(self, stream: _Stream, reason: str) -> None:
+        if stream.cancel_reason is None and stream.task is not None:
+            stream.cancel_reason = reason
+            stream.task.cancel()
+
+    async def _run(self, stream: _Stream, history: list[MessageRecord]) -> None:
+        meta = stream.meta
+        with structlog.contextvars.bound_contextvars(stream=meta.stream, session=meta.session):
+            started = time.monotonic()
+            passages: list[Passage] = []
+            hit: CachedAnswer | None = None
+            model = self._provider.model
+            fallback = False
+            reason, message = "stop", None
+            coalescer = Coalescer(
+                lambda text: self._emit(stream, text),
+                flush_s=self._settings.tutor.flush_ms / 1000,
+                max_tokens=self._settings.tutor.flush_tokens,
+            )
+            try:
+                async with asyncio.timeout(self._settings.tutor.max_answer_s):
+                    hit = await self._cached_answer(stream)
+                    if hit is not None:
+                        model = hit.model
+                        for piece in split_for_delivery(hit.text):
+                            stream.parts.append(piece)
+                            self._emit(stream, piece)
+                    else:
+                        with self._metrics.retrieval_seconds.time():
+                            passages = await self._retriever.retrieve(
+                                meta.course, meta.question, self._settings.tutor.top_k
+                            )
+                        prompt = answer_prompt(
+                            meta.question,
+                            mode=stream.mode,
+                            course=meta.course,
+                            passages=passages,
+                            history=history,
+                            hint_level=meta.hint_level,
+                            continuation="".join(stream.parts),
+                        )
+                        try:
+                            await self._generate(self._provider, prompt, stream, coalescer)
+                        except LLMError as exc:
+                            self._llm_outcome(self._provider, exc)
+                            if stream.parts or not passages or self._provider is self._fallback:
+                                raise
+                            log.warning("llm.failed_fallback", error=type(exc).__name__)
+                            self._metrics.llm_requests.labels(self._fallback.name, "fallback").inc()
+                            self._bus.publish(
+                                meta.session,
+                                p.error(
+                                    ErrorCode.LLM_UNAVAILABLE,
+                                    f"{exc.description}; answering from the course text instead",
+                                    meta.ask,
+                                ),
+                            )
+                            model, fallback = self._fallback.model, True
+                            await self._generate(self._fallback, prompt, stream, coalescer)
+            except asyncio.CancelledError:
+                coalescer.close()
+                reason = stream.cancel_reason or "interrupted"
+                await asyncio.shield(
+                    self._finish(stream, reason, hit, passages, model, fallback, None, started)
+                )
+                raise
+            except LLMError as exc:
+                reason, message = "error", exc.description
+                log.warning("llm.failed", error=type(exc).__name__)
+                self._bus.publish(
+                    meta.session, p.error(ErrorCode.LLM_UNAVAILABLE, message, meta.ask)
+                )
+            except TimeoutError:
+                reason, message = "length", "the answer took longer than the server allows"
+            except Exception:
+                log.exception("stream.failed")
+                reason, message = "error", "internal error while answering"
+            coalescer.close()
+            await asyncio.shield(
+                self._finish(stream, reason, hit, passages, model, fallback, message, started)
+            )
+
+    async def _cached_answer(self, stream: _Stream) -> CachedAnswer | None:
+        """The cached answer to this stream's question, when it may be shared and is cached."""
+        if not stream.shareable or stream.parts:
+            return None
+        meta = stream.meta
+        if self._popular is not None:
+            try:
+                await self._popular.record(meta.course, meta.question)
+            except Exception as exc:
+                # Counting feeds cache warming and predictions; never worth failing an ask.
+                log.warning("popular.record_failed", error=type(exc).__name__)
+        if self._answers is None:
+            return None
+        stream.cache_key = await shared_answer_key(
+            self._retriever, meta.course, stream.mode, self._provider.model, meta.question
+        )
+        return await self._answers.get(stream.cache_key)
+
+    async def _remember_answer(
+        self, stream: _Stream, sources: list[dict[str, Any]], model: str
+    ) -> None:
+        if self._answers is None or stream.cache_key is None or not stream.parts:
+            return
+        try:
+            await self._answers.put(stream.cache_key, "".join(stream.parts), sources, model)
+        except Exception:
+            # The learner already has the answer; a cache that cannot take it is not their problem.
+            log.exception("answer_cache.store_failed")
+
+    async def _generate(
+        self, provider: LLMProvider, prompt: Prompt, stream: _Stream, coalescer: Coalescer
+    ) -> None:
+        streamed = self._metrics.tokens
+
+        def on_token(token: str) -> None:
+            stream.parts.append(token)
+            streamed.inc()
+            coalescer.add(token)
+
+        await generate(provider, prompt, on_token)
+        self._metrics.llm_requests.labels(provider.name, "ok").inc()
+
+    def _llm_outcome(self, provider: LLMProvider, exc: LLMError) -> None:
+        self._metrics.llm_requests.labels(provider.name, exc.outcome).inc()
+
+    def _emit(self, stream: _Stream, text: str) -> None:
+        if stream.abandoned:
+            return
+        if not stream.first_token:
+            stream.first_token = True
+            self._metrics.first_token_seconds.observe(time.monotonic() - stream.started)
+        stream.seq += 1
+        self._bus.delta(stream.meta, stream.seq, text)
+
+    async def _finish(
+        self,
+        stream: _Stream,
+        reason: str,
+        hit: CachedAnswer | None,
+        passages: list[Passage],
+        model: str,
+        fallback: bool,
+        message: str | None,
+        started: float,
+    ) -> None:
+        meta = stream.meta
+        # Not cancellable from here on: the answer is complete or already stopped.
+        self._streams.pop(meta.stream, None)
+        if stream.abandoned:
+            log.info("stream.abandoned", reason="owned by another pod")
+            return
+        if hit is not None:
+            sources = hit.sources
+        else:
+            sources = [passage.source() for passage in passages] if stream.parts else []
+        cached = hit is not None
+        end = p.stream_end(
+            meta.stream,
+            stream.seq,
+            reason,
+            sources,
+            cached=cached,
+            model=model,
+            fallback=fallback,
+            message=message,
+        )
+        end["taken_over"] = stream.taken_over
+        try:
+            # Stored before stream.end goes out, so a client reading the session
+            # after stream.end finds the answer.
+            await self._store.add_message(
+                MessageRecord(
+                    id=new_id(),
+                    session_id=meta.session,
+                    role="tutor",
+                    text="".join(stream.parts),
+                    created_at=time.time(),
+                    mode=meta.mode,
+                    stream_id=meta.stream,
+                    reason=reason,
+                    sources=sources,
+                    model=model,
+                    cached=cached,
+                )
+            )
+        except Exception:
+            log.exception("stream.store_failed")
+        try:
+            await self._bus.end(meta, end)
+        except Exception:
+            log.exception("stream.end_failed")
+        if reason == "stop" and not (cached or fallback or stream.taken_over):
+            await self._remember_answer(stream, sources, model)
+        self._metrics.answers.labels(reason).inc()
+        self._metrics.answer_seconds.observe(time.monotonic() - stream.started)
+        log.info(
+            "stream.ended",
+            reason=reason,
+            deltas=stream.seq,
+            model=model,
+            cached=cached,
+            taken_over=stream.taken_over,
+            elapsed_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+
+
+def describe_stream(meta: StreamMeta, seq: int) -> dict[str, Any]:
+    """A running stream as listed in a ``session`` frame."""
+    return {"stream": meta.stream, "ask": meta.ask, "seq": seq}
