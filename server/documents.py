@@ -23,12 +23,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Message
 
-from core.auth import Principal, bearer_from_headers
+from core.auth import Principal
 from core.errors import AuthError, DocumentRejected, KnowledgeError
 from core.ids import is_course_id
 from knowledge.pdf import looks_like_pdf
 from knowledge.vectors import DocumentRecord
-from server.runtime import Runtime
+from server._http import json_error, principal_of, runtime_of
 
 log = structlog.get_logger("livetutor.documents")
 _DOC_ID = re.compile(r"^[0-9a-f]{32}\Z")
@@ -42,18 +42,12 @@ EDITORS = ("instructor", "admin")
 class _Refused(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
-        self.response = JSONResponse({"error": code, "message": message}, status_code=status)
-
-
-def _runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
+        self.response = json_error(status, code, message)
 
 
 def _who(request: Request) -> Principal:
-    token = bearer_from_headers(request.headers.get("authorization"))
     try:
-        return _runtime(request).codec.verify(token or "")
+        return principal_of(request)
     except AuthError as exc:
         raise _Refused(401, "unauthorized", str(exc)) from None
 
@@ -76,7 +70,7 @@ async def _record(request: Request, who: Principal) -> DocumentRecord:
     doc_id = str(request.path_params["doc_id"])
     record = None
     if _DOC_ID.match(doc_id):
-        record = await asyncio.to_thread(_runtime(request).courses.ingest.kb.get_document, doc_id)
+        record = await asyncio.to_thread(runtime_of(request).courses.ingest.kb.get_document, doc_id)
     # A document of a course the caller cannot see does not exist for them.
     if record is None or not who.may_use(record.course):
         raise _Refused(404, "document_unknown", "no such document")
@@ -90,7 +84,7 @@ async def _session(request: Request, who: Principal, given: Any) -> str:
         return ""
     if not isinstance(session, str) or not is_course_id(session):
         raise _Refused(400, "bad_request", "session must be a session id")
-    record = await _runtime(request).store.get_session(session)
+    record = await runtime_of(request).store.get_session(session)
     if record is None or record.user_id != who.user:
         raise _Refused(403, "session_forbidden", "no such session of yours")
     return session
@@ -146,7 +140,7 @@ async def add_document(request: Request) -> Response:
         who = _who(request)
         course = _course(request)
         _may_edit(who, course)
-        rt = _runtime(request)
+        rt = runtime_of(request)
         limits = rt.settings.knowledge
         ingest = rt.courses.ingest
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -217,7 +211,7 @@ async def list_documents(request: Request) -> Response:
             raise _Refused(403, "course_forbidden", f"your token does not grant course {course!r}")
     except _Refused as refused:
         return refused.response
-    kb = _runtime(request).courses.ingest.kb
+    kb = runtime_of(request).courses.ingest.kb
     records = await asyncio.to_thread(kb.documents, course)
     return JSONResponse({"course": course, "documents": [r.view() for r in records]})
 
@@ -239,7 +233,7 @@ async def delete_document(request: Request) -> Response:
         _may_edit(who, record.course)
     except _Refused as refused:
         return refused.response
-    rt = _runtime(request)
+    rt = runtime_of(request)
     try:
         await asyncio.to_thread(rt.courses.ingest.delete, record.id)
     except KnowledgeError:

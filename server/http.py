@@ -8,34 +8,20 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from core.auth import Principal, bearer_from_headers
+from core.auth import bearer_from_headers
 from core.errors import AuthError, StoreError
-from server.runtime import Runtime
+from server._http import json_error, principal_of, runtime_of
 from store.store import message_view
-
-
-def _runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status)
-
-
-def _principal(request: Request) -> Principal:
-    token = bearer_from_headers(request.headers.get("authorization"))
-    return _runtime(request).codec.verify(token or "")
 
 
 async def metrics(request: Request) -> Response:
     """Prometheus text format; behind ``LIVETUTOR_METRICS_TOKEN`` when it is set."""
-    rt = _runtime(request)
+    rt = runtime_of(request)
     expected = rt.settings.metrics_token
     if expected:
         given = bearer_from_headers(request.headers.get("authorization")) or ""
         if not hmac.compare_digest(given, expected):
-            return _error(401, "unauthorized", "metrics need the metrics token")
+            return json_error(401, "unauthorized", "metrics need the metrics token")
     return Response(rt.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -46,7 +32,7 @@ async def live(request: Request) -> Response:
 
 async def ready(request: Request) -> Response:
     """Ready for traffic: store and bus reachable, not draining; 503 otherwise."""
-    rt = _runtime(request)
+    rt = runtime_of(request)
     checks: dict[str, str] = {"draining": "yes" if rt.draining else "no"}
     try:
         await rt.store.ping()
@@ -65,10 +51,10 @@ async def ready(request: Request) -> Response:
 async def list_sessions(request: Request) -> Response:
     """The caller's sessions, newest first."""
     try:
-        who = _principal(request)
+        who = principal_of(request)
     except AuthError as exc:
-        return _error(401, "unauthorized", str(exc))
-    sessions = await _runtime(request).store.list_sessions(who.user)
+        return json_error(401, "unauthorized", str(exc))
+    sessions = await runtime_of(request).store.list_sessions(who.user)
     return JSONResponse(
         {
             "sessions": [
@@ -88,20 +74,20 @@ async def list_sessions(request: Request) -> Response:
 async def session_messages(request: Request) -> Response:
     """A session's messages, for its owner only."""
     try:
-        who = _principal(request)
+        who = principal_of(request)
     except AuthError as exc:
-        return _error(401, "unauthorized", str(exc))
-    rt = _runtime(request)
+        return json_error(401, "unauthorized", str(exc))
+    rt = runtime_of(request)
     session_id = request.path_params["session_id"]
     try:
         limit = min(max(int(request.query_params.get("limit", "200")), 1), 1000)
     except ValueError:
-        return _error(400, "bad_request", "limit must be an integer")
+        return json_error(400, "bad_request", "limit must be an integer")
     session = await rt.store.get_session(session_id)
     if session is None:
-        return _error(404, "session_unknown", "no such session")
+        return json_error(404, "session_unknown", "no such session")
     if session.user_id != who.user:
-        return _error(403, "session_forbidden", "this session belongs to another user")
+        return json_error(403, "session_forbidden", "this session belongs to another user")
     before = request.query_params.get("before") or None
     messages = await rt.store.list_messages(session_id, limit, before)
     return JSONResponse(

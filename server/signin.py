@@ -24,7 +24,7 @@ from core.auth import ROLES, Role
 from core.errors import AuthError
 from core.ids import is_course_id
 from core.settings import LOOPBACK_HOSTS
-from server.runtime import Runtime
+from server._http import json_error, runtime_of
 
 log = structlog.get_logger("livetutor.signin")
 _MAX_COURSES = 20
@@ -39,15 +39,6 @@ class DevTokenRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     courses: list[str] = msgspec.field(default_factory=lambda: ["demo"])
 
 
-def _runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
-
-
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status)
-
-
 def _loopback(host_header: str) -> bool:
     host = host_header.strip().lower()
     if host.startswith("["):
@@ -59,7 +50,7 @@ def _loopback(host_header: str) -> bool:
 
 async def auth_config(request: Request) -> Response:
     """What sign-in the page may offer."""
-    settings = _runtime(request).settings
+    settings = runtime_of(request).settings
     return JSONResponse(
         {
             "dev_signin": settings.dev_signin,
@@ -71,10 +62,10 @@ async def auth_config(request: Request) -> Response:
 
 async def dev_token(request: Request) -> Response:
     """Issue a token for the named user, when development sign-in is on."""
-    rt = _runtime(request)
+    rt = runtime_of(request)
     settings = rt.settings
     if not settings.dev_signin:
-        return _error(
+        return json_error(
             404,
             "dev_signin_off",
             "development sign-in is off on this server; sign in through your organisation "
@@ -82,28 +73,28 @@ async def dev_token(request: Request) -> Response:
         )
     # The host check does not apply when an operator turned the setting on explicitly.
     if settings.auth.dev_signin == "auto" and not _loopback(request.headers.get("host", "")):
-        return _error(403, "dev_signin_host", "development sign-in answers on localhost only")
+        return json_error(403, "dev_signin_host", "development sign-in answers on localhost only")
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        return _error(415, "bad_request", "send the body as application/json")
+        return json_error(415, "bad_request", "send the body as application/json")
     body = await request.body()
     if len(body) > _MAX_BODY_BYTES:
-        return _error(413, "bad_request", "body too large")
+        return json_error(413, "bad_request", "body too large")
     try:
         wanted = msgspec.json.decode(body, type=DevTokenRequest)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        return _error(400, "bad_request", f"invalid body: {exc}")
+        return json_error(400, "bad_request", f"invalid body: {exc}")
     if wanted.role not in ROLES:
-        return _error(400, "bad_request", f"role must be one of {', '.join(ROLES)}")
+        return json_error(400, "bad_request", f"role must be one of {', '.join(ROLES)}")
     courses = sorted(set(wanted.courses))
     if not courses or len(courses) > _MAX_COURSES or not all(is_course_id(c) for c in courses):
-        return _error(400, "bad_request", "courses must be 1-20 course ids")
+        return json_error(400, "bad_request", "courses must be 1-20 course ids")
     role: Role = wanted.role
     try:
         token = rt.codec.issue(
             wanted.user, role=role, courses=courses, ttl_s=settings.auth.token_ttl_s
         )
     except AuthError as exc:
-        return _error(400, "bad_request", str(exc))
+        return json_error(400, "bad_request", str(exc))
     log.info("signin.dev_token", user=wanted.user, role=role)
     body_out: dict[str, Any] = {
         "token": token,
