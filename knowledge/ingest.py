@@ -18,7 +18,6 @@ else for transient ones (the caller retries with backoff).
 from __future__ import annotations
 
 import hashlib
-import random
 import threading
 import time
 import uuid
@@ -66,11 +65,6 @@ def progress_frame(record: DocumentRecord) -> dict[str, Any]:
 def user_channel(user: str) -> str:
     """The bus session every connection of an instructor or admin joins (never a client id)."""
     return f"~u/{user}"
-
-
-def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(max, base * 2**attempt)]."""
-    return random.uniform(0, min(max_s, base_s * (2**attempt)))
 
 
 def new_document_id() -> str:
@@ -336,4 +330,4 @@ def blob_key(course: str, doc_id: str) -> str:
     return f"{hashlib.blake2b(course.encode(), digest_size=8).hexdigest()}/{doc_id}.pdf"
 
 
-__all__ = ["TASKS", "HashingEmbedder", "Ingest", "backoff_s", "progress_frame", "user_channel"]
+__all__ = ["TASKS", "HashingEmbedder", "Ingest", "progress_frame", "user_channel"]

@@ -2,13 +2,9 @@
 
 :class:`CourseKnowledge` opens the vector store and file store, owns the
 :class:`~knowledge.retriever.CourseRetriever` the tutor uses, answers typing
-predictions, and hands document jobs to one of two runners chosen in one place
-(:func:`create_jobs`):
-
-- :class:`InProcessJobs` (embedded default): the same job functions the Celery
-  workers run, in threads off the event loop, at most ``LIVETUTOR_INPROCESS_JOBS``
-  at once, with the same retry and dead-letter rules;
-- :class:`CeleryJobs` (production): sent to the Celery workers through Redis.
+predictions, and hands document jobs to the runner
+:func:`~tasks.runners.create_jobs` chooses (in process, or the Celery workers);
+a stopped embedded pod resumes the jobs it left unfinished.
 
 Progress reaches the uploader as ``document.progress`` frames over the bus: on
 the session named at upload (if it is the uploader's) and on the uploader's own
@@ -19,142 +15,27 @@ from __future__ import annotations
 
 import asyncio
 import math
-import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
 from cache.popular import PopularQuestions
-from core.errors import DocumentRejected
 from core.metrics import Metrics
 from core.settings import Settings
 from core.taskset import TaskSet
 from knowledge.demo_course import DEMO_COURSE, demo_passages, demo_retriever
-from knowledge.ingest import Ingest, JobInterrupted, backoff_s, progress_frame, user_channel
+from knowledge.ingest import Ingest, progress_frame, user_channel
 from knowledge.predictions import PhraseIndex
 from knowledge.retriever import CourseRetriever
 from knowledge.vectors import DocumentRecord
 from realtime.streams import StreamBus
+from tasks.runners import create_jobs
 
 log = structlog.get_logger("livetutor.courses")
 # Chunks read per course to build its prediction phrases.
 _PREDICTION_SAMPLE = 20_000
-
-
-class Jobs(Protocol):
-    """Runs document jobs somewhere."""
-
-    def submit(self, task: str, doc_id: str) -> None:
-        """Run ``task`` for the document (never blocks the caller)."""
-        ...
-
-
-class InProcessJobs:
-    """Document jobs in this process, in threads, with retries and dead letters."""
-
-    def __init__(self, ingest: Ingest, settings: Settings, tasks: TaskSet, metrics: Metrics):
-        self._ingest = ingest
-        self._settings = settings.knowledge
-        self._tasks = tasks
-        self._metrics = metrics
-        self._slots = asyncio.Semaphore(settings.knowledge.inprocess_jobs)
-        self._threads = 0
-        self._threads_lock = threading.Lock()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    @property
-    def running(self) -> int:
-        """Jobs executing in threads right now."""
-        return self._threads
-
-    def _in_thread(self, task: str, doc_id: str) -> str:
-        try:
-            return self._ingest.run(task, doc_id)
-        finally:
-            with self._threads_lock:
-                self._threads -= 1
-                idle = self._threads == 0
-            loop = self._loop
-            if idle and loop is not None and not loop.is_closed():
-                loop.call_soon_threadsafe(self._idle.set)
-
-    async def _run_thread(self, task: str, doc_id: str) -> str:
-        self._loop = asyncio.get_running_loop()
-        with self._threads_lock:
-            self._threads += 1
-        self._idle.clear()
-        return await asyncio.to_thread(self._in_thread, task, doc_id)
-
-    async def wait_idle(self, timeout_s: float) -> bool:
-        """Wait for job threads to return (they stop between batches once told to)."""
-        try:
-            async with asyncio.timeout(timeout_s):
-                await self._idle.wait()
-        except TimeoutError:
-            return False
-        return True
-
-    def submit(self, task: str, doc_id: str) -> None:
-        """Queue the job behind the running ones."""
-        self._tasks.spawn(self._run(task, doc_id), name=f"job-{task}-{doc_id}")
-
-    async def _run(self, task: str, doc_id: str) -> None:
-        k = self._settings
-        async with self._slots:
-            for attempt in range(k.task_max_retries + 1):
-                try:
-                    await self._run_thread(task, doc_id)
-                    self._metrics.document_jobs.labels(task, "ok").inc()
-                    return
-                except JobInterrupted:
-                    log.info("job.interrupted", task=task, document=doc_id)
-                    return
-                except DocumentRejected as exc:
-                    self._metrics.document_jobs.labels(task, "rejected").inc()
-                    await asyncio.to_thread(
-                        self._ingest.dead_letter, task, doc_id, exc.reason, attempt + 1
-                    )
-                    return
-                except Exception as exc:
-                    log.warning("job.failed", task=task, document=doc_id, error=type(exc).__name__)
-                    if attempt == k.task_max_retries:
-                        self._metrics.document_jobs.labels(task, "gave_up").inc()
-                        reason = f"gave up after {attempt + 1} attempts ({type(exc).__name__})"
-                        await asyncio.to_thread(
-                            self._ingest.dead_letter, task, doc_id, reason, attempt + 1
-                        )
-                        return
-                    self._metrics.document_jobs.labels(task, "retry").inc()
-                    await asyncio.sleep(backoff_s(attempt, k.task_backoff_s, k.task_backoff_max_s))
-
-
-class CeleryJobs:
-    """Document jobs sent to the Celery workers."""
-
-    def __init__(self, settings: Settings, tasks: TaskSet) -> None:
-        from tasks.app import create_celery
-
-        self._celery = create_celery(settings)
-        self._tasks = tasks
-
-    def submit(self, task: str, doc_id: str) -> None:
-        """Send the job (the broker round trip runs in a thread)."""
-        self._tasks.spawn(self._send(task, doc_id), name=f"send-{task}-{doc_id}")
-
-    async def _send(self, task: str, doc_id: str) -> None:
-        await asyncio.to_thread(self._celery.send_task, f"livetutor.{task}", args=[doc_id])
-
-
-def create_jobs(settings: Settings, ingest: Ingest, tasks: TaskSet, metrics: Metrics) -> Jobs:
-    """Celery when configured (``auto``: when Redis is), else in process."""
-    mode = settings.knowledge.jobs
-    if mode == "celery" or (mode == "auto" and settings.redis.enabled):
-        return CeleryJobs(settings, tasks)
-    return InProcessJobs(ingest, settings, tasks, metrics)
 
 
 MAX_PREDICTIONS = 5
@@ -211,7 +92,7 @@ class CourseKnowledge:
                 advice="workers on other hosts cannot read uploads; set LIVETUTOR_S3_BUCKET",
             )
         await self.retriever.refresh()
-        if isinstance(self.jobs, InProcessJobs):
+        if self.jobs.kind == "inprocess":
             for record in await asyncio.to_thread(self.ingest.kb.unfinished):
                 log.info("document.resumed", document=record.id, status=record.status)
                 self.jobs.submit("prefetch_pdf" if record.url else "index_document", record.id)
@@ -222,7 +103,7 @@ class CourseKnowledge:
         """Stop job threads between batches (they resume at the next start), close the store."""
         self.ingest.stopping.set()
         self.retriever.close()
-        if isinstance(self.jobs, InProcessJobs) and not await self.jobs.wait_idle(timeout_s):
+        if not await self.jobs.wait_idle(timeout_s):
             log.warning("courses.jobs_still_running", jobs=self.jobs.running)
             return  # leave the store open for them; the process is ending anyway
         await asyncio.to_thread(self.ingest.kb.close)

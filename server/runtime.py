@@ -26,7 +26,7 @@ from core.taskset import TaskSet
 from realtime import protocol as p
 from realtime.protocol import CloseCode
 from server.backends import create_provider, create_shared, create_store
-from server.courses import CourseKnowledge, InProcessJobs
+from server.courses import CourseKnowledge
 from store.store import Store
 from tutor.llm import LLMProvider
 from tutor.llm_offline import OfflineProvider
@@ -77,7 +77,7 @@ class Runtime:
         enabled = settings.cache.enabled
         self.retriever: Retriever = CachedRetriever(base, self.cache) if enabled else base
         self.answers = AnswerCache(self.cache) if enabled and settings.cache.answers else None
-        if self.answers is not None and isinstance(self.courses.jobs, InProcessJobs):
+        if self.answers is not None and self.courses.jobs.kind == "inprocess":
             # Celery workers warm the cache themselves after indexing (tasks.jobs).
             self.courses.on_changed = self.warm_soon
         self.ask_limits = shared.ask_limits

@@ -1,11 +1,12 @@
 """The Celery tasks.
 
 ``prefetch_pdf`` and ``index_document`` run :class:`knowledge.ingest.Ingest`
-jobs: transient failures are retried with exponential backoff and full jitter
-up to ``LIVETUTOR_TASK_MAX_RETRIES``; permanent ones (and retries exhausted) go
-to a dead-letter record and are never retried again until ``livetutor dlq
-replay``. Acknowledged late and rejected on worker loss (see :mod:`tasks.app`),
-a job whose worker died runs again; the jobs are idempotent, so that is safe.
+jobs under :mod:`tasks.policy`: transient failures are retried with exponential
+backoff and full jitter up to ``LIVETUTOR_TASK_MAX_RETRIES``; permanent ones
+(and retries exhausted) go to a dead-letter record and are never retried again
+until ``livetutor dlq replay``. Acknowledged late and rejected on worker loss
+(see :mod:`tasks.app`), a job whose worker died runs again; the jobs are
+idempotent, so that is safe.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ import structlog
 from celery import Task, current_app, shared_task
 from celery.exceptions import Retry
 
-from core.errors import DocumentRejected
 from core.settings import Settings
-from knowledge.ingest import Ingest, JobInterrupted, backoff_s
+from knowledge.ingest import Ingest
 from tasks.app import TASK_PREFIX
 from tasks.metrics import current_metrics
+from tasks.policy import RetryPolicy
 
 log = structlog.get_logger("livetutor.tasks")
 _LOCK = threading.Lock()
@@ -70,31 +71,29 @@ def _observe(task: str, outcome: str, seconds: float) -> None:
 
 def _run_document_job(task: Task, name: str, doc_id: str) -> str:
     job = ingest()
-    k = settings().knowledge
+    policy = RetryPolicy.from_settings(settings().knowledge)
     started = time.monotonic()
     attempt = int(task.request.retries or 0)
     try:
         status = job.run(name, doc_id)
-    except JobInterrupted as exc:
-        # The worker is shutting down (a deploy): hand the job back to the queue now,
-        # rather than after the visibility timeout; it starts over (idempotently).
-        log.info("task.requeued", task=name, document=doc_id)
-        _observe(name, "interrupted", time.monotonic() - started)
-        raise task.retry(exc=exc, countdown=0, max_retries=None) from exc
-    except DocumentRejected as exc:
-        job.dead_letter(name, doc_id, exc.reason, attempt + 1)
-        _observe(name, "rejected", time.monotonic() - started)
-        return "failed"
     except Exception as exc:
-        log.warning("task.failed", task=name, document=doc_id, error=type(exc).__name__)
-        if attempt >= k.task_max_retries:
-            reason = f"gave up after {attempt + 1} attempts ({type(exc).__name__})"
-            job.dead_letter(name, doc_id, reason, attempt + 1)
-            _observe(name, "gave_up", time.monotonic() - started)
+        decision = policy.decide(attempt, exc)
+        if decision.outcome == "interrupted":
+            # The worker is shutting down (a deploy): hand the job back to the queue now,
+            # rather than after the visibility timeout; it starts over (idempotently).
+            log.info("task.requeued", task=name, document=doc_id)
+            _observe(name, "interrupted", time.monotonic() - started)
+            raise task.retry(exc=exc, countdown=0, max_retries=None) from exc
+        if decision.transient:
+            log.warning("task.failed", task=name, document=doc_id, error=type(exc).__name__)
+        if decision.dead_letter:
+            job.dead_letter(name, doc_id, decision.reason, decision.attempts)
+            _observe(name, decision.outcome, time.monotonic() - started)
             return "failed"
         _observe(name, "retry", time.monotonic() - started)
-        countdown = backoff_s(attempt, k.task_backoff_s, k.task_backoff_max_s)
-        raise task.retry(exc=exc, countdown=countdown, max_retries=k.task_max_retries) from exc
+        raise task.retry(
+            exc=exc, countdown=decision.delay_s, max_retries=policy.max_retries
+        ) from exc
     _observe(name, "ok", time.monotonic() - started)
     if status == "ready":
         record = job.kb.get_document(doc_id)
