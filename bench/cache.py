@@ -38,6 +38,7 @@ from cache.answers import ANSWERS, CachedAnswer
 from cache.codec import Namespace
 from cache.redis_tier import RedisTier
 from cache.two_tier import TwoTierCache
+from core import keys
 from core.redis_link import connect as redis_connect
 from core.settings import CacheSettings, RedisSettings
 from devtools.cluster import RedisNode
@@ -84,7 +85,7 @@ async def l2_hits(node: RedisNode, samples: int) -> tuple[dict[str, float], dict
             t0 = clock()
             await reader.get(ANSWERS, key)
             t1 = clock()
-            await client.get("lt:c:answers:1.0:a")
+            await client.get(keys.cache_value("answers:1.0:a"))
             t2 = clock()
             ours.append((t1 - t0) / 1000)
             floor.append((t2 - t1) / 1000)

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 
 from bench._common import fmt, machine, percentile, raise_nofile_limit, table
 from bench._pods import QUESTION, offline_env, stored_messages
+from core import keys
 from devtools.cluster import DevCluster, redis_command
 from realtime.client import Answer, StreamGapError, TutorClient
 
@@ -222,7 +223,7 @@ async def trial(args: argparse.Namespace, down_after_ms: int, reference: str | N
 
 async def journal_holes(port: int, stream: str) -> list[int]:
     """Seqs missing below the highest one in the stream's journal on the Redis at ``port``."""
-    entries = await redis_command(port, "XRANGE", f"lt:j:{stream}", "-", "+")
+    entries = await redis_command(port, "XRANGE", keys.journal(stream), "-", "+")
     seqs = {int(entry_id[2:]) for entry_id, _ in entries if entry_id.startswith("0-")}
     return sorted(set(range(1, max(seqs, default=0) + 1)) - seqs)
 

@@ -5,8 +5,9 @@ counted, under their normalised form; the first wording seen is kept for
 display (typing predictions show it). Each course keeps at most
 ``max_questions``: the least asked are dropped when the count grows past it.
 
-:class:`RedisPopular` keeps a sorted set per course (``lt:fq:<course>``)
-plus a hash of wordings (``lt:fq:text:<course>``), shared by every pod and
+:class:`RedisPopular` keeps a sorted set per course
+(:func:`~core.keys.popular_counts`) plus a hash of wordings
+(:func:`~core.keys.popular_wordings`), shared by every pod and
 the workers; :class:`MemoryPopular` is the embedded default.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Protocol
 
+from core import keys
 from core.text import normalise
 
 MAX_QUESTIONS = 2_000
@@ -87,29 +89,25 @@ class RedisPopular:
         if not key:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zincrby(_counts(course), 1, key)
-            pipe.hsetnx(_wording(course), key, question.strip())
+            pipe.zincrby(keys.popular_counts(course), 1, key)
+            pipe.hsetnx(keys.popular_wordings(course), key, question.strip())
             await pipe.execute()
         self._since_prune[course] += 1
         if self._since_prune[course] >= _PRUNE_EVERY:
             self._since_prune[course] = 0
-            await self._prune(keys=[_counts(course), _wording(course)], args=[self._max])
+            await self._prune(
+                keys=[keys.popular_counts(course), keys.popular_wordings(course)], args=[self._max]
+            )
 
     async def top(self, course: str, n: int) -> list[tuple[str, int]]:
         """The most asked questions."""
-        ranked = await self._redis.zrevrange(_counts(course), 0, n - 1, withscores=True)
+        ranked = await self._redis.zrevrange(keys.popular_counts(course), 0, n - 1, withscores=True)
         if not ranked:
             return []
-        wordings = await self._redis.hmget(_wording(course), [key for key, _ in ranked])
+        wordings = await self._redis.hmget(
+            keys.popular_wordings(course), [key for key, _ in ranked]
+        )
         return [
             (wording or key, int(score))
             for (key, score), wording in zip(ranked, wordings, strict=True)
         ]
-
-
-def _counts(course: str) -> str:
-    return f"lt:fq:{course}"
-
-
-def _wording(course: str) -> str:
-    return f"lt:fq:text:{course}"

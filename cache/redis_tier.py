@@ -1,10 +1,11 @@
 """The L2 tier in Redis: values with a TTL, version counters, locks, invalidations.
 
-Keys: ``lt:c:<namespace>:<version>:<key>`` for values, ``lt:c:ver:<namespace>``
-for a namespace's version and ``lt:c:lock:<...>`` for the short single-flight
-locks (redis-py's :class:`~redis.asyncio.lock.Lock`: ``SET NX PX``, released by a
-compare-and-delete script). Invalidations
-go out on the ``lt:c:inval`` channel as JSON. The subscriber reconnects on its
+Keys (named in :mod:`core.keys`): :func:`~core.keys.cache_value` for values,
+:func:`~core.keys.cache_version` for a namespace's version and
+:func:`~core.keys.cache_lock` for the short single-flight locks (redis-py's
+:class:`~redis.asyncio.lock.Lock`: ``SET NX PX``, released by a
+compare-and-delete script). Invalidations go out on the
+:data:`~core.keys.CACHE_INVALIDATION` channel as JSON. The subscriber reconnects on its
 own; after a reconnect it asks the cache to resync, since broadcasts sent
 while it was away are lost.
 """
@@ -23,12 +24,11 @@ from redis.asyncio.lock import Lock
 from redis.exceptions import LockNotOwnedError
 
 from cache.shared import Invalidation
+from core import keys
 from core.errors import SharedUnavailable
 from core.redis_link import UNREACHABLE
 
 log = structlog.get_logger("livetutor.cache")
-
-CHANNEL = "lt:c:inval"
 
 
 class RedisTier:
@@ -73,7 +73,7 @@ class RedisTier:
         """The stored value, or None."""
         try:
             async with self._call():
-                value: bytes | str | None = await self._redis.get(_value(key))
+                value: bytes | str | None = await self._redis.get(keys.cache_value(key))
         except UnicodeDecodeError:
             # Not even text (the client decodes replies): what the cache treats as undecodable.
             return ""
@@ -82,17 +82,17 @@ class RedisTier:
     async def set(self, key: str, value: bytes, ttl_ms: int) -> None:
         """Store ``value`` for ``ttl_ms``."""
         async with self._call():
-            await self._redis.set(_value(key), value, px=ttl_ms)
+            await self._redis.set(keys.cache_value(key), value, px=ttl_ms)
 
     async def delete(self, key: str) -> None:
         """Drop a value."""
         async with self._call():
-            await self._redis.delete(_value(key))
+            await self._redis.delete(keys.cache_value(key))
 
     async def try_lock(self, key: str, ttl_ms: int) -> str | None:
         """A token if this pod now holds the lock on ``key``, else None."""
         lock = self._redis.lock(
-            _lock(key), timeout=ttl_ms / 1000, blocking=False, thread_local=False
+            keys.cache_lock(key), timeout=ttl_ms / 1000, blocking=False, thread_local=False
         )
         async with self._call():
             taken = await lock.acquire()
@@ -114,18 +114,18 @@ class RedisTier:
     async def version(self, namespace: str) -> int:
         """The namespace's current version (0 until first bumped)."""
         async with self._call():
-            value = await self._redis.get(_version(namespace))
+            value = await self._redis.get(keys.cache_version(namespace))
         return int(value or 0)
 
     async def bump(self, namespace: str) -> int:
         """Increment the namespace's version."""
         async with self._call():
-            return int(await self._redis.incr(_version(namespace)))
+            return int(await self._redis.incr(keys.cache_version(namespace)))
 
     async def broadcast(self, message: Invalidation) -> None:
         """Publish an invalidation to every pod."""
         async with self._call():
-            await self._redis.publish(CHANNEL, msgspec.json.encode(message))
+            await self._redis.publish(keys.CACHE_INVALIDATION, msgspec.json.encode(message))
 
     async def _listen_loop(
         self, on_invalidation: Callable[[Invalidation], None], on_resync: Callable[[], None]
@@ -134,7 +134,7 @@ class RedisTier:
         while not self._stopping:
             pubsub = self._redis.pubsub()
             try:
-                await pubsub.subscribe(CHANNEL)
+                await pubsub.subscribe(keys.CACHE_INVALIDATION)
                 if subscribed_before:
                     on_resync()
                 subscribed_before = True
@@ -162,15 +162,3 @@ def _dispatch(data: bytes | str, on_invalidation: Callable[[Invalidation], None]
         return
     if isinstance(message, dict):
         on_invalidation(message)
-
-
-def _value(key: str) -> str:
-    return f"lt:c:{key}"
-
-
-def _lock(key: str) -> str:
-    return f"lt:c:lock:{key}"
-
-
-def _version(namespace: str) -> str:
-    return f"lt:c:ver:{namespace}"

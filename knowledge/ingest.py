@@ -62,11 +62,6 @@ def progress_frame(record: DocumentRecord) -> dict[str, Any]:
     return frame
 
 
-def user_channel(user: str) -> str:
-    """The bus session every connection of an instructor or admin joins (never a client id)."""
-    return f"~u/{user}"
-
-
 def new_document_id() -> str:
     """A random document id."""
     return uuid.uuid4().hex
@@ -330,4 +325,4 @@ def blob_key(course: str, doc_id: str) -> str:
     return f"{hashlib.blake2b(course.encode(), digest_size=8).hexdigest()}/{doc_id}.pdf"
 
 
-__all__ = ["TASKS", "HashingEmbedder", "Ingest", "progress_frame", "user_channel"]
+__all__ = ["TASKS", "HashingEmbedder", "Ingest", "progress_frame"]

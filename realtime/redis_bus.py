@@ -1,23 +1,16 @@
 """The stream bus on Redis: fan-out across pods, journal, leases, takeover, failover.
 
-Keys (prefix ``lt:``)::
-
-    lt:s:<session>      pub/sub channel of a session's frames
-    lt:pod:<pod>        pub/sub channel of control messages for one pod (cancel)
-    lt:j:<stream>       Redis Stream journal: entry ``0-<seq>`` {t: text}, end ``1-0`` {e: json}
-    lt:m:<stream>       hash: the stream's meta
-    lt:lease:<stream>   the owning pod, with a TTL it renews while generating
-    lt:running          set of running stream ids (scanned for orphans)
-    lt:run:<session>    set of the session's running stream ids
-    lt:p:<session>      sorted set: "<pod>/<connection>" scored by when it expires
+Every key and channel it uses, with its type, is tabled in :mod:`core.keys`:
+a channel per session and per pod, and per stream a journal, its meta and
+its lease, plus the running-stream sets and the sessions' presence.
 
 Writes from the hot path (deltas) go through one ordered queue that a writer
 task sends in pipelines, so a delta is always journaled before it is
 published, and a pod never waits on Redis per token. The pod's own
 connections get a frame once its batch is written, so no learner is ever
 ahead of the journal that another pod would finish the stream from. Pub/sub
-messages are ``<origin pod>\\x1f<unix time sent>\\x1f<frame json>``; a pod
-skips its own (it delivered them locally already).
+messages travel in the envelope of :mod:`core.keys` (origin pod, time sent,
+frame json); a pod skips its own (it delivered them locally already).
 
 The owning pod keeps every delta of its streams in memory until the
 ``stream.end`` is written. After an outage or a master change (a new
@@ -41,6 +34,7 @@ import msgspec
 import structlog
 from redis.exceptions import ResponseError
 
+from core import keys
 from core.errors import BusUnavailable
 from core.redis_link import UNREACHABLE, connect
 from core.settings import RedisSettings
@@ -51,8 +45,6 @@ from realtime.streams import BusObserver, StreamOwner
 
 log = structlog.get_logger("livetutor.bus")
 
-_SEP = "\x1f"
-_RUNNING = "lt:running"
 _BATCH = 512
 _MAX_QUEUED = 200_000
 _END_ID = "1-0"
@@ -78,34 +70,6 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-
-def _chan(session: str) -> str:
-    return f"lt:s:{session}"
-
-
-def _ctl(pod: str) -> str:
-    return f"lt:pod:{pod}"
-
-
-def _jkey(stream: str) -> str:
-    return f"lt:j:{stream}"
-
-
-def _mkey(stream: str) -> str:
-    return f"lt:m:{stream}"
-
-
-def _lease(stream: str) -> str:
-    return f"lt:lease:{stream}"
-
-
-def _srun(session: str) -> str:
-    return f"lt:run:{session}"
-
-
-def _presence(session: str) -> str:
-    return f"lt:p:{session}"
 
 
 @dataclass(slots=True)
@@ -221,8 +185,8 @@ class RedisBus:
     async def join(self, session: str, subscriber: Subscriber) -> None:
         """Join the session; subscribes the pod to its channel on first join."""
         self.hub.join(session, subscriber)
-        self._queue("zadd", _presence(session), {self._member(subscriber): self._expiry_ms()})
-        channel = _chan(session)
+        self._queue("zadd", keys.presence(session), {self._member(subscriber): self._expiry_ms()})
+        channel = keys.session_channel(session)
         if channel in self._subscribed:
             waiting = self._confirmations.get(channel)
             if waiting is not None:
@@ -248,8 +212,8 @@ class RedisBus:
     def leave(self, session: str, subscriber: Subscriber) -> None:
         """Leave; the pod unsubscribes when its last connection of the session leaves."""
         self.hub.leave(session, subscriber)
-        self._queue("zrem", _presence(session), self._member(subscriber))
-        channel = _chan(session)
+        self._queue("zrem", keys.presence(session), self._member(subscriber))
+        channel = keys.session_channel(session)
         if self.hub.members(session) == 0 and channel in self._subscribed:
             self._subscribed.discard(channel)
             self._confirmations.pop(channel, None)
@@ -264,7 +228,7 @@ class RedisBus:
 
     async def presence(self, session: str) -> list[dict[str, str]]:
         """Connections of the session on every pod that refreshed their entry in time."""
-        key = _presence(session)
+        key = keys.presence(session)
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.zremrangebyscore(key, "-inf", int(time.time() * 1000))
@@ -282,8 +246,10 @@ class RedisBus:
         expiry = self._expiry_ms()
         for session, members in self.hub.sessions():
             mapping = {self._member(m): expiry for m in members}
-            self._queue("zadd", _presence(session), mapping)
-            self._queue("pexpire", _presence(session), int(self._settings.presence_ttl_s * 2000))
+            self._queue("zadd", keys.presence(session), mapping)
+            self._queue(
+                "pexpire", keys.presence(session), int(self._settings.presence_ttl_s * 2000)
+            )
 
     async def _unsubscribe(self, pubsub: Any, channel: str) -> None:
         with contextlib.suppress(*UNREACHABLE):
@@ -306,7 +272,9 @@ class RedisBus:
             if then is not None:
                 then()
 
-        self._queue("publish", _chan(session), _Stamped(self.pod, text), done=delivered)
+        self._queue(
+            "publish", keys.session_channel(session), _Stamped(self.pod, text), done=delivered
+        )
 
     def _queue(
         self, method: str, *args: Any, done: Callable[[], None] | None = None, **kwargs: Any
@@ -335,12 +303,12 @@ class RedisBus:
         # A safety expiry: if every pod dies, the keys still go away.
         ttl_s = int(self._settings.journal_ttl_s + 3600)
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(_mkey(meta.stream), mapping=meta.to_fields())
-            pipe.expire(_mkey(meta.stream), ttl_s)
-            pipe.sadd(_RUNNING, meta.stream)
-            pipe.sadd(_srun(meta.session), meta.stream)
-            pipe.expire(_srun(meta.session), ttl_s)
-            pipe.set(_lease(meta.stream), self.pod, px=self._lease_ms)
+            pipe.hset(keys.stream_meta(meta.stream), mapping=meta.to_fields())
+            pipe.expire(keys.stream_meta(meta.stream), ttl_s)
+            pipe.sadd(keys.RUNNING, meta.stream)
+            pipe.sadd(keys.session_running(meta.session), meta.stream)
+            pipe.expire(keys.session_running(meta.session), ttl_s)
+            pipe.set(keys.lease(meta.stream), self.pod, px=self._lease_ms)
             await pipe.execute()
 
     def delta(self, meta: StreamMeta, seq: int, text: str) -> None:
@@ -352,7 +320,7 @@ class RedisBus:
         encoded = encode(frame)
         self._queue(
             "xadd",
-            _jkey(meta.stream),
+            keys.journal(meta.stream),
             {"t": text},
             id=f"0-{seq}",
             maxlen=self._settings.journal_maxlen,
@@ -371,12 +339,12 @@ class RedisBus:
         """Journal the end, let the keys expire, leave the running sets, free the lease."""
         ttl_s = int(self._settings.journal_ttl_s)
         return [
-            ("xadd", (_jkey(meta.stream), {"e": text}, _END_ID)),
-            ("expire", (_jkey(meta.stream), ttl_s)),
-            ("expire", (_mkey(meta.stream), ttl_s)),
-            ("srem", (_RUNNING, meta.stream)),
-            ("srem", (_srun(meta.session), meta.stream)),
-            ("eval", (_RELEASE, 1, _lease(meta.stream), self.pod)),
+            ("xadd", (keys.journal(meta.stream), {"e": text}, _END_ID)),
+            ("expire", (keys.journal(meta.stream), ttl_s)),
+            ("expire", (keys.stream_meta(meta.stream), ttl_s)),
+            ("srem", (keys.RUNNING, meta.stream)),
+            ("srem", (keys.session_running(meta.session), meta.stream)),
+            ("eval", (_RELEASE, 1, keys.lease(meta.stream), self.pod)),
         ]
 
     def _queue_end(self, meta: StreamMeta, end: dict[str, Any]) -> None:
@@ -393,7 +361,7 @@ class RedisBus:
     async def meta(self, stream: str) -> StreamMeta | None:
         """The stream's meta while it is journaled."""
         try:
-            raw = await self._redis.hgetall(_mkey(stream))
+            raw = await self._redis.hgetall(keys.stream_meta(stream))
         except UNREACHABLE as exc:
             raise BusUnavailable(str(exc)) from exc
         return StreamMeta.from_fields(raw) if raw else None
@@ -401,7 +369,7 @@ class RedisBus:
     async def read(self, stream: str, after: int) -> StreamRead:
         """Journaled deltas with ``seq > after`` and the end frame if written."""
         try:
-            entries = await self._redis.xrange(_jkey(stream), min=f"0-{after + 1}", max="+")
+            entries = await self._redis.xrange(keys.journal(stream), min=f"0-{after + 1}", max="+")
         except UNREACHABLE as exc:
             raise BusUnavailable(str(exc)) from exc
         deltas: list[tuple[int, str]] = []
@@ -416,13 +384,13 @@ class RedisBus:
     async def running(self, session: str) -> list[tuple[StreamMeta, int]]:
         """Running streams of the session, with their last journaled seq."""
         try:
-            streams = sorted(await self._redis.smembers(_srun(session)))
+            streams = sorted(await self._redis.smembers(keys.session_running(session)))
             if not streams:
                 return []
             async with self._redis.pipeline(transaction=False) as pipe:
                 for stream in streams:
-                    pipe.hgetall(_mkey(stream))
-                    pipe.xrevrange(_jkey(stream), count=1)
+                    pipe.hgetall(keys.stream_meta(stream))
+                    pipe.xrevrange(keys.journal(stream), count=1)
                 results = await pipe.execute()
         except UNREACHABLE as exc:
             raise BusUnavailable(str(exc)) from exc
@@ -438,7 +406,7 @@ class RedisBus:
     async def request_cancel(self, meta: StreamMeta) -> bool:
         """Send ``cancel`` to the pod holding the stream's lease."""
         try:
-            owner = await self._redis.get(_lease(meta.stream))
+            owner = await self._redis.get(keys.lease(meta.stream))
         except UNREACHABLE as exc:
             raise BusUnavailable(str(exc)) from exc
         if owner is None:
@@ -446,7 +414,7 @@ class RedisBus:
         if owner == self.pod:
             return self._owner is not None and self._owner.cancel_local(meta.stream)
         message = encode({"op": "cancel", "stream": meta.stream})
-        self._queue("publish", _ctl(owner), _Stamped(self.pod, message))
+        self._queue("publish", keys.pod_channel(owner), _Stamped(self.pod, message))
         return True
 
     # -- background tasks ---------------------------------------------------
@@ -527,7 +495,7 @@ class RedisBus:
 
     async def _repair(self, owned: _Owned, epoch: str) -> None:
         meta = owned.meta
-        holder = await self._redis.get(_lease(meta.stream))
+        holder = await self._redis.get(keys.lease(meta.stream))
         if holder not in (None, self.pod):
             log.warning("bus.lease_lost", stream=meta.stream, holder=holder)
             self._owned.pop(meta.stream, None)
@@ -536,7 +504,7 @@ class RedisBus:
             return
         meta.epoch = epoch
         await self._write_meta(meta)
-        last = await self._redis.xrevrange(_jkey(meta.stream), count=1)
+        last = await self._redis.xrevrange(keys.journal(meta.stream), count=1)
         deltas, end = list(owned.deltas), owned.end
         have = 0
         if last:
@@ -546,13 +514,18 @@ class RedisBus:
             for seq in range(have + 1, len(deltas) + 1):
                 text = deltas[seq - 1]
                 frame = {"type": "delta", "stream": meta.stream, "seq": seq, "text": text}
-                pipe.xadd(_jkey(meta.stream), {"t": text}, id=f"0-{seq}")
-                pipe.publish(_chan(meta.session), _Stamped(self.pod, encode(frame)).payload(now))
+                pipe.xadd(keys.journal(meta.stream), {"t": text}, id=f"0-{seq}")
+                pipe.publish(
+                    keys.session_channel(meta.session),
+                    _Stamped(self.pod, encode(frame)).payload(now),
+                )
             if end is not None:
                 text = encode(end)
                 for method, args in self._end_writes(meta, text):
                     getattr(pipe, method)(*args)
-                pipe.publish(_chan(meta.session), _Stamped(self.pod, text).payload(now))
+                pipe.publish(
+                    keys.session_channel(meta.session), _Stamped(self.pod, text).payload(now)
+                )
             await pipe.execute(raise_on_error=False)
         # A batch that failed half-way may have reached Redis but not our own
         # connections; they drop whatever they already have.
@@ -583,7 +556,7 @@ class RedisBus:
         while not self._stopping:
             pubsub = self._redis.pubsub()
             try:
-                await pubsub.subscribe(_ctl(self.pod), *self._subscribed)
+                await pubsub.subscribe(keys.pod_channel(self.pod), *self._subscribed)
                 self._pubsub = pubsub
                 delay_s = 0.05
                 await self._listen(pubsub)
@@ -607,21 +580,21 @@ class RedisBus:
                 waiting = self._confirmations.get(channel)
                 if waiting is not None and not waiting.done():
                     waiting.set_result(None)
-                if channel == _ctl(self.pod) and self._reconnected:
+                if channel == keys.pod_channel(self.pod) and self._reconnected:
                     self._reconnected = False
                     self._spawn(self._catch_up(), "bus-catch-up")
                 continue
             if kind != "message":
                 continue
-            origin, _, rest = message["data"].partition(_SEP)
+            origin, sent_at, text = keys.decode_envelope(message["data"])
             if origin == self.pod:
                 continue
-            stamp, _, text = rest.partition(_SEP)
-            if self._observer is not None and stamp:
-                self._observer.delivered(time.time() - float(stamp))
+            if self._observer is not None and sent_at is not None:
+                self._observer.delivered(time.time() - sent_at)
             frame = _decode(text)
-            if channel.startswith("lt:s:"):
-                self.hub.publish_text(channel[5:], frame, text)
+            session = keys.session_of_channel(channel)
+            if session is not None:
+                self.hub.publish_text(session, frame, text)
             elif frame.get("op") == "cancel" and self._owner is not None:
                 self._owner.cancel_local(str(frame.get("stream")))
 
@@ -668,27 +641,27 @@ class RedisBus:
         if not running:
             return
         lost = await self._renew_script(
-            keys=[_lease(s) for s in running], args=[self.pod, self._lease_ms]
+            keys=[keys.lease(s) for s in running], args=[self.pod, self._lease_ms]
         )
         for key in lost:
-            stream = key.removeprefix("lt:lease:")
+            stream = keys.stream_of_lease(key)
             log.warning("bus.lease_lost", stream=stream)
             self._owned.pop(stream, None)
             if self._owner is not None:
                 self._owner.abandon(stream)
 
     async def _claim_orphans(self) -> None:
-        streams = [s for s in await self._redis.smembers(_RUNNING) if s not in self._owned]
+        streams = [s for s in await self._redis.smembers(keys.RUNNING) if s not in self._owned]
         if not streams:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for stream in streams:
-                pipe.exists(_lease(stream))
+                pipe.exists(keys.lease(stream))
             held = await pipe.execute()
         for stream, exists in zip(streams, held, strict=True):
             if exists:
                 continue
-            if not await self._redis.set(_lease(stream), self.pod, nx=True, px=self._lease_ms):
+            if not await self._redis.set(keys.lease(stream), self.pod, nx=True, px=self._lease_ms):
                 continue
             await self._adopt(stream)
 
@@ -697,17 +670,17 @@ class RedisBus:
         read = await self.read(stream, 0)
         if meta is None or read.end is not None or self._owner is None:
             # Ended (or vanished) but its bookkeeping was lost: tidy up.
-            await self._redis.srem(_RUNNING, stream)
+            await self._redis.srem(keys.RUNNING, stream)
             if meta is not None:
-                await self._redis.srem(_srun(meta.session), stream)
-            await self._release_script(keys=[_lease(stream)], args=[self.pod])
+                await self._redis.srem(keys.session_running(meta.session), stream)
+            await self._release_script(keys=[keys.lease(stream)], args=[self.pod])
             return
         deltas = [text for _, text in read.deltas]
         meta.owner = self.pod
         self._owned[stream] = _Owned(meta, list(deltas))
         # The epoch stays as written: if the master changed since, the journal may lack
         # deltas the dead owner had sent, and resuming clients are told to resync.
-        await self._redis.hset(_mkey(stream), "owner", self.pod)
+        await self._redis.hset(keys.stream_meta(stream), "owner", self.pod)
         log.info("bus.takeover", stream=stream, seq=len(deltas))
         if self._observer is not None:
             self._observer.takeover()
@@ -722,7 +695,7 @@ class _Stamped:
     text: str
 
     def payload(self, now: float) -> str:
-        return f"{self.origin}{_SEP}{now:.6f}{_SEP}{self.text}"
+        return keys.encode_envelope(self.origin, now, self.text)
 
 
 def _start_frame(meta: StreamMeta) -> dict[str, Any]:

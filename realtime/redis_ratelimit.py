@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 
+from core import keys
 from core.redis_link import UNREACHABLE
 from realtime.ratelimit import TokenBuckets
 
@@ -46,7 +47,7 @@ class RedisTokenBuckets:
     async def allow(self, key: str) -> float:
         """Take a token: 0.0 if allowed, else the seconds until one is available."""
         try:
-            wait = await self._script(keys=[f"lt:rl:{key}"], args=[self._rate, self._burst])
+            wait = await self._script(keys=[keys.rate_limit(key)], args=[self._rate, self._burst])
         except UNREACHABLE as exc:
             log.warning("ratelimit.redis_unreachable", error=type(exc).__name__)
             return self._fallback.take(key)

@@ -22,7 +22,7 @@ from starlette.websockets import WebSocket
 from core.auth import Principal
 from core.errors import BusUnavailable, StoreError
 from core.ids import new_id
-from knowledge.ingest import user_channel
+from core.keys import user_channel
 from realtime import protocol as p
 from realtime.order import StreamOrder, StreamOrderOverflow
 from realtime.protocol import CloseCode, ErrorCode, FrameError

@@ -22,11 +22,12 @@ from typing import Any
 import structlog
 
 from cache.popular import PopularQuestions
+from core.keys import user_channel
 from core.metrics import Metrics
 from core.settings import Settings
 from core.taskset import TaskSet
 from knowledge.demo_course import DEMO_COURSE, demo_passages, demo_retriever
-from knowledge.ingest import Ingest, progress_frame, user_channel
+from knowledge.ingest import Ingest, progress_frame
 from knowledge.predictions import PhraseIndex
 from knowledge.retriever import CourseRetriever
 from knowledge.vectors import DocumentRecord

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import redis
 
+from core import keys
+
 _SCAN_COUNT = 500
 
 
@@ -30,14 +32,16 @@ def cleanup(client: redis.Redis, journal_ttl_s: float, max_keys: int = 100_000) 
     """One pass over presence sets, running-stream sets and journals."""
     now_ms = int(time.time() * 1000)
     presence = running = journals = 0
-    for key in itertools.islice(client.scan_iter(match="lt:p:*", count=_SCAN_COUNT), max_keys):
+    presence_sets = client.scan_iter(match=keys.PRESENCE_SCAN, count=_SCAN_COUNT)
+    for key in itertools.islice(presence_sets, max_keys):
         presence += int(client.zremrangebyscore(key, "-inf", now_ms))
-    session_sets = client.scan_iter(match="lt:run:*", count=_SCAN_COUNT)
-    for key in itertools.chain(["lt:running"], itertools.islice(session_sets, max_keys)):
+    session_sets = client.scan_iter(match=keys.SESSION_RUNNING_SCAN, count=_SCAN_COUNT)
+    for key in itertools.chain([keys.RUNNING], itertools.islice(session_sets, max_keys)):
         for stream in client.sscan_iter(key, count=_SCAN_COUNT):
-            if not client.exists(f"lt:m:{stream}") and not client.exists(f"lt:lease:{stream}"):
+            if not client.exists(keys.stream_meta(stream), keys.lease(stream)):
                 running += int(client.srem(key, stream))
-    for key in itertools.islice(client.scan_iter(match="lt:j:*", count=_SCAN_COUNT), max_keys):
+    journal_keys = client.scan_iter(match=keys.JOURNAL_SCAN, count=_SCAN_COUNT)
+    for key in itertools.islice(journal_keys, max_keys):
         if client.ttl(key) == -1 and client.xrange(key, "1-0", "1-0"):
             client.expire(key, int(journal_ttl_s))
             journals += 1

@@ -1,8 +1,8 @@
 """``document.progress`` frames from a worker to the pods, over the backplane.
 
 The worker publishes on the same pub/sub channels the pods subscribe to
-(``lt:s:<session>``, see :mod:`realtime.redis_bus`), in the same envelope, so any
-pod holding a connection of the uploader forwards the frame.
+(:func:`core.keys.session_channel`, see :mod:`realtime.redis_bus`), in the same
+envelope, so any pod holding a connection of the uploader forwards the frame.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import time
 import redis
 import structlog
 
-from knowledge.ingest import progress_frame, user_channel
+from core import keys
+from knowledge.ingest import progress_frame
 from knowledge.vectors import DocumentRecord
 
 log = structlog.get_logger("livetutor.tasks")
-_SEP = "\x1f"
 
 
 class ProgressPublisher:
@@ -30,14 +30,14 @@ class ProgressPublisher:
 
     def __call__(self, record: DocumentRecord) -> None:
         text = json.dumps(progress_frame(record), separators=(",", ":"))
-        envelope = f"{self._origin}{_SEP}{time.time()}{_SEP}{text}"
-        targets = [user_channel(record.user)] if record.user else []
+        envelope = keys.encode_envelope(self._origin, time.time(), text)
+        targets = [keys.user_channel(record.user)] if record.user else []
         if record.session:
             targets.append(record.session)
         try:
             with self._redis.pipeline(transaction=False) as pipe:
                 for target in targets:
-                    pipe.publish(f"lt:s:{target}", envelope)
+                    pipe.publish(keys.session_channel(target), envelope)
                 pipe.execute()
         except redis.RedisError as exc:
             # Progress is best effort: GET /documents/{id} has the truth.

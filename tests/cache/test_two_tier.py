@@ -21,6 +21,7 @@ from cache.answers import ANSWERS, CachedAnswer
 from cache.codec import Namespace
 from cache.redis_tier import RedisTier
 from cache.two_tier import TwoTierCache
+from core import keys
 from core.redis_link import connect
 from core.settings import CacheSettings, RedisSettings
 from devtools.cluster import RedisNode
@@ -295,7 +296,7 @@ async def test_a_pod_stops_waiting_for_a_lock_holder_that_never_delivers(
     full = "items:1.0:stuck"
     raw = aioredis.Redis.from_url(redis_node.url)
     try:
-        assert await raw.set(f"lt:c:lock:{full}", "dead-pod", nx=True, px=30_000)
+        assert await raw.set(keys.cache_lock(full), "dead-pod", nx=True, px=30_000)
     finally:
         await raw.aclose()
 
@@ -313,14 +314,14 @@ async def test_poisoned_l2_value_is_a_miss_and_is_replaced(
     raw = aioredis.Redis.from_url(redis_node.url)
     try:
         for poison in (b"\x80not json", b'{"name": 5}'):
-            await raw.set("lt:c:items:1.0:p", poison)
+            await raw.set(keys.cache_value("items:1.0:p"), poison)
             assert await a.get(ITEMS, "p") is None
 
             async def load() -> Item:
                 return Item("p", 1)
 
             assert await a.get_or_load(ITEMS, "p", load) == Item("p", 1)
-            stored = await raw.get("lt:c:items:1.0:p")
+            stored = await raw.get(keys.cache_value("items:1.0:p"))
             assert msgspec.json.decode(stored, type=Item) == Item("p", 1)
             await a.invalidate(ITEMS, "p")
     finally:
@@ -355,7 +356,7 @@ async def test_redis_killed_mid_run_the_cache_keeps_answering(
         await a.set(ITEMS, "after", Item("after", 1))
         raw = aioredis.Redis.from_url(redis_node.url)
         try:
-            return bool(await raw.exists("lt:c:items:1.0:after"))
+            return bool(await raw.exists(keys.cache_value("items:1.0:after")))
         finally:
             await raw.aclose()
 

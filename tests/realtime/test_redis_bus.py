@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from core import keys
 from core.redis_link import parse_sentinels
 from core.settings import Settings
 from devtools.cluster import RedisNode
@@ -217,7 +218,7 @@ async def test_journal_from_before_a_failover_asks_for_resync(
         answer = await client.answer(await client.ask("What is a straw man?"))
     bus = b.runtime.bus
     assert isinstance(bus, RedisBus)
-    await bus.redis.hset(f"lt:m:{answer.stream}", "epoch", "a-master-that-is-gone")
+    await bus.redis.hset(keys.stream_meta(answer.stream), "epoch", "a-master-that-is-gone")
     async with await b.client() as other:
         await other.send({"type": "resume", "id": "r", "stream": answer.stream, "after": 0})
         error = await other.recv(5)

@@ -1,0 +1,190 @@
+"""The whole Redis keyspace: every key, every pub/sub channel, and the pub/sub envelope.
+
+No other module spells a key. Every name starts with ``lt:``; the strings are
+a contract with running deployments (pods of the old and the new release share
+one Redis during an upgrade), so a name here never changes, only new ones are
+added. ``tests/core/test_keys.py`` pins each of them.
+
+Backplane (:mod:`realtime.redis_bus`, swept by :mod:`tasks.cleanup`)::
+
+    lt:s:<session>         channel  a session's frames        session_channel(session)
+    lt:pod:<pod>           channel  control (cancel) for one pod        pod_channel(pod)
+    lt:j:<stream>          stream   journal: entry 0-<seq> {t: text},
+                                    end 1-0 {e: json}                   journal(stream)
+    lt:m:<stream>          hash     the stream's meta                   stream_meta(stream)
+    lt:lease:<stream>      string   the owning pod, with a TTL it renews
+                                    while generating                    lease(stream)
+    lt:running             set      running stream ids (scanned for
+                                    orphans)                            RUNNING
+    lt:run:<session>       set      the session's running stream ids    session_running(session)
+    lt:p:<session>         zset     "<pod>/<connection>" scored by when
+                                    it expires                          presence(session)
+
+Rate limits (:mod:`realtime.redis_ratelimit`)::
+
+    lt:rl:<key>            hash     a token bucket {tokens, at}         rate_limit(key)
+
+Answer and retrieval cache, L2 tier (:mod:`cache.redis_tier`)::
+
+    lt:c:<ns>:<ver>:<key>  string   a cached value, with a TTL          cache_value(key)
+    lt:c:lock:<key>        string   single-flight lock (SET NX PX)      cache_lock(key)
+    lt:c:ver:<ns>          string   a namespace's version counter       cache_version(namespace)
+    lt:c:inval             channel  invalidations as JSON               CACHE_INVALIDATION
+
+Popular questions (:mod:`cache.popular`)::
+
+    lt:fq:<course>         zset     normalised question -> times asked  popular_counts(course)
+    lt:fq:text:<course>    hash     normalised question -> first
+                                    wording seen                        popular_wordings(course)
+
+An instructor's connections all join the bus session :func:`user_channel`
+(``~u/<user>``, outside the alphabet of client-chosen session ids), so its
+channel is ``lt:s:~u/<user>``; document progress from the workers goes there.
+
+Every pub/sub message on a session or pod channel is an envelope
+``<origin>\\x1f<unix time sent>\\x1f<frame json>`` (:func:`encode_envelope`,
+:func:`decode_envelope`): the origin lets a pod skip what it published itself,
+the send time measures delivery latency.
+"""
+
+from __future__ import annotations
+
+# Each prefix once; the functions below are the only way to build a name.
+_SESSION = "lt:s:"
+_POD = "lt:pod:"
+_JOURNAL = "lt:j:"
+_META = "lt:m:"
+_LEASE = "lt:lease:"
+_SESSION_RUNNING = "lt:run:"
+_PRESENCE = "lt:p:"
+_RATE_LIMIT = "lt:rl:"
+_CACHE = "lt:c:"
+_CACHE_LOCK = "lt:c:lock:"
+_CACHE_VERSION = "lt:c:ver:"
+_POPULAR = "lt:fq:"
+_POPULAR_TEXT = "lt:fq:text:"
+
+RUNNING = "lt:running"
+"""Set of every running stream id, scanned for orphans whose owner died."""
+
+CACHE_INVALIDATION = "lt:c:inval"
+"""Channel of the cache's invalidation broadcasts (JSON, no envelope)."""
+
+# SCAN patterns of the cleanup pass (never KEYS).
+PRESENCE_SCAN = _PRESENCE + "*"
+SESSION_RUNNING_SCAN = _SESSION_RUNNING + "*"
+JOURNAL_SCAN = _JOURNAL + "*"
+
+ENVELOPE_SEP = "\x1f"
+
+
+# -- backplane ----------------------------------------------------------------
+
+
+def session_channel(session: str) -> str:
+    """Pub/sub channel of a session's frames."""
+    return _SESSION + session
+
+
+def session_of_channel(channel: str) -> str | None:
+    """The session a :func:`session_channel` belongs to; None for any other channel."""
+    if channel.startswith(_SESSION):
+        return channel[len(_SESSION) :]
+    return None
+
+
+def pod_channel(pod: str) -> str:
+    """Pub/sub channel of control messages (cancel) for one pod."""
+    return _POD + pod
+
+
+def journal(stream: str) -> str:
+    """Redis Stream journal of a stream: ``0-<seq>`` {t: text}, end ``1-0`` {e: json}."""
+    return _JOURNAL + stream
+
+
+def stream_meta(stream: str) -> str:
+    """Hash of a stream's meta."""
+    return _META + stream
+
+
+def lease(stream: str) -> str:
+    """The pod that owns a stream, with a TTL it renews while generating."""
+    return _LEASE + stream
+
+
+def stream_of_lease(key: str) -> str:
+    """The stream id of a :func:`lease` key."""
+    return key.removeprefix(_LEASE)
+
+
+def session_running(session: str) -> str:
+    """Set of a session's running stream ids."""
+    return _SESSION_RUNNING + session
+
+
+def presence(session: str) -> str:
+    """Sorted set of a session's connections, ``<pod>/<connection>`` scored by expiry (ms)."""
+    return _PRESENCE + session
+
+
+def user_channel(user: str) -> str:
+    """The bus session every connection of an instructor or admin joins (never a client id)."""
+    return f"~u/{user}"
+
+
+# -- rate limits ----------------------------------------------------------------
+
+
+def rate_limit(key: str) -> str:
+    """Hash of one token bucket."""
+    return _RATE_LIMIT + key
+
+
+# -- cache ----------------------------------------------------------------------
+
+
+def cache_value(key: str) -> str:
+    """A cached value; ``key`` is the tier key ``<namespace>:<version>:<key>``."""
+    return _CACHE + key
+
+
+def cache_lock(key: str) -> str:
+    """The short single-flight lock on a tier key."""
+    return _CACHE_LOCK + key
+
+
+def cache_version(namespace: str) -> str:
+    """A cache namespace's version counter."""
+    return _CACHE_VERSION + namespace
+
+
+def popular_counts(course: str) -> str:
+    """Sorted set of a course's normalised questions by times asked."""
+    return _POPULAR + course
+
+
+def popular_wordings(course: str) -> str:
+    """Hash of a course's normalised questions to the first wording seen."""
+    return _POPULAR_TEXT + course
+
+
+# -- envelope -------------------------------------------------------------------
+
+
+def encode_envelope(origin: str, sent_at: float, text: str) -> str:
+    """``<origin>\\x1f<sent_at, 6 decimals>\\x1f<text>``; ``text`` may hold the separator."""
+    if ENVELOPE_SEP in origin:
+        raise ValueError("an envelope's origin cannot contain the separator")
+    return f"{origin}{ENVELOPE_SEP}{sent_at:.6f}{ENVELOPE_SEP}{text}"
+
+
+def decode_envelope(data: str) -> tuple[str, float | None, str]:
+    """``(origin, sent_at, text)``; ``sent_at`` is None when missing or unreadable."""
+    origin, _, rest = data.partition(ENVELOPE_SEP)
+    stamp, _, text = rest.partition(ENVELOPE_SEP)
+    try:
+        sent_at = float(stamp) if stamp else None
+    except ValueError:
+        sent_at = None
+    return origin, sent_at, text
