@@ -48,20 +48,6 @@ class JobInterrupted(KnowledgeError):
     """The process is stopping: the job stopped between batches and runs again at start."""
 
 
-def progress_frame(record: DocumentRecord) -> dict[str, Any]:
-    """The ``document.progress`` frame for a record's current state."""
-    frame: dict[str, Any] = {
-        "type": "document.progress",
-        "document": record.id,
-        "course": record.course,
-        "status": record.status,
-        "progress": round(record.progress, 3),
-    }
-    if record.reason:
-        frame["reason"] = record.reason
-    return frame
-
-
 def new_document_id() -> str:
     """A random document id."""
     return uuid.uuid4().hex
@@ -325,4 +311,4 @@ def blob_key(course: str, doc_id: str) -> str:
     return f"{hashlib.blake2b(course.encode(), digest_size=8).hexdigest()}/{doc_id}.pdf"
 
 
-__all__ = ["TASKS", "HashingEmbedder", "Ingest", "progress_frame"]
+__all__ = ["TASKS", "HashingEmbedder", "Ingest"]

@@ -15,6 +15,8 @@ from typing import Any
 
 from cachetools import TTLCache
 
+from realtime import protocol
+
 
 @dataclass(slots=True)
 class StreamMeta:
@@ -63,10 +65,7 @@ class StreamRead:
 
     def frames(self, stream: str) -> list[dict[str, Any]]:
         """The frames to send, in order."""
-        out: list[dict[str, Any]] = [
-            {"type": "delta", "stream": stream, "seq": seq, "text": text}
-            for seq, text in self.deltas
-        ]
+        out = [protocol.delta(stream, seq, text) for seq, text in self.deltas]
         if self.end is not None:
             out.append(self.end)
         return out

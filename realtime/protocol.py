@@ -2,7 +2,11 @@
 
 No I/O here: the endpoint hands raw text to :func:`parse_client_frame` and
 sends what :func:`encode` returns. ``docs/protocol.md`` is the contract;
-this module is its executable form.
+this module is its executable form, and the only place a server frame is
+built: every other module calls the builders below (:func:`welcome`,
+:func:`stream_start`, :func:`delta`, :func:`stream_end`, :func:`error`,
+:func:`session`, :func:`pong`, :func:`reconnect`, :func:`predictions`,
+:func:`document_progress`) and never patches what they return.
 
 Every client frame may carry ``id`` (a string the client chooses, at most 64
 characters); an ``error`` caused by a frame echoes it as ``ref``. ``ask``
@@ -197,7 +201,9 @@ def encode(frame: dict[str, Any]) -> str:
 
 
 # Server frames are plain dicts built by these helpers, so the hot path
-# (one delta per flush) costs a dict and one encode.
+# (one delta per flush) costs a dict and one encode. An optional field given
+# as None is left out of the frame, except where the table in
+# docs/protocol.md lists it as always present (``ref``, ``message``).
 
 
 def welcome(connection: str, pod: str, user: str, limits: dict[str, Any]) -> dict[str, Any]:
@@ -212,14 +218,24 @@ def welcome(connection: str, pod: str, user: str, limits: dict[str, Any]) -> dic
     }
 
 
-def error(code: str, message: str, ref: str | None = None) -> dict[str, Any]:
-    """An ``error`` frame; ``ref`` echoes the ``id`` of the frame it answers."""
-    return {"type": "error", "code": code, "message": message, "ref": ref}
+def error(
+    code: str, message: str, ref: str | None = None, *, retry_after_ms: int | None = None
+) -> dict[str, Any]:
+    """An ``error`` frame; ``ref`` echoes the ``id`` of the frame it answers.
+
+    ``retry_after_ms`` (``rate_limited`` only) says when to ask again.
+    """
+    frame: dict[str, Any] = {"type": "error", "code": code, "message": message, "ref": ref}
+    if retry_after_ms is not None:
+        frame["retry_after_ms"] = retry_after_ms
+    return frame
 
 
-def stream_start(stream: str, ask: str, session: str, course: str, mode: str) -> dict[str, Any]:
-    """A stream opened for ``ask``."""
-    return {
+def stream_start(
+    stream: str, ask: str, session: str, course: str, mode: str, *, text: str | None = None
+) -> dict[str, Any]:
+    """A stream opened for ``ask``; ``text`` is the question, so other tabs can show it."""
+    frame: dict[str, Any] = {
         "type": "stream.start",
         "stream": stream,
         "ask": ask,
@@ -227,6 +243,9 @@ def stream_start(stream: str, ask: str, session: str, course: str, mode: str) ->
         "course": course,
         "mode": mode,
     }
+    if text is not None:
+        frame["text"] = text
+    return frame
 
 
 def delta(stream: str, seq: int, text: str) -> dict[str, Any]:
@@ -244,9 +263,13 @@ def stream_end(
     model: str,
     fallback: bool = False,
     message: str | None = None,
+    taken_over: bool | None = None,
 ) -> dict[str, Any]:
-    """The last frame of a stream; ``seq`` is the last delta's seq (0 if none)."""
-    return {
+    """The last frame of a stream; ``seq`` is the last delta's seq (0 if none).
+
+    ``taken_over`` says whether another pod finished the answer from the journal.
+    """
+    frame: dict[str, Any] = {
         "type": "stream.end",
         "stream": stream,
         "seq": seq,
@@ -257,6 +280,39 @@ def stream_end(
         "fallback": fallback,
         "message": message,
     }
+    if taken_over is not None:
+        frame["taken_over"] = taken_over
+    return frame
+
+
+def session(
+    ref: str | None,
+    session: str,
+    course: str,
+    title: str,
+    messages: list[dict[str, Any]],
+    streams: list[dict[str, Any]],
+    presence: list[dict[str, str]],
+) -> dict[str, Any]:
+    """Answer to ``open``: the session's last messages, running answers and live connections.
+
+    ``streams`` holds :func:`running_stream` items.
+    """
+    return {
+        "type": "session",
+        "ref": ref,
+        "session": session,
+        "course": course,
+        "title": title,
+        "messages": messages,
+        "streams": streams,
+        "presence": presence,
+    }
+
+
+def running_stream(stream: str, ask: str, seq: int, text: str) -> dict[str, Any]:
+    """A running answer in a ``session`` frame: its ``text`` up to ``seq``."""
+    return {"stream": stream, "ask": ask, "seq": seq, "text": text}
 
 
 def predictions(text: str, items: list[str], ref: str | None = None) -> dict[str, Any]:
@@ -267,13 +323,16 @@ def predictions(text: str, items: list[str], ref: str | None = None) -> dict[str
 def document_progress(
     document: str, course: str, status: str, progress: float, reason: str | None = None
 ) -> dict[str, Any]:
-    """Indexing progress of a course document (``progress`` from 0 to 1)."""
+    """Indexing progress of a course document (``progress`` from 0 to 1, to 3 decimals).
+
+    ``reason`` (why it failed) is left out when empty.
+    """
     frame: dict[str, Any] = {
         "type": "document.progress",
         "document": document,
         "course": course,
         "status": status,
-        "progress": progress,
+        "progress": round(progress, 3),
     }
     if reason:
         frame["reason"] = reason

@@ -38,6 +38,7 @@ from core import keys
 from core.errors import BusUnavailable
 from core.redis_link import UNREACHABLE, connect
 from core.settings import RedisSettings
+from realtime import protocol
 from realtime.hub import LocalHub, Subscriber
 from realtime.journal import StreamMeta, StreamRead
 from realtime.protocol import encode
@@ -316,7 +317,7 @@ class RedisBus:
         owned = self._owned.get(meta.stream)
         if owned is not None:
             owned.deltas.append(text)
-        frame = {"type": "delta", "stream": meta.stream, "seq": seq, "text": text}
+        frame = protocol.delta(meta.stream, seq, text)
         encoded = encode(frame)
         self._queue(
             "xadd",
@@ -513,7 +514,7 @@ class RedisBus:
         async with self._redis.pipeline(transaction=False) as pipe:
             for seq in range(have + 1, len(deltas) + 1):
                 text = deltas[seq - 1]
-                frame = {"type": "delta", "stream": meta.stream, "seq": seq, "text": text}
+                frame = protocol.delta(meta.stream, seq, text)
                 pipe.xadd(keys.journal(meta.stream), {"t": text}, id=f"0-{seq}")
                 pipe.publish(
                     keys.session_channel(meta.session),
@@ -530,10 +531,7 @@ class RedisBus:
         # A batch that failed half-way may have reached Redis but not our own
         # connections; they drop whatever they already have.
         frames = [_start_frame(meta)]
-        frames += [
-            {"type": "delta", "stream": meta.stream, "seq": seq, "text": text}
-            for seq, text in enumerate(deltas, start=1)
-        ]
+        frames += [protocol.delta(meta.stream, seq, text) for seq, text in enumerate(deltas, 1)]
         if end is not None:
             frames.append(end)
             self._forget(meta.stream)
@@ -699,12 +697,6 @@ class _Stamped:
 
 
 def _start_frame(meta: StreamMeta) -> dict[str, Any]:
-    return {
-        "type": "stream.start",
-        "stream": meta.stream,
-        "ask": meta.ask,
-        "session": meta.session,
-        "course": meta.course,
-        "mode": meta.mode,
-        "text": meta.question,
-    }
+    return protocol.stream_start(
+        meta.stream, meta.ask, meta.session, meta.course, meta.mode, text=meta.question
+    )

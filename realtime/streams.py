@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from realtime import protocol
 from realtime.hub import LocalHub, Subscriber
 from realtime.journal import MemoryJournal, StreamMeta, StreamRead
 
@@ -154,8 +155,7 @@ class MemoryBus:
         """Journal and publish a delta."""
         if self.journal.append(meta.stream, text) != seq:
             raise RuntimeError(f"delta {seq} of stream {meta.stream} out of order")
-        frame = {"type": "delta", "stream": meta.stream, "seq": seq, "text": text}
-        self.hub.publish(meta.session, frame)
+        self.hub.publish(meta.session, protocol.delta(meta.stream, seq, text))
 
     async def end(self, meta: StreamMeta, end: dict[str, Any]) -> None:
         """Journal and publish the end."""

@@ -28,7 +28,6 @@ from realtime.order import StreamOrder, StreamOrderOverflow
 from realtime.protocol import CloseCode, ErrorCode, FrameError
 from server.runtime import Runtime
 from store.store import message_view
-from tutor.pipeline import describe_stream
 
 log = structlog.get_logger("livetutor.ws")
 _STREAM_FRAMES = frozenset({"stream.start", "delta", "stream.end"})
@@ -344,13 +343,14 @@ class Connection:
             )
         wait_s = await self._rt.ask_limits.allow(self.who.user)
         if wait_s:
-            error = p.error(
-                ErrorCode.RATE_LIMITED,
-                f"too many questions; try again in {wait_s:.1f} s",
-                frame.id,
+            self.send(
+                p.error(
+                    ErrorCode.RATE_LIMITED,
+                    f"too many questions; try again in {wait_s:.1f} s",
+                    frame.id,
+                    retry_after_ms=int(wait_s * 1000) + 1,
+                )
             )
-            error["retry_after_ms"] = int(wait_s * 1000) + 1
-            self.send(error)
             return
         stream, session = await self._rt.tutor.ask(self.who, frame, self)
         self._own.add(stream)
@@ -400,18 +400,16 @@ class Connection:
                 if read.end is None:
                     # The text so far goes in the session frame; live deltas follow from seq + 1.
                     self._order.resume(meta.stream, seq)
-                    streams.append(
-                        {**describe_stream(meta, seq), "text": "".join(t for _, t in read.deltas)}
-                    )
+                    text = "".join(t for _, t in read.deltas)
+                    streams.append(p.running_stream(meta.stream, meta.ask, seq, text))
             self.send(
-                {
-                    "type": "session",
-                    "ref": frame.id,
-                    "session": session.id,
-                    "course": session.course,
-                    "title": session.title,
-                    "messages": [message_view(m) for m in messages],
-                    "streams": streams,
-                    "presence": await self._rt.bus.presence(session.id),
-                }
+                p.session(
+                    frame.id,
+                    session.id,
+                    session.course,
+                    session.title,
+                    [message_view(m) for m in messages],
+                    streams,
+                    await self._rt.bus.presence(session.id),
+                )
             )

@@ -27,10 +27,11 @@ from core.metrics import Metrics
 from core.settings import Settings
 from core.taskset import TaskSet
 from knowledge.demo_course import DEMO_COURSE, demo_passages, demo_retriever
-from knowledge.ingest import Ingest, progress_frame
+from knowledge.ingest import Ingest
 from knowledge.predictions import PhraseIndex
 from knowledge.retriever import CourseRetriever
 from knowledge.vectors import DocumentRecord
+from realtime import protocol
 from realtime.streams import StreamBus
 from tasks.runners import create_jobs
 
@@ -123,7 +124,9 @@ class CourseKnowledge:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        frame = progress_frame(record)
+        frame = protocol.document_progress(
+            record.id, record.course, record.status, record.progress, record.reason
+        )
         loop.call_soon_threadsafe(self.publish_progress, record.user, record.session, frame)
 
     def publish_progress(self, user: str, session: str, frame: dict[str, Any]) -> None:

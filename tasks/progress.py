@@ -15,8 +15,8 @@ import redis
 import structlog
 
 from core import keys
-from knowledge.ingest import progress_frame
 from knowledge.vectors import DocumentRecord
+from realtime import protocol
 
 log = structlog.get_logger("livetutor.tasks")
 
@@ -29,7 +29,10 @@ class ProgressPublisher:
         self._origin = f"worker-{socket.gethostname()}"
 
     def __call__(self, record: DocumentRecord) -> None:
-        text = json.dumps(progress_frame(record), separators=(",", ":"))
+        frame = protocol.document_progress(
+            record.id, record.course, record.status, record.progress, record.reason
+        )
+        text = json.dumps(frame, separators=(",", ":"))
         envelope = keys.encode_envelope(self._origin, time.time(), text)
         targets = [keys.user_channel(record.user)] if record.user else []
         if record.session:

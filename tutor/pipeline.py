@@ -154,8 +154,9 @@ class Tutor:
             meta, shareable=shareable(frame.text, frame.mode, first_in_session=not history)
         )
         await self._bus.join(session.id, subscriber)
-        start = p.stream_start(meta.stream, frame.id, session.id, frame.course, frame.mode)
-        start["text"] = frame.text
+        start = p.stream_start(
+            meta.stream, frame.id, session.id, frame.course, frame.mode, text=frame.text
+        )
         await self._bus.open(meta, start)
         stream.task = self._tasks.spawn(self._run(stream, history), name=f"stream-{meta.stream}")
         return meta.stream, session.id
@@ -387,8 +388,8 @@ class Tutor:
             model=model,
             fallback=fallback,
             message=message,
+            taken_over=stream.taken_over,
         )
-        end["taken_over"] = stream.taken_over
         try:
             # Stored before stream.end goes out, so a client reading the session
             # after stream.end finds the answer.
@@ -426,8 +427,3 @@ class Tutor:
             taken_over=stream.taken_over,
             elapsed_ms=round((time.monotonic() - started) * 1000, 1),
         )
-
-
-def describe_stream(meta: StreamMeta, seq: int) -> dict[str, Any]:
-    """A running stream as listed in a ``session`` frame."""
-    return {"stream": meta.stream, "ask": meta.ask, "seq": seq}

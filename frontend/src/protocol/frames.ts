@@ -20,6 +20,10 @@ export const CloseCode = {
 
 export interface Source {
   document: string;
+  /** The document's id for GET /documents/{id}; empty for the bundled demo course. */
+  document_id?: string;
+  /** The document's title (its PDF title, else the file name). */
+  title?: string;
   page: number;
   heading?: string;
   snippet?: string;
@@ -120,6 +124,7 @@ export interface PredictionsFrame {
   /** The typed text these predictions answer. */
   text: string;
   items: (string | { text: string })[];
+  ref: string | null;
 }
 export interface DocumentProgressFrame {
   type: "document.progress";
