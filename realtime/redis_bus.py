@@ -554,8 +554,13 @@ class RedisBus:
         while not self._stopping:
             pubsub = self._redis.pubsub()
             try:
-                await pubsub.subscribe(keys.pod_channel(self.pod), *self._subscribed)
+                channels = set(self._subscribed)
+                await pubsub.subscribe(keys.pod_channel(self.pod), *channels)
                 self._pubsub = pubsub
+                # A join while that subscribe was in flight saw no subscriber and sent nothing.
+                missed = self._subscribed - channels
+                if missed:
+                    await pubsub.subscribe(*missed)
                 delay_s = 0.05
                 await self._listen(pubsub)
             except UNREACHABLE as exc:

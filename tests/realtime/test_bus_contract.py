@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from core.errors import BusUnavailable
 from core.ids import new_id
 from core.settings import RedisSettings
 from devtools.cluster import RedisNode
@@ -297,11 +296,6 @@ async def test_redis_cancel_request_reaches_the_owning_pod(
     assert owner_two.cancelled == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=BusUnavailable,
-    reason="join while the reader is subscribing is lost: the channel is never subscribed",
-)
 async def test_redis_join_while_the_subscriber_connects_is_confirmed(redis_node: RedisNode) -> None:
     """A join made while the reader is still subscribing gets its subscription confirmed."""
     bus = RedisBus(RedisSettings(url=redis_node.url, socket_timeout_s=0.5), pod="p1")
