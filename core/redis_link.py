@@ -19,7 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as SyncRetry
 from redis.sentinel import Sentinel as SyncSentinel
 
-from core.settings import RedisSettings
+from core.settings import RedisSettings, parse_sentinels
 
 # Everything that means "this Redis is not reachable right now".
 UNREACHABLE: tuple[type[BaseException], ...] = (
@@ -29,17 +29,6 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
     TimeoutError,
     OSError,
 )
-
-
-def parse_sentinels(addresses: tuple[str, ...]) -> list[tuple[str, int]]:
-    """``host:port`` strings as pairs; a clear error for a malformed one."""
-    pairs = []
-    for address in addresses:
-        host, sep, port = address.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ValueError(f"REDIS_SENTINELS entry {address!r} is not host:port")
-        pairs.append((host, int(port)))
-    return pairs
 
 
 def _options(settings: RedisSettings, retry: Any) -> tuple[dict[str, Any], dict[str, Any]]:

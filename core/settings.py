@@ -28,6 +28,17 @@ class SettingsError(LiveTutorError, ValueError):
     """An environment variable holds a value that cannot be used."""
 
 
+def parse_sentinels(addresses: tuple[str, ...]) -> list[tuple[str, int]]:
+    """``host:port`` strings as pairs; a clear error for a malformed one."""
+    pairs = []
+    for address in addresses:
+        host, sep, port = address.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise SettingsError(f"REDIS_SENTINELS entry {address!r} is not host:port")
+        pairs.append((host, int(port)))
+    return pairs
+
+
 class WsSettings(msgspec.Struct, frozen=True, kw_only=True):
     """The WebSocket endpoint and its per-connection limits."""
 
@@ -227,10 +238,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(
                 "LIVETUTOR_ASK_RATE_PER_MIN must be positive and LIVETUTOR_ASK_BURST at least 1"
             )
-        for address in self.redis.sentinels:
-            host, sep, port = address.rpartition(":")
-            if not (sep and host and port.isdigit()):
-                raise SettingsError(f"REDIS_SENTINELS entry {address!r} is not host:port")
+        parse_sentinels(self.redis.sentinels)
         if self.cache.l1_size < 1 or self.cache.max_value_bytes < 1024:
             raise SettingsError(
                 "LIVETUTOR_CACHE_L1_SIZE must be at least 1 and "

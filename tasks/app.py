@@ -13,8 +13,7 @@ from urllib.parse import quote
 
 from celery import Celery
 
-from core.redis_link import parse_sentinels
-from core.settings import Settings, SettingsError
+from core.settings import Settings, SettingsError, parse_sentinels
 
 QUEUE = "livetutor"
 TASK_PREFIX = "livetutor."

@@ -12,8 +12,7 @@ import httpx
 import pytest
 
 from core import keys
-from core.redis_link import parse_sentinels
-from core.settings import Settings
+from core.settings import Settings, parse_sentinels
 from devtools.cluster import RedisNode
 from realtime.redis_bus import RedisBus
 from tests.support.server import RunningServer, run_server
