@@ -3,7 +3,7 @@
 Everything a pod sends about a session goes through a :class:`StreamBus`:
 ``stream.start``, every ``delta`` (journaled, then published, in that
 order), ``stream.end``, and other session frames. Two implementations are
-chosen in one place (:func:`server.runtime.create_bus`):
+chosen in one place (:func:`server.backends.create_shared`):
 
 - :class:`MemoryBus` (embedded default): one process, :class:`LocalHub` and
   :class:`MemoryJournal`;
