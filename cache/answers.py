@@ -31,7 +31,7 @@ from cache.two_tier import TwoTierCache
 from core.text import normalise
 
 # Bump when the prompts change the answers they produce: old answers retire.
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 # Words that point back at the conversation: the question is not self-contained.

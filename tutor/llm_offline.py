@@ -5,6 +5,13 @@ Answers say plainly that they are composed from the course text, cite pages,
 and stream word by word at ``offline_pace_ms`` (0 in tests). The same prompt
 always gives the same text, so a stream taken over mid-answer continues
 exactly where it stopped.
+
+Course text is untrusted (see :mod:`tutor.prompts`): it is only ever shown
+as quoted material, never in the tutor's own voice. Explain mode quotes each
+passage as a Markdown block quote on one line, under a label naming its
+heading, document and page; headings and partial sentences inside the
+tutor's sentences stand between “ and ”, with any such quotes in the course
+text straightened so they cannot end the quotation early.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from tutor.llm import Prompt
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _TOKEN = re.compile(r"\S+\s*|\s+")
 _WORD = re.compile(r"[A-Za-z]+")
+_SPACES = re.compile(r"\s+")
+_STRAIGHT = str.maketrans({"“": '"', "”": '"'})
 # Yield to the event loop this often when unpaced, so cancel and other streams get a turn.
 _YIELD_EVERY = 16
 
@@ -73,8 +82,18 @@ def compose(prompt: Prompt) -> str:
     return _explain(prompt)
 
 
+def _inline(text: str) -> str:
+    """Course text to stand between “ and ” in a line of ours: one line, no curly quotes."""
+    return _SPACES.sub(" ", text).strip().translate(_STRAIGHT)
+
+
+def _quote(text: str) -> str:
+    """Course text as a one-line Markdown block quote: a line break cannot leave it."""
+    return f"> {_inline(text)}"
+
+
 def _cite(p: Passage) -> str:
-    return f"({p.document}, p. {p.page})"
+    return f"({_inline(p.document)}, p. {p.page})"
 
 
 def _key_sentences(p: Passage, question: str, n: int) -> list[str]:
@@ -91,9 +110,9 @@ def _explain(prompt: Prompt) -> str:
     parts = ["Here is what the course material says (offline tutor, quoting the course text).\n"]
     for p in prompt.passages[:3]:
         body = " ".join(_key_sentences(p, prompt.question, 2))
-        parts.append(f"**{p.heading}**: {body} {_cite(p)}\n")
+        parts.append(f"From “{_inline(p.heading)}” {_cite(p)}:\n{_quote(body)}\n")
     first = prompt.passages[0]
-    parts.append(f"To go further, read page {first.page}, “{first.heading}”.")
+    parts.append(f"To go further, read page {first.page}, “{_inline(first.heading)}”.")
     return "\n".join(parts)
 
 
@@ -113,17 +132,19 @@ def _hint(prompt: Prompt) -> str:
     level = max(prompt.hint_level, 0)
     lines = [
         "Let's work this out together (offline tutor, hint mode).\n",
-        f"1. Reread page {first.page}, “{first.heading}” {_cite(first)}.",
+        f"1. Reread page {first.page}, “{_inline(first.heading)}” {_cite(first)}.",
         f"2. Pick out the key terms there: {', '.join(keywords)}. What does each one mean?",
         "3. Which of them does your question depend on, and how are they related?",
     ]
     if level >= 1:
-        opening = _key_sentences(first, prompt.question, 1)[0].split()
+        opening = _inline(_key_sentences(first, prompt.question, 1)[0]).split()
         lines.append(
             f"4. A start, for you to finish: “{' '.join(opening[: max(len(opening) // 2, 3)])} …”"
         )
     if level >= 2 and len(prompt.passages) > 1:
         second = prompt.passages[1]
-        lines.append(f"5. Compare with page {second.page}, “{second.heading}” {_cite(second)}.")
+        lines.append(
+            f"5. Compare with page {second.page}, “{_inline(second.heading)}” {_cite(second)}."
+        )
     lines.append("\nWhat answer do you reach? Tell me and I will check your reasoning.")
     return "\n".join(lines)

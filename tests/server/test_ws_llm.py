@@ -75,8 +75,9 @@ async def test_llm_answer_streams_with_model_and_sources(
     request = fake.requests[-1]
     assert request["model"] == "tutor-model"
     assert request["stream"] is True
-    system = request["messages"][0]["content"]
-    assert "Deductive validity" in system
+    material = request["messages"][-2]
+    assert material["role"] == "user"
+    assert "Deductive validity" in material["content"]
     assert request["messages"][-1] == {"role": "user", "content": "What makes an argument valid?"}
 
 
@@ -86,7 +87,7 @@ async def test_history_goes_to_the_llm(server: RunningServer, fake: FakeOpenAI) 
         first = await client.answer(await client.ask("What is validity?"))
         await client.answer(await client.ask("Give an example", session=first.session))
     roles = [m["role"] for m in fake.requests[-1]["messages"]]
-    assert roles == ["system", "user", "assistant", "user"]
+    assert roles == ["system", "user", "assistant", "user", "user"]
     assert fake.requests[-1]["messages"][2]["content"] == first.text
 
 

@@ -20,14 +20,22 @@ server to notice, which happens a moment after the client closes.
 
 A scripted drop ends the HTTP response without its terminating chunk, as a
 crashing upstream would: the client sees a protocol error, never a clean end.
+
+:meth:`Reply.gullible_answer` scripts a model that trusts its system role blindly:
+it obeys the last instruction it reads in any system message ("reply only
+with X", "ignore … and say X": it answers just X), and otherwise answers
+with its tokens. Text in other roles never moves it, so it tells whether a
+prompt put someone else's words in the system role.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
+import re
 import time
 import uuid
 from collections import deque
@@ -45,6 +53,16 @@ DEFAULT_MODEL = "fake-model"
 DEFAULT_TOKENS = ("Hello", ", ", "world", ".")
 STARTUP_TIMEOUT_S = 5.0
 SHUTDOWN_TIMEOUT_S = 10.0
+
+# What the gullible model obeys: "reply/respond/answer (only) with X", "say only X",
+# "ignore … and say/reply/… X". X runs to the end of its sentence or quotation.
+_INSTRUCTION = re.compile(
+    r"(?:\b(?:reply|respond|answer)\s+(?:only\s+)?with|\bsay\s+only"
+    r"|\bignore\b[^.!?\n]*?\band\s+(?:just\s+)?(?:say|reply|respond|answer)(?:\s+only)?"
+    r"(?:\s+with)?)"
+    r"\s+(?:only\s+)?[\"“']?(?P<text>[^\"”'.!?\n]+)",
+    re.IGNORECASE,
+)
 
 # OpenAI-style error bodies: status -> (type, code, message).
 _ERRORS: dict[int, tuple[str, str | None, str]] = {
@@ -78,6 +96,10 @@ class Reply:
     drop_after: int | None = None
     # End with a chunk whose ``choices`` is empty, as OpenAI does for usage reports.
     usage_chunk: bool = False
+    # Answer with the conversation it was given (every message but the system ones).
+    echo: bool = False
+    # Answer with the last instruction found in the system role, if there is one.
+    gullible: bool = False
 
     @classmethod
     def answer(
@@ -95,6 +117,16 @@ class Reply:
             first_token_delay_s=first_token_delay_s,
             usage_chunk=usage_chunk,
         )
+
+    @classmethod
+    def gullible_answer(cls, tokens: Iterable[str] = DEFAULT_TOKENS) -> Reply:
+        """Obey the last instruction in the system role; without one, answer ``tokens``."""
+        return cls(tokens=tuple(tokens), gullible=True)
+
+    @classmethod
+    def echo_conversation(cls) -> Reply:
+        """Answer with the text of every non-system message of the request, one per line."""
+        return cls(tokens=(), echo=True)
 
     @classmethod
     def error(cls, status: int) -> Reply:
@@ -171,6 +203,10 @@ class FakeOpenAI:
         self.requests.append(body)
         self._changed.set()
         reply = self._next_reply()
+        if reply.echo:
+            reply = Reply.answer(_echoed(body))
+        if reply.gullible:
+            reply = dataclasses.replace(reply, tokens=_obeyed(body, reply.tokens))
         await self._pause(reply.headers_delay_s)
         if reply.status >= 400:
             return JSONResponse(_error_body(reply.status), status_code=reply.status)
@@ -348,6 +384,26 @@ async def _wait(condition: Callable[[], bool], changed: asyncio.Event, timeout_s
         while not condition():
             changed.clear()
             await changed.wait()
+
+
+def _obeyed(body: dict[str, Any], tokens: tuple[str, ...]) -> tuple[str, ...]:
+    """What the gullible model answers: the last system-role instruction's text, or ``tokens``."""
+    last = None
+    for message in body.get("messages", []):
+        content = message.get("content")
+        if message.get("role") == "system" and isinstance(content, str):
+            for match in _INSTRUCTION.finditer(content):
+                last = match.group("text").strip()
+    return (last,) if last else tokens
+
+
+def _echoed(body: dict[str, Any]) -> list[str]:
+    """What the echoing model answers: each non-system message's text, one per line."""
+    return [
+        f"{message['content']}\n"
+        for message in body.get("messages", [])
+        if message.get("role") != "system" and isinstance(message.get("content"), str)
+    ]
 
 
 def _sse(data: dict[str, Any]) -> bytes:

@@ -38,6 +38,13 @@ def system_text(p: Prompt) -> str:
     return first["content"]
 
 
+def material_text(p: Prompt) -> str:
+    """The course material message's content: the user message just before the question."""
+    material = p.messages[-2]
+    assert material["role"] == "user"
+    return material["content"]
+
+
 def test_explain_system_text_asks_for_cited_answer() -> None:
     """Explain mode names the course and asks to answer citing passages."""
     text = system_text(prompt(mode="explain"))
@@ -62,9 +69,16 @@ def test_hint_system_text_counts_hints_from_one() -> None:
 
 def test_passages_are_numbered_with_their_page() -> None:
     """Passages are listed as [1], [2]… in order, each with document, page, heading and text."""
-    text = system_text(prompt())
-    first = "[1] Thinking Clearly, page 2, “Deductive validity”:\nValidity concerns form."
-    second = "[2] Thinking Clearly, page 5, “Correlation and causation”:\nCorrelation is not proof."
+    text = material_text(prompt())
+    first = (
+        '<passage n="1" document="Thinking Clearly" page="2" heading="Deductive validity">\n'
+        "Validity concerns form.\n</passage>"
+    )
+    second = (
+        '<passage n="2" document="Thinking Clearly" page="5" '
+        'heading="Correlation and causation">\nCorrelation is not proof.\n</passage>'
+    )
+    assert "Validity concerns form." not in system_text(prompt())
     assert first in text
     assert second in text
     assert text.index(first) < text.index(second)
@@ -84,7 +98,7 @@ def test_history_maps_roles_in_order() -> None:
         message("tutor", "Premises and a conclusion.", 2),
         message("learner", "And validity?", 3),
     ]
-    turns = [(m["role"], m["content"]) for m in prompt(history=history).messages[1:-1]]
+    turns = [(m["role"], m["content"]) for m in prompt(history=history).messages[1:-2]]
     assert turns == [
         ("user", "What is an argument?"),
         ("assistant", "Premises and a conclusion."),
@@ -95,7 +109,7 @@ def test_history_maps_roles_in_order() -> None:
 def test_history_skips_empty_messages() -> None:
     """Messages without text (e.g. a cancelled answer) are left out."""
     history = [message("learner", "Hi", 1), message("tutor", "", 2)]
-    turns = [m["role"] for m in prompt(history=history).messages[1:-1]]
+    turns = [m["role"] for m in prompt(history=history).messages[1:-2]]
     assert turns == ["user"]
 
 
@@ -103,7 +117,7 @@ def test_question_is_the_last_user_message() -> None:
     """The question comes last, as a user message, after the history."""
     p = prompt(question="Is this valid?", history=[message("tutor", "Earlier answer.", 1)])
     assert p.messages[-1] == {"role": "user", "content": "Is this valid?"}
-    assert len(p.messages) == 3
+    assert len(p.messages) == 4
 
 
 def test_prompt_carries_its_inputs() -> None:
