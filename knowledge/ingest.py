@@ -33,7 +33,7 @@ from core.settings import Settings
 from knowledge.blobs import BlobStore, create_blobs
 from knowledge.chunking import chunk_pages
 from knowledge.embedders import Embedder, HashingEmbedder, create_embedder
-from knowledge.fetch import FetchPolicy, fetch_pdf
+from knowledge.fetch import FetchPolicy, check_url, fetch_pdf
 from knowledge.pdf import extract_pages
 from knowledge.vectors import DeadLetter, DocumentRecord, KnowledgeBase, StoredChunk
 
@@ -122,10 +122,13 @@ class Ingest:
         return record, True
 
     def add_url(self, course: str, url: str, *, user: str, session: str = "") -> DocumentRecord:
-        """Register a URL to prefetch."""
+        """Register a URL to prefetch; :class:`DocumentRejected` for one that is never fetched."""
+        # Refused here, before it is stored: a password in the URL would be
+        # kept in the registry and shown in the course's document list.
+        parts = check_url(url)
         self._check_room(course)
         doc_id = new_document_id()
-        name = PurePath(url.split("?", 1)[0]).name or "document"
+        name = PurePath(parts.path).name or parts.hostname or "document"
         record = DocumentRecord(
             id=doc_id,
             course=course,

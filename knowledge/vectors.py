@@ -91,11 +91,15 @@ class DocumentRecord:
     updated_at: float = field(default_factory=time.time)
 
     def view(self) -> dict[str, Any]:
-        """The document as ``GET /documents/{id}`` shows it."""
+        """The document as ``GET /documents/{id}`` shows it, never with a URL's credentials."""
+        url, userinfo = _without_credentials(self.url)
+        # A URL registered before credentials were refused may have named the
+        # document after its user:password@host.
+        title = "document" if userinfo and userinfo in self.title else self.title
         out: dict[str, Any] = {
             "id": self.id,
             "course": self.course,
-            "title": self.title,
+            "title": title,
             "status": self.status,
             "progress": round(self.progress, 3),
             "pages": self.pages,
@@ -104,11 +108,23 @@ class DocumentRecord:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
-        if self.url:
-            out["url"] = self.url
+        if url:
+            out["url"] = url
         if self.reason:
             out["reason"] = self.reason
         return out
+
+
+def _without_credentials(url: str) -> tuple[str, str]:
+    """``url`` without its ``user:password@`` part, and that part ("" when none)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "", ""
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, ""
+    return parts._replace(netloc=host).geturl(), userinfo
 
 
 @dataclass(frozen=True, slots=True)

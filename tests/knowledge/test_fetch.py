@@ -3,15 +3,57 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.errors import DocumentRejected, FetchRefused, KnowledgeUnavailable
 from knowledge.fetch import FetchPolicy, fetch_pdf, forbidden
 from tests.support.files import Route, file_server
 from tests.support.pdfs import HARBOUR_FACTS, make_pdf
+from tests.support.trickle import trickle_server
 
 PDF = make_pdf(HARBOUR_FACTS)
+HEAD = f"HTTP/1.1 200 OK\r\nContent-Length: {len(PDF)}\r\n\r\n".encode()
+# Far above the deadlines below, far below what a trickled response would take.
+MARGIN_S = 4.0
+
+# Not globally routable, or a path from IPv6 to an IPv4 address somewhere else.
+NOT_GLOBAL_V6 = [
+    "2002::/16",  # 6to4
+    "2001::/32",  # Teredo
+    "64:ff9b::/96",  # NAT64
+    "64:ff9b:1::/48",  # local-use NAT64
+    "fec0::/10",  # site-local
+    "fc00::/7",  # unique-local
+    "fe80::/10",  # link-local
+    "ff00::/8",  # multicast
+    "::/128",  # unspecified
+    "::1/128",  # loopback
+    "2001:db8::/32",  # documentation
+    "3fff::/20",  # documentation
+    "2001:2::/48",  # benchmarking
+    "100::/64",  # discard-only
+    "::/96",  # IPv4-compatible
+    "::ffff:127.0.0.0/104",  # IPv4-mapped loopback
+    "::ffff:10.0.0.0/104",  # IPv4-mapped private
+    "::ffff:169.254.0.0/112",  # IPv4-mapped link-local and metadata
+    "::ffff:100.64.0.0/106",  # IPv4-mapped shared
+]
+# Large allocated unicast blocks with no special-purpose range inside.
+GLOBAL = [
+    "1.0.0.0/8",
+    "8.0.0.0/7",
+    "23.0.0.0/8",
+    "80.0.0.0/4",
+    "104.0.0.0/6",
+    "185.0.0.0/8",
+    "2400::/6",
+    "2a00::/7",
+    "2001:4860::/32",
+]
 
 
 @pytest.mark.parametrize(
@@ -125,3 +167,48 @@ def test_other_schemes_and_credentials_are_refused(url: str) -> None:
     """Only plain http(s) URLs without credentials are fetched."""
     with pytest.raises(DocumentRejected):
         fetch_pdf(url, FetchPolicy())
+
+
+@given(st.sampled_from(NOT_GLOBAL_V6).flatmap(lambda net: st.ip_addresses(v=6, network=net)))
+def test_ipv6_that_is_not_globally_routable_is_forbidden(address: ipaddress.IPv6Address) -> None:
+    """Transition (6to4, Teredo, NAT64), site-local and other special IPv6 addresses are refused."""
+    assert forbidden(address) is not None
+
+
+@given(st.sampled_from(GLOBAL).flatmap(lambda net: st.ip_addresses(network=net)))
+def test_globally_routable_addresses_pass_the_address_check(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
+    """Ordinary public IPv4 and IPv6 addresses, and IPv4 written as IPv6, are allowed."""
+    assert forbidden(address) is None
+    if address.version == 4:
+        assert forbidden(ipaddress.IPv6Address(f"::ffff:{address}")) is None
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["2002:7f00:1::", "2002:a9fe:a9fe::1", "2001:0:7f00:1::1", "64:ff9b::7f00:1", "fec0::1"],
+    ids=["6to4-loopback", "6to4-metadata", "teredo", "nat64-loopback", "site-local"],
+)
+def test_transition_and_site_local_urls_are_refused(host: str) -> None:
+    """A URL naming a 6to4, Teredo, NAT64 or site-local address is refused, not tried."""
+    with pytest.raises(FetchRefused):
+        fetch_pdf(f"http://[{host}]/guide.pdf", FetchPolicy(timeout_s=5))
+
+
+def test_a_trickled_body_is_cut_off_at_the_deadline() -> None:
+    """A server sending the body a byte at a time cannot hold a fetch past its deadline."""
+    with trickle_server(HEAD + PDF, at_once=len(HEAD), pause_s=0.2) as slow:
+        started = time.monotonic()
+        with pytest.raises(DocumentRejected, match="took longer than 1 s"):
+            fetch_pdf(slow.url(), FetchPolicy(("localhost",), timeout_s=1))
+        assert time.monotonic() - started < 1 + MARGIN_S
+
+
+def test_trickled_headers_are_cut_off_at_the_deadline() -> None:
+    """A server sending its status line and headers a byte at a time is cut off at the deadline."""
+    with trickle_server(HEAD + PDF, pause_s=0.2) as slow:
+        started = time.monotonic()
+        with pytest.raises(DocumentRejected, match="took longer than 1 s"):
+            fetch_pdf(slow.url(), FetchPolicy(("localhost",), timeout_s=1))
+        assert time.monotonic() - started < 1 + MARGIN_S
