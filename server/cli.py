@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core.datadir import restrict_umask
 from core.errors import LiveTutorError
 from core.settings import Settings
 
@@ -180,20 +181,24 @@ def _cache_retire(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from core.datadir import make_private
     from core.logs import configure
     from tasks.worker import run_worker
 
     settings = _settings(args)
     configure(settings.log_level, settings.log_json and not sys.stderr.isatty())
+    make_private(settings.data_dir)
     return run_worker(settings, concurrency=args.concurrency, loglevel=settings.log_level)
 
 
 def _beat(args: argparse.Namespace) -> int:
+    from core.datadir import make_private
     from core.logs import configure
     from tasks.worker import run_beat
 
     settings = _settings(args)
     configure(settings.log_level, settings.log_json and not sys.stderr.isatty())
+    make_private(settings.data_dir)
     return run_beat(settings, loglevel=settings.log_level)
 
 
@@ -315,6 +320,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``livetutor`` console script."""
     args = parser().parse_args(argv)
+    # Whatever a command writes (the data directory above all) is private to its user.
+    restrict_umask()
     try:
         code: int = args.run(args)
     except LiveTutorError as exc:

@@ -19,6 +19,7 @@ from cache.answers import AnswerCache
 from cache.retrieval import CachedRetriever
 from cache.two_tier import TwoTierCache
 from core.auth import TokenCodec, load_secret
+from core.datadir import make_private
 from core.metrics import Metrics
 from core.retrieval import Retriever
 from core.settings import Settings
@@ -59,6 +60,8 @@ class Runtime:
         cache: TwoTierCache | None = None,
     ) -> None:
         self.settings = settings
+        # First: everything below may write to the data directory.
+        make_private(settings.data_dir)
         self.pod = settings.pod_name or f"{socket.gethostname()}-{os.getpid()}"
         self.codec = TokenCodec(load_secret(settings), settings.auth.jwt_issuer)
         self.store = store or create_store(settings)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -251,6 +252,7 @@ def _connect(db: _Database, path: str, timeout_s: float) -> None:
     with _errors("open"):
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(path)
         # timeout is SQLite's busy timeout: how long to wait for another
         # process's write lock before failing.
         conn = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
@@ -268,6 +270,22 @@ def _connect(db: _Database, path: str, timeout_s: float) -> None:
             conn.close()
         raise
     db.conn = conn
+
+
+def _private_file(path: str) -> None:
+    """Create the database file 0600, or tighten it to 0600: it holds every conversation.
+
+    SQLite gives the ``-wal`` and ``-shm`` files the database file's mode,
+    whatever the umask, so this makes them private too.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            # A file of another user's stays as it is; SQLite reports what follows.
+            with contextlib.suppress(PermissionError):
+                os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def _disconnect(db: _Database) -> None:
