@@ -9,7 +9,6 @@ data directory, created on first start with mode 0600.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -19,12 +18,12 @@ from typing import Literal, cast
 import jwt
 
 from core.errors import AuthError
+from core.ids import is_course_id, is_user_id
 from core.settings import Settings
 
 Role = Literal["learner", "instructor", "admin"]
 ROLES: tuple[Role, ...] = ("learner", "instructor", "admin")
 SECRET_FILE = "jwt_secret"
-_USER_ID = re.compile(r"^[A-Za-z0-9_.@:-]{1,64}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +82,12 @@ class TokenCodec:
         ttl_s: int = 86_400,
     ) -> str:
         """A signed token for ``user``."""
-        if not _USER_ID.match(user):
+        if not is_user_id(user):
             raise AuthError("user id must be 1-64 characters of letters, digits and _.@:-")
         if role not in ROLES:
             raise AuthError(f"role must be one of {', '.join(ROLES)}")
+        if not all(is_course_id(c) for c in courses):
+            raise AuthError("course ids must be 1-64 characters of letters, digits and _.:-")
         now = int(time.time())
         claims = {
             "sub": user,
@@ -119,13 +120,15 @@ class TokenCodec:
             claims.get("role", "learner"),
             claims.get("courses"),
         )
-        if not isinstance(user, str) or not _USER_ID.match(user):
+        if not isinstance(user, str) or not is_user_id(user):
             raise AuthError("invalid token: bad subject")
         if role not in ROLES:
             raise AuthError("invalid token: bad role")
         if courses is None:
             courses = []
-        if not isinstance(courses, list) or not all(isinstance(c, str) for c in courses):
+        if not isinstance(courses, list) or not all(
+            isinstance(c, str) and is_course_id(c) for c in courses
+        ):
             raise AuthError("invalid token: bad courses claim")
         return Principal(user=user, role=cast(Role, role), courses=frozenset(courses))
 

@@ -24,6 +24,12 @@ Rate limits (:mod:`realtime.redis_ratelimit`)::
 
     lt:rl:<key>            hash     a token bucket {tokens, at}         rate_limit(key)
 
+Connection limits (:mod:`realtime.connection_limits`)::
+
+    lt:uc:<user>           zset     the user's open WebSockets,
+                                    "<pod>/<connection>" scored by when
+                                    it expires                          user_connections(user)
+
 Answer and retrieval cache, L2 tier (:mod:`cache.redis_tier`)::
 
     lt:c:<ns>:<ver>:<key>  string   a cached value, with a TTL          cache_value(key)
@@ -58,6 +64,7 @@ _LEASE = "lt:lease:"
 _SESSION_RUNNING = "lt:run:"
 _PRESENCE = "lt:p:"
 _RATE_LIMIT = "lt:rl:"
+_USER_CONNECTIONS = "lt:uc:"
 _CACHE = "lt:c:"
 _CACHE_LOCK = "lt:c:lock:"
 _CACHE_VERSION = "lt:c:ver:"
@@ -139,6 +146,11 @@ def user_channel(user: str) -> str:
 def rate_limit(key: str) -> str:
     """Hash of one token bucket."""
     return _RATE_LIMIT + key
+
+
+def user_connections(user: str) -> str:
+    """Sorted set of a user's open WebSockets, ``<pod>/<connection>`` scored by expiry (ms)."""
+    return _USER_CONNECTIONS + user
 
 
 # -- cache ----------------------------------------------------------------------

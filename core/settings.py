@@ -54,6 +54,8 @@ class WsSettings(msgspec.Struct, frozen=True, kw_only=True):
     allowed_origins: tuple[str, ...] = ()
     ask_rate_per_min: float = 20.0
     ask_burst: int = 5
+    # Open WebSockets one user may hold, across every pod when Redis is configured.
+    max_connections_per_user: int = 20
 
 
 class RedisSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -239,6 +241,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 "LIVETUTOR_ASK_RATE_PER_MIN must be positive and LIVETUTOR_ASK_BURST at least 1"
             )
         parse_sentinels(self.redis.sentinels)
+        if self.ws.max_connections_per_user < 1:
+            raise SettingsError("LIVETUTOR_MAX_CONNECTIONS_PER_USER must be at least 1")
         if self.cache.l1_size < 1 or self.cache.max_value_bytes < 1024:
             raise SettingsError(
                 "LIVETUTOR_CACHE_L1_SIZE must be at least 1 and "

@@ -63,10 +63,14 @@ class TutorClient:
     async def connect(
         cls, url: str, token: str, *, timeout_s: float = 10.0, **options: Any
     ) -> TutorClient:
-        """Connect with the token in the query string and wait for ``welcome``."""
-        sep = "&" if "?" in url else "?"
+        """Connect with the token in the ``Authorization`` header and wait for ``welcome``.
+
+        The header keeps the token out of URLs, which proxies and servers log.
+        """
+        headers = {**options.pop("additional_headers", {}), "Authorization": f"Bearer {token}"}
         ws = await connect(
-            f"{url}{sep}token={token}",
+            url,
+            additional_headers=headers,
             subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
             open_timeout=timeout_s,
             compression=None,

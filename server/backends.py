@@ -10,6 +10,7 @@ store                     SQLite in the data dir      Postgres (``DATABASE_URL``
 LLM provider              offline tutor               OpenAI-compatible endpoint
 backplane and journal     in process                  Redis, direct or via Sentinel
 ask rate limits           in process                  Redis
+connections per user      in process                  Redis
 cache L2                  none (L1 alone)             Redis
 most asked questions      in process                  Redis
 ========================  ==========================  ==============================
@@ -26,6 +27,11 @@ from cache.popular import MemoryPopular, PopularQuestions
 from cache.two_tier import TwoTierCache
 from core.metrics import Metrics
 from core.settings import Settings, SettingsError
+from realtime.connection_limits import (
+    ConnectionLimits,
+    MemoryConnectionLimits,
+    RedisConnectionLimits,
+)
 from realtime.ratelimit import AskLimiter, TokenBuckets
 from realtime.streams import MemoryBus, StreamBus
 from store.store import Store
@@ -63,6 +69,7 @@ class SharedBackends:
     ask_limits: AskLimiter
     cache: TwoTierCache
     popular: PopularQuestions
+    connection_limits: ConnectionLimits
 
 
 def shared_kind(settings: Settings) -> SharedKind:
@@ -71,8 +78,9 @@ def shared_kind(settings: Settings) -> SharedKind:
 
 
 def create_shared(settings: Settings, *, pod: str, metrics: Metrics) -> SharedBackends:
-    """The backplane, rate limits, cache and question counts, all on one side."""
+    """The backplane, rate limits, cache, question counts and connection slots, on one side."""
     rate_per_s, burst = settings.ws.ask_rate_per_min / 60, settings.ws.ask_burst
+    per_user = settings.ws.max_connections_per_user
     if shared_kind(settings) == "memory":
         return SharedBackends(
             kind="memory",
@@ -80,6 +88,7 @@ def create_shared(settings: Settings, *, pod: str, metrics: Metrics) -> SharedBa
             ask_limits=TokenBuckets(rate_per_s, burst),
             cache=TwoTierCache(settings.cache, observer=metrics),
             popular=MemoryPopular(),
+            connection_limits=MemoryConnectionLimits(per_user),
         )
     from cache.popular import RedisPopular
     from cache.redis_tier import RedisTier
@@ -94,4 +103,7 @@ def create_shared(settings: Settings, *, pod: str, metrics: Metrics) -> SharedBa
         ask_limits=RedisTokenBuckets(client, rate_per_s, burst),
         cache=TwoTierCache(settings.cache, RedisTier(client), observer=metrics),
         popular=RedisPopular(client),
+        connection_limits=RedisConnectionLimits(
+            client, pod=pod, max_per_user=per_user, ttl_s=settings.redis.presence_ttl_s
+        ),
     )

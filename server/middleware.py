@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.metrics import Metrics
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}\Z")
 
 
 class RequestContext:

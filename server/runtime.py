@@ -84,6 +84,7 @@ class Runtime:
             # Celery workers warm the cache themselves after indexing (tasks.jobs).
             self.courses.on_changed = self.warm_soon
         self.ask_limits = shared.ask_limits
+        self.connection_limits = shared.connection_limits
         self.connections: set[Peer] = set()
         self._no_connections = asyncio.Event()
         self._no_connections.set()
@@ -144,6 +145,7 @@ class Runtime:
         """Open the store (applying migrations)."""
         await self.store.open()
         await self.bus.start(self.tutor)
+        await self.connection_limits.start()
         await self.cache.start()
         await self.courses.start()
         self._watch()
@@ -182,6 +184,8 @@ class Runtime:
         await self.provider.aclose()
         await self.cache.stop()
         await self.courses.stop()
+        # Before the bus, which closes the Redis client they share.
+        await self.connection_limits.stop()
         await self.bus.stop()
         await self.store.close()
         log.info("runtime.stopped", pod=self.pod)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import json
 import stat
+import string
 import time
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from core.auth import SECRET_FILE, Principal, TokenCodec, bearer_from_headers, load_secret
 from core.errors import AuthError
@@ -145,6 +148,43 @@ def test_issue_refuses_unknown_role(codec: TokenCodec) -> None:
     """issue() refuses a role that is not learner, instructor or admin."""
     with pytest.raises(AuthError):
         codec.issue("alice", role="root")  # type: ignore[arg-type]
+
+
+# A valid id with a newline or another control character somewhere in it.
+_CONTROL = st.characters(categories=["Cc"]) | st.sampled_from(["\u2028", "\u2029"])
+_TAINTED_IDS = st.builds(
+    lambda base, at, char: base[: at % (len(base) + 1)] + char + base[at % (len(base) + 1) :],
+    st.text(string.ascii_letters + string.digits + "_.:-", min_size=1, max_size=63),
+    st.integers(0, 64),
+    _CONTROL,
+)
+
+
+@given(_TAINTED_IDS)
+@example("alice\n")
+def test_signed_sub_with_a_control_character_is_refused(sub: str) -> None:
+    """A correctly signed token for ``alice\\n`` (or any id with a control character) is refused."""
+    with pytest.raises(AuthError, match="subject"):
+        TokenCodec(SECRET, ISSUER).verify(signed({"sub": sub}))
+
+
+@given(_TAINTED_IDS)
+@example("demo\n")
+def test_signed_course_with_a_control_character_is_refused(course: str) -> None:
+    """A correctly signed token granting ``demo\\n`` (a look-alike course) is refused."""
+    with pytest.raises(AuthError, match="courses"):
+        TokenCodec(SECRET, ISSUER).verify(signed({"sub": "alice", "courses": ["demo", course]}))
+
+
+@given(_TAINTED_IDS)
+@example("alice\n")
+def test_issue_refuses_ids_with_a_control_character(ident: str) -> None:
+    """issue() signs neither a user id nor a course id holding a control character."""
+    codec = TokenCodec(SECRET, ISSUER)
+    with pytest.raises(AuthError):
+        codec.issue(ident)
+    with pytest.raises(AuthError):
+        codec.issue("alice", courses=["demo", ident])
 
 
 # -- course rights --------------------------------------------------------------

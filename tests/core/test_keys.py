@@ -27,6 +27,7 @@ EXPECTED = [
     (keys.presence("s1"), "lt:p:s1"),
     (keys.user_channel("ann"), "~u/ann"),
     (keys.rate_limit("ann"), "lt:rl:ann"),
+    (keys.user_connections("ann"), "lt:uc:ann"),
     (keys.cache_value("answers:1.0:a"), "lt:c:answers:1.0:a"),
     (keys.cache_lock("answers:1.0:a"), "lt:c:lock:answers:1.0:a"),
     (keys.cache_version("answers"), "lt:c:ver:answers"),

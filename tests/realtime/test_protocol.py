@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from realtime import protocol as p
@@ -229,6 +229,26 @@ def test_ident_rejects_trailing_newline(field: str) -> None:
     """An identifier ending in a newline is not URL-safe and is refused."""
     err = parse_error(ask(**{field: "demo\n"}))
     assert err.code == ErrorCode.INVALID_FRAME
+
+
+@given(
+    st.sampled_from(["ask-course", "ask-session", "cancel-stream", "open-session"]),
+    st.text("abcXYZ019_.:-", min_size=1, max_size=63),
+    st.integers(0, 63),
+    st.characters(categories=["Cc"]) | st.sampled_from(["\u2028", "\u2029"]),
+)
+@example("ask-course", "demo", 4, "\n")
+def test_ident_with_a_control_character_is_refused(
+    where: str, base: str, at: int, char: str
+) -> None:
+    """Every identifier field refuses an id with a newline or control character anywhere."""
+    at = min(at, len(base))
+    ident = base[:at] + char + base[at:]
+    kind, field = where.split("-")
+    frame = ask(**{field: ident}) if kind == "ask" else {"type": kind, "id": "q1", field: ident}
+    err = parse_error(frame)
+    assert err.code == ErrorCode.INVALID_FRAME
+    assert err.ref == "q1"
 
 
 @pytest.mark.parametrize("field", ["session", "stream"])
