@@ -15,7 +15,11 @@ What is shared between learners, and what is not:
   that more simply?" mean something different in every session;
 - only complete answers (reason ``stop``) from the configured model: not a
   fallback answer written while the model was down, not a cancelled,
-  interrupted or taken-over one.
+  interrupted or taken-over one;
+- only answers generated from nothing learner-specific: the prompt of a
+  shared answer is built from the key's parts alone (no history, no hint
+  level, no name), so the key covers exactly what the model saw
+  (:class:`tutor.generation.SharedQuestion`).
 """
 
 from __future__ import annotations
@@ -71,7 +75,14 @@ def shareable(question: str, mode: str, *, first_in_session: bool) -> bool:
 
 def answer_key(course: str, index_version: str, mode: str, model: str, question: str) -> str:
     """The cache key of an answer (a hash: questions never appear in Redis keys)."""
-    return digest(course, index_version, mode, model, PROMPT_VERSION, normalise(question))
+    return normalised_answer_key(course, index_version, mode, model, normalise(question))
+
+
+def normalised_answer_key(
+    course: str, index_version: str, mode: str, model: str, normalised: str
+) -> str:
+    """:func:`answer_key` of a question already normalised, hashed exactly as given."""
+    return digest(course, index_version, mode, model, PROMPT_VERSION, normalised)
 
 
 class AnswerCache:

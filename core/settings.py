@@ -126,6 +126,8 @@ class TutorSettings(msgspec.Struct, frozen=True, kw_only=True):
     top_k: int = 4
     history_messages: int = 6
     max_answer_s: float = 180.0
+    # A learner's question is shown to others (predictions) only once this many asked it alike.
+    popular_min_learners: int = 5
 
 
 class CacheSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -236,6 +238,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError("LIVETUTOR_OUTBOUND_QUEUE_FRAMES must be at least 1")
         if self.tutor.flush_tokens < 1:
             raise SettingsError("LIVETUTOR_FLUSH_TOKENS must be at least 1")
+        if self.tutor.popular_min_learners < 1:
+            raise SettingsError("LIVETUTOR_POPULAR_MIN_LEARNERS must be at least 1")
         if self.ws.ask_rate_per_min <= 0 or self.ws.ask_burst < 1:
             raise SettingsError(
                 "LIVETUTOR_ASK_RATE_PER_MIN must be positive and LIVETUTOR_ASK_BURST at least 1"

@@ -1,9 +1,11 @@
-"""Text utilities every layer shares: the search tokenizer and question normalisation.
+"""Text utilities every layer shares: the search tokenizer, question normalisation, personal data.
 
 :func:`terms` turns text into the lower-cased, crudely stemmed words that
 lexical ranking, the offline embedder and typing predictions compare;
 :func:`normalise` folds case, width, quotes, spacing and trailing
-punctuation, which is what makes two asks the same question.
+punctuation, which is what makes two asks the same question;
+:func:`has_personal_data` tells whether a learner's text may identify
+someone, and so must never be shown to other learners.
 """
 
 from __future__ import annotations
@@ -90,3 +92,44 @@ def normalise(question: str) -> str:
     text = unicodedata.normalize("NFKC", question).casefold()
     text = text.translate(_QUOTES)
     return _SPACE.sub(" ", text).strip().rstrip(_TRAILING).strip()
+
+
+# Top-level domains of more than two letters that questions name (two-letter ones all count).
+_TLDS = (
+    *("com", "org", "net", "edu", "gov", "mil", "info", "biz", "app", "dev", "xyz"),
+    *("online", "site", "tech", "cloud", "email", "blog", "school", "academy", "university"),
+)
+
+# Personal-data patterns, matched on NFKC-folded, lower-cased text with invisible
+# format characters removed (so a zero-width space cannot split a number).
+_PERSONAL = re.compile(
+    "|".join(
+        [
+            # A run of three or more digits: ids, phone numbers, years of birth, PINs.
+            r"\d{3}",
+            # Five or more digits split by spaces, dashes, dots, slashes or brackets:
+            # "+44 (0)20 7946 0018", "12/03/99", "4 2 4 2 1".
+            r"\d(?:[\W_]{0,3}\d){4}",
+            # A word mixing letters and digits, four characters or longer: student and
+            # staff ids ("s1234", "ab12cd"), postcodes ("sw1a"), licence plates.
+            r"\b(?=[^\W_]*\d)(?=[^\W_]*[^\W\d_])[^\W_]{4,}\b",
+            # E-mail addresses and handles.
+            r"@",
+            # URLs and host names.
+            r"[a-z][a-z0-9+.-]*://",
+            r"\bwww\.",
+            r"\b[^\W_][\w-]*(?:\.[\w-]+)*\.(?:[a-z]{2}|" + "|".join(_TLDS) + r")\b",
+        ]
+    )
+)
+
+
+def has_personal_data(text: str) -> bool:
+    """True when ``text`` holds a digit run, an e-mail, a URL or another personal-data pattern.
+
+    Conservative on purpose: a false alarm only keeps a question from being
+    offered to other learners, a miss could show one learner's details to all.
+    """
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    visible = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
+    return _PERSONAL.search(_SPACE.sub(" ", visible)) is not None

@@ -13,7 +13,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 
 from core.errors import StoreError
 from core.settings import Settings
-from server import documents, http, signin
+from server import documents, http, questions, signin
 from server.middleware import RequestContext
 from server.runtime import Runtime
 from server.ui import UI, ui_dir
@@ -55,6 +55,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             Route("/courses/{course}/documents", documents.list_documents, methods=["GET"]),
             Route("/documents/{doc_id}", documents.get_document, methods=["GET"]),
             Route("/documents/{doc_id}", documents.delete_document, methods=["DELETE"]),
+            Route("/courses/{course}/questions", questions.list_questions, methods=["GET"]),
+            Route("/courses/{course}/questions", questions.remove_question, methods=["DELETE"]),
             WebSocketRoute("/ws", ws_endpoint),
         ],
         exception_handlers={StoreError: _store_down},

@@ -87,7 +87,7 @@ def create_shared(settings: Settings, *, pod: str, metrics: Metrics) -> SharedBa
             bus=MemoryBus(pod=pod),
             ask_limits=TokenBuckets(rate_per_s, burst),
             cache=TwoTierCache(settings.cache, observer=metrics),
-            popular=MemoryPopular(),
+            popular=MemoryPopular(min_learners=settings.tutor.popular_min_learners),
             connection_limits=MemoryConnectionLimits(per_user),
         )
     from cache.popular import RedisPopular
@@ -102,7 +102,7 @@ def create_shared(settings: Settings, *, pod: str, metrics: Metrics) -> SharedBa
         bus=RedisBus(settings.redis, pod=pod, observer=metrics, client=client),
         ask_limits=RedisTokenBuckets(client, rate_per_s, burst),
         cache=TwoTierCache(settings.cache, RedisTier(client), observer=metrics),
-        popular=RedisPopular(client),
+        popular=RedisPopular(client, min_learners=settings.tutor.popular_min_learners),
         connection_limits=RedisConnectionLimits(
             client, pod=pod, max_per_user=per_user, ttl_s=settings.redis.presence_ttl_s
         ),

@@ -26,6 +26,7 @@ from core.keys import user_channel
 from core.metrics import Metrics
 from core.settings import Settings
 from core.taskset import TaskSet
+from core.text import normalise
 from knowledge.demo_course import DEMO_COURSE, demo_passages, demo_retriever
 from knowledge.ingest import Ingest
 from knowledge.predictions import PhraseIndex
@@ -147,6 +148,10 @@ class CourseKnowledge:
         """Embed a question that looks finished (ends with ?) so its answer starts sooner."""
         text = text.strip()
         if text.endswith("?") and len(text) >= 12:
+            cache = self.settings.cache
+            if cache.enabled and cache.answers:
+                # Most asks are then shared, and a shared ask retrieves the normalised question.
+                text = normalise(text)
             self.retriever.warm(course, text)
 
     def predict(self, course: str, text: str) -> list[str]:
@@ -166,6 +171,10 @@ class CourseKnowledge:
                     seen.add(phrase.lower())
         return items[:MAX_PREDICTIONS]
 
+    def forget_questions(self, course: str) -> None:
+        """Drop the course's asked questions read so far (one was removed): re-read on next use."""
+        self._questions.pop(course, None)
+
     def _asked(self, course: str) -> PhraseIndex:
         """The course's most asked questions as phrases, re-read in the background when old."""
         entry = self._questions.get(course)
@@ -180,13 +189,15 @@ class CourseKnowledge:
         if self._popular is None:
             return
         try:
+            # Only shared questions: asked alike by enough learners, no personal data, not removed.
             top = await self._popular.top(course, _QUESTIONS_PER_COURSE)
         except Exception as exc:
             log.warning("predictions.questions_unavailable", error=type(exc).__name__)
             return
         # Asked questions outrank headings (weights 3-5) and grow with how often they are asked.
         index = PhraseIndex.from_phrases((q, 6.0 + math.log(count)) for q, count in top if count)
-        self._questions[course] = (time.monotonic(), index)
+        if course in self._questions:  # not forgotten (a removal) while reading
+            self._questions[course] = (time.monotonic(), index)
 
     async def _build_phrases(self, course: str) -> None:
         try:

@@ -33,7 +33,7 @@ async def regenerate(settings: Settings, ingest: Ingest, course: str | None) -> 
     try:
         await retriever.refresh()
         answers = AnswerCache(TwoTierCache(settings.cache, RedisTier(client)))
-        popular = RedisPopular(client)
+        popular = RedisPopular(client, min_learners=settings.tutor.popular_min_learners)
         courses = [course] if course else retriever.courses()
         return [
             await warm_answers(

@@ -4,14 +4,22 @@ The pipeline (:mod:`tutor.pipeline`) streams what this yields to learners;
 cache warming (:mod:`tutor.warming`) stores it. Both build the prompt and
 the answer cache key here, so a warmed answer is exactly the one a learner's
 ask would have produced and looks up.
+
+An answer shared between learners is generated from a :class:`SharedQuestion`
+alone: its prompt (:func:`shared_prompt`) reads only the fields the cache key
+hashes, and passages retrieved for them, never a learner's history, hint
+level or name. So the key covers exactly what the model saw, and nothing one
+learner said can reach another through the cache.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from cache.answers import answer_key
+from cache.answers import normalised_answer_key
 from core.retrieval import Passage, Retriever
+from core.text import normalise
 from realtime.protocol import Mode
 from store.store import MessageRecord
 from tutor import prompts
@@ -40,12 +48,46 @@ def answer_prompt(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class SharedQuestion:
+    """A question whose answer is shared: everything its prompt is built from, and its key."""
+
+    course: str
+    index_version: str
+    mode: Mode
+    model: str
+    # Normalised: what every learner asking it alike has in common.
+    question: str
+
+    @property
+    def key(self) -> str:
+        """The answer cache key: a hash of every field, exactly as the prompt uses them."""
+        return normalised_answer_key(
+            self.course, self.index_version, self.mode, self.model, self.question
+        )
+
+    async def passages(self, retriever: Retriever, top_k: int) -> list[Passage]:
+        """The course passages for the shared question."""
+        return await retriever.retrieve(self.course, self.question, top_k)
+
+    def prompt(self, passages: list[Passage]) -> Prompt:
+        """The prompt: the question and its passages, with no history and hint level 0."""
+        return answer_prompt(self.question, mode=self.mode, course=self.course, passages=passages)
+
+
+async def shared_question(
+    retriever: Retriever, course: str, mode: Mode, model: str, question: str
+) -> SharedQuestion:
+    """``question`` as shared in ``course`` under the course's current index version."""
+    version = await retriever.index_version(course)
+    return SharedQuestion(course, version, mode, model, normalise(question))
+
+
 async def shared_answer_key(
     retriever: Retriever, course: str, mode: Mode, model: str, question: str
 ) -> str:
     """The answer cache key of ``question`` under the course's current index version."""
-    version = await retriever.index_version(course)
-    return answer_key(course, version, mode, model, question)
+    return (await shared_question(retriever, course, mode, model, question)).key
 
 
 async def generate(provider: LLMProvider, prompt: Prompt, on_token: Callable[[str], None]) -> None:

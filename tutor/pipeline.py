@@ -6,6 +6,12 @@ that retrieves passages, builds the prompt, calls the LLM, coalesces tokens
 into ``delta`` frames (journaled, then published to the session), and
 stores the answer with its reason and sources at the end.
 
+A question whose answer may be shared (:func:`cache.answers.shareable`, with
+the answer cache on) is answered from the shared question alone
+(:class:`tutor.generation.SharedQuestion`): no history, no hint level. Only
+such an answer is looked up in and stored to the cache, so an answer that saw
+one learner's conversation never reaches another learner.
+
 :meth:`Tutor.take_over` finishes a stream whose owning pod died: it
 rebuilds the partial answer from the journal and asks the model to continue
 from it, appending to the same journal with the next ``seq``.
@@ -36,7 +42,7 @@ from realtime.journal import StreamMeta
 from realtime.protocol import ErrorCode, FrameError, Mode
 from realtime.streams import StreamBus
 from store.store import MessageRecord, Store
-from tutor.generation import answer_prompt, generate, shared_answer_key
+from tutor.generation import SharedQuestion, answer_prompt, generate, shared_question
 from tutor.llm import LLMProvider, Prompt
 
 log = structlog.get_logger("livetutor.tutor")
@@ -57,7 +63,8 @@ class _Stream:
     first_token: bool = False
     # May be served from, and stored in, the answer cache (see cache.answers).
     shareable: bool = False
-    cache_key: str | None = None
+    # Set when the answer cache is consulted: then the answer is generated from this alone.
+    shared: SharedQuestion | None = None
 
     @property
     def mode(self) -> Mode:
@@ -249,19 +256,7 @@ class Tutor:
                             stream.parts.append(piece)
                             self._emit(stream, piece)
                     else:
-                        with self._metrics.retrieval_seconds.time():
-                            passages = await self._retriever.retrieve(
-                                meta.course, meta.question, self._settings.tutor.top_k
-                            )
-                        prompt = answer_prompt(
-                            meta.question,
-                            mode=stream.mode,
-                            course=meta.course,
-                            passages=passages,
-                            history=history,
-                            hint_level=meta.hint_level,
-                            continuation="".join(stream.parts),
-                        )
+                        passages, prompt = await self._prompt(stream, history)
                         try:
                             await self._generate(self._provider, prompt, stream, coalescer)
                         except LLMError as exc:
@@ -303,6 +298,30 @@ class Tutor:
                 self._finish(stream, reason, hit, passages, model, fallback, message, started)
             )
 
+    async def _prompt(
+        self, stream: _Stream, history: list[MessageRecord]
+    ) -> tuple[list[Passage], Prompt]:
+        """The passages and the prompt: a shared question's from it alone, others' in context."""
+        meta, top_k = stream.meta, self._settings.tutor.top_k
+        with self._metrics.retrieval_seconds.time():
+            if stream.shared is not None:
+                passages = await stream.shared.passages(self._retriever, top_k)
+            else:
+                passages = await self._retriever.retrieve(meta.course, meta.question, top_k)
+        if stream.shared is not None:
+            # What the cache key holds and nothing of this learner's: the answer may be shared.
+            return passages, stream.shared.prompt(passages)
+        prompt = answer_prompt(
+            meta.question,
+            mode=stream.mode,
+            course=meta.course,
+            passages=passages,
+            history=history,
+            hint_level=meta.hint_level,
+            continuation="".join(stream.parts),
+        )
+        return passages, prompt
+
     async def _cached_answer(self, stream: _Stream) -> CachedAnswer | None:
         """The cached answer to this stream's question, when it may be shared and is cached."""
         if not stream.shareable or stream.parts:
@@ -310,24 +329,25 @@ class Tutor:
         meta = stream.meta
         if self._popular is not None:
             try:
-                await self._popular.record(meta.course, meta.question)
+                await self._popular.record(meta.course, meta.question, meta.user)
             except Exception as exc:
                 # Counting feeds cache warming and predictions; never worth failing an ask.
                 log.warning("popular.record_failed", error=type(exc).__name__)
         if self._answers is None:
             return None
-        stream.cache_key = await shared_answer_key(
+        stream.shared = await shared_question(
             self._retriever, meta.course, stream.mode, self._provider.model, meta.question
         )
-        return await self._answers.get(stream.cache_key)
+        return await self._answers.get(stream.shared.key)
 
     async def _remember_answer(
         self, stream: _Stream, sources: list[dict[str, Any]], model: str
     ) -> None:
-        if self._answers is None or stream.cache_key is None or not stream.parts:
+        # Only an answer generated from the shared question alone (see _prompt) is stored.
+        if self._answers is None or stream.shared is None or not stream.parts:
             return
         try:
-            await self._answers.put(stream.cache_key, "".join(stream.parts), sources, model)
+            await self._answers.put(stream.shared.key, "".join(stream.parts), sources, model)
         except Exception:
             # The learner already has the answer; a cache that cannot take it is not their problem.
             log.exception("answer_cache.store_failed")

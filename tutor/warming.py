@@ -6,6 +6,11 @@ the same popular questions. :func:`warm_answers` generates those answers
 ahead of them, once, and stores them under the new version. Questions whose
 answer is already cached are skipped, so running it on a schedule costs a
 model call only for what is missing.
+
+Only shared questions are warmed (:meth:`cache.popular.PopularQuestions.top`
+lists no other: asked alike by enough learners, no personal data, not
+removed by an instructor), and each is answered exactly as a learner's
+shared ask would be: from the :class:`~tutor.generation.SharedQuestion` alone.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from cache.answers import AnswerCache
 from cache.popular import PopularQuestions
 from core.errors import CircuitOpen, LLMError
 from core.retrieval import Retriever
-from tutor.generation import answer_prompt, generate, shared_answer_key
+from tutor.generation import generate, shared_question
 from tutor.llm import LLMProvider
 
 log = structlog.get_logger("livetutor.cache")
@@ -50,12 +55,12 @@ async def warm_answers(
     if course not in retriever.courses():
         return report
     for question, _count in await popular.top(course, limit):
-        key = await shared_answer_key(retriever, course, "explain", provider.model, question)
-        if await answers.get(key) is not None:
+        shared = await shared_question(retriever, course, "explain", provider.model, question)
+        if await answers.get(shared.key) is not None:
             report.already_cached += 1
             continue
-        passages = await retriever.retrieve(course, question, top_k)
-        prompt = answer_prompt(question, mode="explain", course=course, passages=passages)
+        passages = await shared.passages(retriever, top_k)
+        prompt = shared.prompt(passages)
         parts: list[str] = []
         try:
             await generate(provider, prompt, parts.append)
@@ -69,7 +74,7 @@ async def warm_answers(
             log.warning("cache.warm_failed", course=course, error=type(exc).__name__)
             continue
         sources = [p.source() for p in passages]
-        if await answers.put(key, "".join(parts), sources, provider.model):
+        if await answers.put(shared.key, "".join(parts), sources, provider.model):
             report.generated += 1
         else:
             report.too_large += 1

@@ -16,6 +16,7 @@ from tutor.llm_openai import OpenAIProvider
 from tutor.warming import warm_answers
 
 WORDS = ["Validity ", "is ", "about ", "form", "."]
+LEARNERS = ("ann", "ben", "cat", "dan", "eve")
 
 
 @pytest.fixture
@@ -41,10 +42,12 @@ async def provider(fake: FakeOpenAI) -> AsyncIterator[OpenAIProvider]:
 
 
 async def popular_questions() -> MemoryPopular:
+    """Two questions each asked by five learners (the default needed to share one)."""
     popular = MemoryPopular()
     for question, times in (("What makes an argument valid?", 3), ("How do I weigh evidence?", 2)):
         for _ in range(times):
-            await popular.record(DEMO_COURSE, question)
+            for user in LEARNERS:
+                await popular.record(DEMO_COURSE, question, user)
     return popular
 
 
@@ -78,7 +81,8 @@ async def test_warming_stops_when_the_model_is_failing(
     answers = AnswerCache(TwoTierCache(CacheSettings()))
     popular = await popular_questions()
     for i in range(5):
-        await popular.record(DEMO_COURSE, f"Question number {i} about arguments")
+        for user in LEARNERS:
+            await popular.record(DEMO_COURSE, f"Question number {i} about arguments", user)
     report = await warm_answers(
         DEMO_COURSE,
         retriever=demo_retriever(),
@@ -101,3 +105,20 @@ async def test_unknown_course_warms_nothing(provider: OpenAIProvider, fake: Fake
         popular=await popular_questions(),
     )
     assert report.generated == 0 and fake.requests == []
+
+
+async def test_only_shared_questions_are_warmed(provider: OpenAIProvider, fake: FakeOpenAI) -> None:
+    """Questions few learners asked, or holding personal data, get no answer generated."""
+    answers = AnswerCache(TwoTierCache(CacheSettings()))
+    popular = await popular_questions()
+    for _ in range(10):
+        await popular.record(DEMO_COURSE, "Is Professor Hale's marking of my essay fair?", "ann")
+    for user in LEARNERS:
+        await popular.record(DEMO_COURSE, "I am student 20231187, what is a fallacy?", user)
+    retriever = demo_retriever()
+    report = await warm_answers(
+        DEMO_COURSE, retriever=retriever, provider=provider, answers=answers, popular=popular
+    )
+    assert (report.generated, report.failed) == (2, 0)
+    asked = [r["messages"][-1]["content"] for r in fake.requests]
+    assert sorted(asked) == ["how do i weigh evidence", "what makes an argument valid"]
