@@ -59,8 +59,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     LIVETUTOR_DATA_DIR=/data \
     LIVETUTOR_UI_DIR=/app/frontend/dist
 USER ${UID}:${UID}
-# 8000: the server's HTTP and WebSocket port. 9808: the worker's Prometheus metrics.
-EXPOSE 8000 9808
+# 8000: the server's HTTP and WebSocket port. 9807: the server's Prometheus metrics.
+# 9808: the worker's Prometheus metrics.
+EXPOSE 8000 9807 9808
 # Checks whichever role the container runs (see server/healthcheck.py).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-m", "server.healthcheck"]

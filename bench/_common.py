@@ -209,7 +209,7 @@ def run_server(
 def livetutor_server(env: Mapping[str, str] | None = None, **kwargs: Any) -> Iterator[LiveTutor]:
     """The LiveTutor server (``livetutor serve``) with a fresh signing secret."""
     secret = secrets.token_urlsafe(48)
-    argv = [sys.executable, "-m", "server.cli", "serve", "--port", "0"]
+    argv = [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--metrics-port", "0"]
     full_env = {"LIVETUTOR_JWT_SECRET": secret, **(env or {})}
     with run_server("livetutor", argv, full_env, **kwargs) as server:
         yield LiveTutor(server, secret)

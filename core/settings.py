@@ -195,6 +195,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "info"
     log_json: bool = True
     metrics_token: str = ""
+    # GET /metrics is served on this port only, never on the main one; 0 picks a free port.
+    metrics_port: int = 9807
     # The built chat UI (index.html and assets/); empty means frontend/dist in the source tree.
     ui_dir: str = ""
     ws: WsSettings = WsSettings()
@@ -294,6 +296,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError("LIVETUTOR_CHUNK_OVERLAP_WORDS must be below LIVETUTOR_CHUNK_WORDS")
         if k.task_max_retries < 0:
             raise SettingsError("LIVETUTOR_TASK_MAX_RETRIES must not be negative")
+        if not 0 <= self.metrics_port <= 65_535:
+            raise SettingsError("LIVETUTOR_METRICS_PORT must be a port number (0 picks a free one)")
+        if self.metrics_port and self.metrics_port == self.port:
+            raise SettingsError("LIVETUTOR_METRICS_PORT must differ from LIVETUTOR_PORT")
 
     @property
     def embedded(self) -> bool:

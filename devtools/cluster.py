@@ -556,6 +556,8 @@ class ServerPod:
         """Start the pod and wait for its ``LiveTutor listening on`` line."""
         argv = [sys.executable, "-m", "server.cli", "serve"]
         argv += ["--host", HOST, "--port", "0", "--data-dir", str(self.data_dir)]
+        # Pods share this host: each takes a free metrics port too.
+        argv += ["--metrics-port", "0"]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         since, stderr_since = _size(self.stdout_path), _size(self.log_path)
         await self._child.spawn(

@@ -14,10 +14,13 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from core.errors import StoreError
 from core.settings import Settings
 from server import documents, http, questions, signin
-from server.middleware import RequestContext
+from server.middleware import ApiHeaders, BodyLimit, RequestContext
 from server.runtime import Runtime
 from server.ui import UI, ui_dir
 from server.ws import ws_endpoint
+
+# The largest request body of every route but uploads (JSON bodies are a few KiB).
+MAX_BODY_BYTES = 65_536
 
 
 async def _store_down(request: Request, exc: Exception) -> Response:
@@ -40,6 +43,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         finally:
             await rt.stop()
 
+    upload = Route("/courses/{course}/documents", documents.add_document, methods=["POST"])
+    upload_bytes = documents.upload_body_bytes(rt.settings.knowledge.max_upload_bytes)
     return Starlette(
         routes=[
             Route("/", ui.index),
@@ -48,10 +53,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             Route("/auth/dev-token", signin.dev_token, methods=["POST"]),
             Route("/health/live", http.live),
             Route("/health/ready", http.ready),
-            Route("/metrics", http.metrics),
             Route("/sessions", http.list_sessions),
             Route("/sessions/{session_id}/messages", http.session_messages),
-            Route("/courses/{course}/documents", documents.add_document, methods=["POST"]),
+            upload,
             Route("/courses/{course}/documents", documents.list_documents, methods=["GET"]),
             Route("/documents/{doc_id}", documents.get_document, methods=["GET"]),
             Route("/documents/{doc_id}", documents.delete_document, methods=["DELETE"]),
@@ -60,6 +64,25 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             WebSocketRoute("/ws", ws_endpoint),
         ],
         exception_handlers={StoreError: _store_down},
-        middleware=[Middleware(RequestContext, metrics=rt.metrics)],
+        middleware=[
+            Middleware(RequestContext, metrics=rt.metrics),
+            Middleware(ApiHeaders),
+            Middleware(
+                BodyLimit,
+                max_bytes=MAX_BODY_BYTES,
+                larger=[(upload, "multipart/form-data", upload_bytes)],
+            ),
+        ],
         lifespan=lifespan,
     )
+
+
+def create_metrics_app(runtime: Runtime) -> Starlette:
+    """``GET /metrics`` alone, for the metrics listener (``LIVETUTOR_METRICS_PORT``).
+
+    The main app does not serve it: metrics stay off the port that learners and
+    the public proxy reach. The runtime is the main app's, opened by its lifespan.
+    """
+    app = Starlette(routes=[Route("/metrics", http.metrics)], middleware=[Middleware(ApiHeaders)])
+    app.state.runtime = runtime
+    return app

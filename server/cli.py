@@ -22,18 +22,25 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["host"] = args.host
     if getattr(args, "port", None) is not None:
         overrides["port"] = args.port
+    if getattr(args, "metrics_port", None) is not None:
+        overrides["metrics_port"] = args.metrics_port
     return Settings.from_env(None, **overrides)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from core.logs import configure
-    from server.app import create_app
-    from server.serve import Server, serve_announced, uvicorn_config
+    from server.app import create_app, create_metrics_app
+    from server.runtime import Runtime
+    from server.serve import Server, metrics_config, serve_announced, uvicorn_config
 
     settings = _settings(args)
     configure(settings.log_level, settings.log_json and not sys.stderr.isatty())
-    app = create_app(settings)
-    return 0 if serve_announced(Server(uvicorn_config(app, settings)), "LiveTutor") else 1
+    runtime = Runtime(settings)
+    server = Server(
+        uvicorn_config(create_app(runtime=runtime), settings),
+        metrics=metrics_config(create_metrics_app(runtime), settings),
+    )
+    return 0 if serve_announced(server, "LiveTutor") else 1
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -253,6 +260,11 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the server")
     serve.add_argument("--host", help="interface to bind (LIVETUTOR_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port, 0 for any free one (LIVETUTOR_PORT)")
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        help="port of GET /metrics, 0 for any free one (LIVETUTOR_METRICS_PORT, default 9807)",
+    )
     serve.add_argument("--data-dir", help="state directory (LIVETUTOR_DATA_DIR, default ./data)")
     serve.set_defaults(run=_serve)
 

@@ -21,7 +21,6 @@ import structlog
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Message
 
 from core.auth import Principal
 from core.errors import AuthError, DocumentRejected, KnowledgeError
@@ -29,6 +28,7 @@ from core.ids import is_course_id
 from knowledge.pdf import looks_like_pdf
 from knowledge.vectors import DocumentRecord
 from server._http import json_error, principal_of, runtime_of
+from server.middleware import BodyTooLarge
 
 log = structlog.get_logger("livetutor.documents")
 _DOC_ID = re.compile(r"^[0-9a-f]{32}\Z")
@@ -90,38 +90,20 @@ async def _session(request: Request, who: Principal, given: Any) -> str:
     return session
 
 
-class _TooLarge(Exception):
-    pass
+def upload_body_bytes(max_upload_bytes: int) -> int:
+    """The largest multipart body an upload may send: the file and its form framing.
 
-
-def _capped(request: Request, max_body_bytes: int) -> Request:
-    """The request with a body that stops at ``max_body_bytes`` (chunked uploads too)."""
-    receive = request.receive
-    seen = 0
-
-    async def capped_receive() -> Message:
-        nonlocal seen
-        message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > max_body_bytes:
-                raise _TooLarge
-        return message
-
-    return Request(request.scope, capped_receive)
+    :class:`server.middleware.BodyLimit` holds uploads to it, refusing a larger
+    ``Content-Length`` before reading and cutting a chunked body off at it.
+    """
+    return max_upload_bytes + _FORM_SLACK_BYTES
 
 
 async def _read_upload(request: Request, max_bytes: int) -> tuple[str, bytes, Any]:
-    declared = request.headers.get("content-length")
-    too_large = _Refused(413, "too_large", f"files are limited to {max_bytes} bytes")
-    if declared and declared.isdigit() and int(declared) > max_bytes + _FORM_SLACK_BYTES:
-        raise too_large
     try:
-        form = await _capped(request, max_bytes + _FORM_SLACK_BYTES).form(
-            max_files=1, max_fields=8, max_part_size=64 * 1024
-        )
-    except _TooLarge:
-        raise too_large from None
+        form = await request.form(max_files=1, max_fields=8, max_part_size=64 * 1024)
+    except BodyTooLarge:
+        raise
     except Exception as exc:
         raise _Refused(400, "bad_request", f"unreadable multipart form: {exc}") from None
     try:

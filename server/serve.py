@@ -4,6 +4,10 @@ uvicorn closes every WebSocket with 1012 as soon as it shuts down; the
 :class:`Server` here first drains (readiness 503, new sockets refused,
 clients told to reconnect, running answers given ``drain_s`` to finish),
 then hands over to uvicorn.
+
+``GET /metrics`` has a listener of its own (``LIVETUTOR_METRICS_PORT``),
+started before the main one and stopped after it, so a draining pod can
+still be scraped.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import socket
 import uvicorn
 from starlette.applications import Starlette
 
-from core.settings import Settings
+from core.settings import Settings, SettingsError
 from server.runtime import Runtime
 
 
@@ -40,11 +44,36 @@ def uvicorn_config(app: Starlette, settings: Settings, **overrides: object) -> u
     return uvicorn.Config(app, **options)  # type: ignore[arg-type]
 
 
+def metrics_config(app: Starlette, settings: Settings, **overrides: object) -> uvicorn.Config:
+    """uvicorn settings of the metrics listener: plain HTTP on ``LIVETUTOR_METRICS_PORT``."""
+    options: dict[str, object] = {
+        "host": settings.host,
+        "port": settings.metrics_port,
+        "ws": "none",
+        "lifespan": "off",
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": 1.0,
+    }
+    options.update(overrides)
+    return uvicorn.Config(app, **options)  # type: ignore[arg-type]
+
+
 class Server(uvicorn.Server):
-    """uvicorn's server with the pod's drain in front of its shutdown."""
+    """uvicorn's server with the pod's drain in front of its shutdown, and its metrics listener."""
+
+    def __init__(self, config: uvicorn.Config, metrics: uvicorn.Config | None = None) -> None:
+        super().__init__(config)
+        self.metrics = uvicorn.Server(metrics) if metrics is not None else None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Open the metrics listener, then start as uvicorn does."""
+        if self.metrics is not None:
+            await _listen(self.metrics)
+        await super().startup(sockets)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        """Drain the runtime, then shut down as uvicorn does.
+        """Drain the runtime, then shut down as uvicorn does, then close the metrics listener.
 
         The listener stays open while draining, so load balancers see
         ``/health/ready`` answer 503 and new WebSockets are refused with 503.
@@ -54,6 +83,8 @@ class Server(uvicorn.Server):
         if runtime is not None:
             await runtime.drain()
         await super().shutdown(sockets)
+        if self.metrics is not None and self.metrics.started:
+            await self.metrics.shutdown()
 
     @property
     def port(self) -> int:
@@ -61,12 +92,42 @@ class Server(uvicorn.Server):
         port: int = self.servers[0].sockets[0].getsockname()[1]
         return port
 
+    @property
+    def metrics_port(self) -> int | None:
+        """The metrics listener's bound port, None without one."""
+        if self.metrics is None or not self.metrics.started:
+            return None
+        port: int = self.metrics.servers[0].sockets[0].getsockname()[1]
+        return port
+
+
+async def _listen(server: uvicorn.Server) -> None:
+    """Bind and start ``server`` without its own main loop or signal handling.
+
+    A port that cannot be bound is a :class:`SettingsError` naming the setting,
+    not uvicorn's exit.
+    """
+    config = server.config
+    if not config.loaded:
+        config.load()
+    server.lifespan = config.lifespan_class(config)
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    try:
+        sock = socket.create_server((config.host, config.port), family=family)
+    except OSError as exc:
+        raise SettingsError(
+            f"LIVETUTOR_METRICS_PORT: cannot listen on {config.host}:{config.port}: {exc}"
+        ) from exc
+    await server.startup(sockets=[sock])
+
 
 def serve_announced(server: uvicorn.Server, name: str) -> bool:
     """Run ``server`` until it stops; once listening, print one line with its address.
 
     The line (``<name> listening on http://HOST:PORT``) goes to stdout, so
-    scripts and tests that start a server on port 0 learn where to connect.
+    scripts and tests that start a server on port 0 learn where to connect;
+    a metrics listener's line (``<name> metrics on http://HOST:PORT/metrics``)
+    follows it.
     Returns False if the server never started.
     """
 
@@ -78,6 +139,10 @@ def serve_announced(server: uvicorn.Server, name: str) -> bool:
         if server.started:
             host, port = server.servers[0].sockets[0].getsockname()[:2]
             print(f"{name} listening on http://{host}:{port}", flush=True)
+            metrics = server.metrics if isinstance(server, Server) else None
+            if metrics is not None and metrics.started:
+                host, port = metrics.servers[0].sockets[0].getsockname()[:2]
+                print(f"{name} metrics on http://{host}:{port}/metrics", flush=True)
         await serving
 
     asyncio.run(run())

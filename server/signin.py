@@ -4,15 +4,20 @@
 ``POST /auth/dev-token`` issues a token for any user name, so it is only on
 when :attr:`Settings.dev_signin` says so: by default only on embedded
 defaults bound to a loopback interface, never when a shared JWT secret,
-database, Redis or origin list is configured. It also refuses requests whose
-``Host`` is not a loopback name (a DNS-rebinding page cannot use it) and
-bodies that are not JSON (a cross-site form cannot post one without a
-preflight). A real deployment puts its own identity provider in front and
-hands the page a token; see docs/signin.md.
+database, Redis or origin list is configured. In that default (``auto``) it
+answers only a request made on this computer: from a loopback address,
+without a proxy's ``Forwarded``, ``X-Forwarded-*`` or ``X-Real-IP`` header
+(a proxy on the same host would otherwise hand tokens to anyone who reaches
+it), and to a loopback ``Host`` (a DNS-rebinding page cannot use it). In
+every mode it refuses bodies that are not JSON (a cross-site form cannot
+post one without a preflight) and never issues an ``admin`` token. A real
+deployment puts its own identity provider in front and hands the page a
+token; see docs/signin.md.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import msgspec
@@ -48,6 +53,45 @@ def _loopback(host_header: str) -> bool:
     return host in LOOPBACK_HOSTS
 
 
+def _loopback_peer(request: Request) -> bool:
+    """Whether the TCP peer is a loopback address (never a name: the socket's own address)."""
+    if request.client is None:
+        return False
+    try:
+        address = ipaddress.ip_address(request.client.host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def _proxied(request: Request) -> bool:
+    """Whether a proxy's forwarding header came with the request."""
+    return any(
+        name in ("forwarded", "x-real-ip") or name.startswith("x-forwarded-")
+        for name in request.headers
+    )
+
+
+def _not_local(request: Request) -> Response | None:
+    """The refusal for a request not made on this computer, or None."""
+    if _proxied(request):
+        return json_error(
+            403,
+            "dev_signin_remote",
+            "development sign-in does not answer through a proxy "
+            "(Forwarded, X-Forwarded-* or X-Real-IP header present)",
+        )
+    if not _loopback_peer(request):
+        return json_error(
+            403, "dev_signin_remote", "development sign-in answers this computer only"
+        )
+    if not _loopback(request.headers.get("host", "")):
+        return json_error(403, "dev_signin_host", "development sign-in answers on localhost only")
+    return None
+
+
 async def auth_config(request: Request) -> Response:
     """What sign-in the page may offer."""
     settings = runtime_of(request).settings
@@ -71,18 +115,29 @@ async def dev_token(request: Request) -> Response:
             "development sign-in is off on this server; sign in through your organisation "
             "or paste a token",
         )
-    # The host check does not apply when an operator turned the setting on explicitly.
-    if settings.auth.dev_signin == "auto" and not _loopback(request.headers.get("host", "")):
-        return json_error(403, "dev_signin_host", "development sign-in answers on localhost only")
+    # An operator who turned it on explicitly (a public demo) lets anyone reach it,
+    # through a proxy or not; by default it answers this computer only.
+    if settings.auth.dev_signin == "auto" and (refused := _not_local(request)) is not None:
+        return refused
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
         return json_error(415, "bad_request", "send the body as application/json")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > _MAX_BODY_BYTES:
+        return json_error(413, "too_large", f"the body is limited to {_MAX_BODY_BYTES} bytes")
     body = await request.body()
     if len(body) > _MAX_BODY_BYTES:
-        return json_error(413, "bad_request", "body too large")
+        return json_error(413, "too_large", f"the body is limited to {_MAX_BODY_BYTES} bytes")
     try:
         wanted = msgspec.json.decode(body, type=DevTokenRequest)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return json_error(400, "bad_request", f"invalid body: {exc}")
+    if wanted.role == "admin":
+        return json_error(
+            403,
+            "role_forbidden",
+            "development sign-in never issues admin tokens; an operator prints one with "
+            "`livetutor token --role admin`",
+        )
     if wanted.role not in ROLES:
         return json_error(400, "bad_request", f"role must be one of {', '.join(ROLES)}")
     courses = sorted(set(wanted.courses))

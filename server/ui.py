@@ -22,7 +22,7 @@ SOURCE_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
 # Scripts, styles and sockets from this origin only; no inline script, no framing.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self' ws: wss:; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "frame-ancestors 'none'; form-action 'self'"
 )
 _HEADERS = {
@@ -72,7 +72,8 @@ class _Assets(StaticFiles):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_cached(message: Message) -> None:
-            if message["type"] == "http.response.start" and message.get("status") == 200:
+            # A 304 carries them too: its headers replace the cached copy's.
+            if message["type"] == "http.response.start" and message.get("status") in (200, 304):
                 headers = list(message.get("headers", []))
                 headers.append((b"cache-control", b"public, max-age=31536000, immutable"))
                 headers.append((b"x-content-type-options", b"nosniff"))

@@ -183,6 +183,8 @@ def test_settings_error_is_in_the_tree() -> None:
         ("LIVETUTOR_LLM_CONNECT_TIMEOUT_S", "0"),
         ("LIVETUTOR_IDLE_TIMEOUT_S", "-5"),
         ("LIVETUTOR_QUERY_TIMEOUT_S", "0"),
+        ("LIVETUTOR_METRICS_PORT", "70000"),
+        ("LIVETUTOR_METRICS_PORT", "8000"),
     ],
 )
 def test_validation_errors_name_the_variable(name: str, raw: str) -> None:

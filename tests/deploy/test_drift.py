@@ -18,8 +18,9 @@ from starlette.routing import Route
 
 from core.settings import AuthSettings, Settings, env_names
 from server import http, ui
-from server.app import create_app
+from server.app import create_app, create_metrics_app
 from server.healthcheck import LIVE_PATH, WORKER_METRICS_PORT
+from server.runtime import Runtime
 from tests.deploy.files import (
     APP_SERVICES,
     BENCHMARKS,
@@ -75,6 +76,14 @@ def route_path(endpoint: Callable[..., Any], tmp_path: Path) -> str:
     ]
     assert len(paths) == 1, f"{endpoint.__name__} served on {paths}"
     return paths[0]
+
+
+def metrics_path(tmp_path: Path) -> str:
+    """The path the metrics listener serves ``GET /metrics`` on."""
+    settings = Settings(data_dir=tmp_path, auth=AuthSettings(jwt_secret="s" * 40))
+    app = create_metrics_app(Runtime(settings))
+    [path] = [r.path for r in app.routes if isinstance(r, Route) and r.endpoint is http.metrics]
+    return path
 
 
 def ports_by_name(spec: dict[str, Any]) -> dict[str, int]:
@@ -192,27 +201,53 @@ def test_every_object_is_in_the_namespace() -> None:
 
 
 def test_server_port_matches_settings() -> None:
-    """Container port, Service, scrape annotation, image and compose all use the server's port."""
+    """Container port, Service, image and compose all use the server's port."""
     port = k8s_settings().port
     assert port == Settings().port == 8000
     template = pod_template(SERVER)
-    assert ports_by_name(template["spec"]) == {"http": port}
-    assert template["metadata"]["annotations"]["prometheus.io/port"] == str(port)
+    assert ports_by_name(template["spec"])["http"] == port
     service = k8s_object("Service", SERVER)
     assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(port, "http")]
     runtime = dockerfile_stages()[-1]
     assert str(port) in " ".join(runtime.arguments("EXPOSE")).split()
     assert f"LIVETUTOR_PORT={port}" in " ".join(runtime.arguments("ENV")).split()
-    assert compose()["services"]["server"]["expose"] == [str(port)]
+    assert compose()["services"]["server"]["expose"][0] == str(port)
     assert service_env_values(compose()["services"]["server"])["LIVETUTOR_PORT"] == str(port)
 
 
 def test_proxies_reach_the_server_port() -> None:
-    """nginx proxies to the compose service `server` and Prometheus scrapes it, on that port."""
+    """nginx proxies to the compose service `server` on its port (never the metrics port)."""
     port = Settings().port
     server_block = nginx_config().block("http").block("server")
     assert server_block.values("set") == [["$livetutor_upstream", f"http://server:{port}"]]
+
+
+def test_server_metrics_port_matches() -> None:
+    """The server's metrics port agrees across settings, ConfigMap, pod, annotation and compose."""
+    port = k8s_settings().metrics_port
+    assert port == Settings().metrics_port == 9807
+    template = pod_template(SERVER)
+    assert ports_by_name(template["spec"]) == {"http": Settings().port, "metrics": port}
+    assert template["metadata"]["annotations"]["prometheus.io/port"] == str(port)
+    service = k8s_object("Service", SERVER)
+    assert port not in {p["port"] for p in service["spec"]["ports"]}
+    assert str(port) in " ".join(dockerfile_stages()[-1].arguments("EXPOSE")).split()
+    server = compose()["services"]["server"]
+    assert str(port) in server["expose"]
+    assert service_env_values(server)["LIVETUTOR_METRICS_PORT"] == str(port)
     assert compose_scrape_ports()[("server",)] == port
+
+
+def test_only_prometheus_reaches_the_metrics_port() -> None:
+    """The ingress controller may reach the server's HTTP port; only Prometheus its metrics."""
+    policy = k8s_object("NetworkPolicy", "server-ingress")
+    reach: dict[str, set[int]] = {}
+    for rule in policy["spec"]["ingress"]:
+        for peer in rule["from"]:
+            namespace = peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            reach.setdefault(namespace, set()).update(p["port"] for p in rule["ports"])
+    settings = k8s_settings()
+    assert reach == {"ingress-nginx": {settings.port}, "monitoring": {settings.metrics_port}}
 
 
 def compose_scrape_ports() -> dict[tuple[str, ...], int]:
@@ -292,7 +327,7 @@ def test_probe_paths_are_the_health_routes(tmp_path: Path) -> None:
 
 def test_metrics_annotations_match_scrape_config(tmp_path: Path) -> None:
     """Server and worker pods carry the annotations Prometheus's pod job keeps and reads."""
-    metrics = route_path(http.metrics, tmp_path)
+    metrics = metrics_path(tmp_path)
     for workload in (SERVER, WORKER):
         annotations = pod_template(workload)["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true"
@@ -309,7 +344,7 @@ def test_metrics_annotations_match_scrape_config(tmp_path: Path) -> None:
 def test_nginx_hides_metrics(tmp_path: Path) -> None:
     """nginx answers /metrics itself: metrics are scraped per replica, not published."""
     server_block = nginx_config().block("http").block("server")
-    location = server_block.block("location", "=", route_path(http.metrics, tmp_path))
+    location = server_block.block("location", "=", metrics_path(tmp_path))
     assert location.values("return") == [["404"]]
 
 

@@ -8,8 +8,9 @@ its /tmp paths (moved into the test's directory).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from core.settings import Settings
 from realtime.client import TutorClient
 from tests.deploy.files import NGINX_CONF
 from tests.deploy.test_validators import tool
-from tests.support.server import RunningServer
+from tests.support.server import RunningServer, run_server
 
 START_TIMEOUT_S = 10.0
 
@@ -64,6 +65,13 @@ def local_config(tmp_path: Path, listen_port: int, server_port: int) -> Path:
 @pytest.fixture
 async def proxy(server: RunningServer, tmp_path: Path) -> AsyncIterator[Proxy]:
     """nginx on a free port, proxying to the test server."""
+    async with nginx_in_front_of(server, tmp_path) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def nginx_in_front_of(server: RunningServer, tmp_path: Path) -> AsyncIterator[Proxy]:
+    """nginx with the shipped configuration on a free port, proxying to ``server``."""
     nginx = tool("nginx", "Debian: apt-get install nginx")
     port = free_port()
     config = local_config(tmp_path, port, server.port)
@@ -131,12 +139,26 @@ async def test_errors_carry_security_headers_too(proxy: Proxy) -> None:
 
 
 async def test_metrics_are_not_published(server: RunningServer, proxy: Proxy) -> None:
-    """/metrics answers 404 through nginx while the server itself serves it."""
+    """/metrics answers 404 through nginx while the server's metrics port serves it."""
     async with httpx.AsyncClient() as client:
-        direct = await client.get(f"{server.http_url}/metrics")
+        direct = await client.get(server.metrics_url)
         proxied = await client.get(f"{proxy.http_url}/metrics")
     assert direct.status_code == 200
     assert proxied.status_code == 404
+
+
+async def test_dev_signin_gives_no_token_through_nginx(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """Development sign-in on embedded defaults refuses what nginx forwards from a client."""
+    async with run_server(make_settings(auth={"jwt_secret": ""})) as srv:
+        async with nginx_in_front_of(srv, tmp_path) as proxy, httpx.AsyncClient() as client:
+            response = await client.post(
+                f"{proxy.http_url}/auth/dev-token", json={"user": "mallory", "role": "learner"}
+            )
+    assert response.status_code == 403
+    assert response.json()["error"] == "dev_signin_remote"
+    assert "token" not in response.json()
 
 
 async def test_one_ip_is_rate_limited(proxy: Proxy) -> None:

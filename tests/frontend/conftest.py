@@ -101,6 +101,7 @@ class ServerProcess:
             "LIVETUTOR_LLM_OFFLINE_PACE_MS": PACE_MS,
             "LIVETUTOR_LOG_LEVEL": "warning",
             "LIVETUTOR_DRAIN_S": "1",
+            "LIVETUTOR_METRICS_PORT": "0",
             **env,
         }
         self._log = (data_dir / "server.log").open("a")

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from core.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "monitoring"
 CONFIG = MONITORING / "prometheus.yml"
@@ -137,7 +139,7 @@ def test_prometheus_config_is_valid(
 
 
 def test_prometheus_config_scrapes_pods_and_compose() -> None:
-    """One job keeps annotated Kubernetes pods, the other resolves server:8000 by DNS."""
+    """One job keeps annotated Kubernetes pods, the other resolves server's metrics port by DNS."""
     jobs = load_yaml(CONFIG)["scrape_configs"]
     kubernetes = [job for job in jobs if "kubernetes_sd_configs" in job]
     dns = [job for job in jobs if "dns_sd_configs" in job]
@@ -146,7 +148,7 @@ def test_prometheus_config_scrapes_pods_and_compose() -> None:
     assert keep["action"] == "keep"
     assert keep["source_labels"] == ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"]
     assert [(sd["names"], sd["type"], sd["port"]) for sd in dns[0]["dns_sd_configs"]] == [
-        (["server"], "A", 8000)
+        (["server"], "A", Settings().metrics_port)
     ]
     assert all(job.get("metrics_path", "/metrics") == "/metrics" for job in jobs)
 

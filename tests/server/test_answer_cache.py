@@ -46,7 +46,7 @@ async def test_same_question_from_another_learner_is_served_from_cache(
     headers = {"Authorization": f"Bearer {server.token('bob')}"}
     async with httpx.AsyncClient(base_url=server.http_url, headers=headers) as http:
         stored = (await http.get(f"/sessions/{second.session}/messages")).json()["messages"]
-        metrics = (await http.get("/metrics")).text
+        metrics = (await http.get(server.metrics_url)).text
     assert stored[-1]["cached"] is True
     assert stored[-1]["text"] == first.text
     assert 'cache_hits_total{cache="answers",tier="l1"} 1.0' in metrics
@@ -267,8 +267,8 @@ async def test_an_answer_cached_on_one_pod_is_served_by_another(
         ]
         first = await ask(pods[0], QUESTION, "alice")
         second = await ask(pods[1], QUESTION, "bob")
-        async with httpx.AsyncClient(base_url=pods[1].http_url) as http:
-            metrics = (await http.get("/metrics")).text
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(pods[1].metrics_url)).text
     assert (first.end["cached"], second.end["cached"]) == (False, True)
     assert second.text == first.text
     assert 'cache_hits_total{cache="answers",tier="l2"} 1.0' in metrics

@@ -11,6 +11,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import jwt
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -52,6 +53,7 @@ async def serve(tmp_path: Path) -> AsyncIterator[ServeProcess]:
         "LIVETUTOR_LLM_OFFLINE_PACE_MS": "5",
         "LIVETUTOR_DRAIN_S": "10",
         "LIVETUTOR_LOG_LEVEL": "warning",
+        "LIVETUTOR_METRICS_PORT": "0",
     }
     proc = await asyncio.create_subprocess_exec(
         *LIVETUTOR,
@@ -203,7 +205,7 @@ async def test_logs_never_contain_the_token(tmp_path: Path) -> None:
         str(data_dir),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "LIVETUTOR_LLM_OFFLINE_PACE_MS": "0"},
+        env={**os.environ, "LIVETUTOR_LLM_OFFLINE_PACE_MS": "0", "LIVETUTOR_METRICS_PORT": "0"},
     )
     assert proc.stdout is not None and proc.stderr is not None
     url = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().split()[-1]
@@ -218,3 +220,16 @@ async def test_logs_never_contain_the_token(tmp_path: Path) -> None:
     assert token not in logs
     assert token.split(".")[2] not in logs
     assert "What is a fallacy" not in logs
+
+
+async def test_serve_prints_its_metrics_address(serve: ServeProcess) -> None:
+    """With LIVETUTOR_METRICS_PORT=0, serve prints the free port it took for /metrics."""
+    assert serve.proc.stdout is not None
+    line = (await asyncio.wait_for(serve.proc.stdout.readline(), 30)).decode()
+    assert line.startswith("LiveTutor metrics on http://127.0.0.1:"), line
+    async with httpx.AsyncClient() as http:
+        metrics = await http.get(line.split()[-1])
+        main = await http.get(f"{serve.url}/metrics")
+    assert metrics.status_code == 200
+    assert "websocket_active_connections" in metrics.text
+    assert main.status_code == 404

@@ -1,4 +1,4 @@
-"""/metrics as Prometheus scrapes it, after a scripted session on a live server."""
+"""/metrics as Prometheus scrapes it (on the metrics port), after a scripted session."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 async def scrape(server: RunningServer, token: str | None = None) -> Samples:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx.AsyncClient(base_url=server.http_url) as http:
-        response = await http.get("/metrics", headers=headers)
+    async with httpx.AsyncClient() as http:
+        response = await http.get(server.metrics_url, headers=headers)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     samples: Samples = {}
@@ -93,8 +93,8 @@ async def test_session_ids_do_not_grow_label_cardinality(server: RunningServer) 
     samples = await scrape(server)
     series = [labels for (name, labels) in samples if name == "http_requests_total"]
     routes = {dict(labels)["route"] for labels in series}
-    assert routes <= {"/sessions/{session_id}/messages", "/metrics", "unmatched"}
-    assert len(series) <= 4
+    assert routes <= {"/sessions/{session_id}/messages", "unmatched"}
+    assert len(series) <= 3
 
 
 async def test_request_id_is_echoed_or_made(server: RunningServer) -> None:
@@ -108,12 +108,22 @@ async def test_request_id_is_echoed_or_made(server: RunningServer) -> None:
     assert hostile.headers["x-request-id"] != "a b\tc" * 30
 
 
+async def test_metrics_are_not_served_on_the_main_port(server: RunningServer) -> None:
+    """The port learners reach answers /metrics 404; the metrics port serves it."""
+    async with httpx.AsyncClient() as http:
+        main = await http.get(f"{server.http_url}/metrics")
+        metrics = await http.get(server.metrics_url)
+    assert main.status_code == 404
+    assert "websocket_active_connections" not in main.text
+    assert metrics.status_code == 200
+
+
 async def test_metrics_token(make_settings: Callable[..., Settings]) -> None:
     """With LIVETUTOR_METRICS_TOKEN set, /metrics needs it."""
     async with run_server(make_settings(metrics_token="scrape-secret")) as srv:
-        async with httpx.AsyncClient(base_url=srv.http_url) as http:
-            refused = await http.get("/metrics")
-            wrong = await http.get("/metrics", headers={"Authorization": "Bearer nope"})
+        async with httpx.AsyncClient() as http:
+            refused = await http.get(srv.metrics_url)
+            wrong = await http.get(srv.metrics_url, headers={"Authorization": "Bearer nope"})
         samples = await scrape(srv, token="scrape-secret")
     assert refused.status_code == wrong.status_code == 401
     assert ("process_resident_memory_bytes", frozenset()) in samples

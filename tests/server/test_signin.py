@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -113,3 +115,81 @@ async def test_form_posts_are_refused(make_settings: Callable[..., Settings]) ->
                 headers={"content-type": "text/plain"},
             )
     assert response.status_code == 415
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"X-Forwarded-For": "127.0.0.1"},
+        {"X-Real-IP": "127.0.0.1"},
+        {"Forwarded": "for=127.0.0.1"},
+        {"X-Forwarded-Host": "localhost"},
+    ],
+    ids=["x-forwarded-for", "x-real-ip", "forwarded", "x-forwarded-host"],
+)
+async def test_proxied_requests_get_no_token(
+    make_settings: Callable[..., Settings], header: dict[str, str]
+) -> None:
+    """A request carrying a proxy's forwarding header is refused, whatever address it names."""
+    async with run_server(make_settings(**EMBEDDED)) as srv:
+        async with httpx.AsyncClient(base_url=srv.http_url) as http:
+            response = await post(http, {"user": "mallory"}, **header)
+    assert response.status_code == 403
+    assert response.json()["error"] == "dev_signin_remote"
+    assert "token" not in response.json()
+
+
+def outward_address() -> str:
+    """This host's address on its outward interface (not loopback)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: nothing is sent over UDP
+        except OSError:
+            pytest.skip("this host has no network interface besides loopback")
+        address: str = probe.getsockname()[0]
+    if ipaddress.ip_address(address).is_loopback:
+        pytest.skip("this host has no network interface besides loopback")
+    return address
+
+
+async def test_a_request_from_another_address_gets_no_token(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Served on every interface by another launcher, a non-loopback peer is refused."""
+    address = outward_address()
+    async with run_server(make_settings(**EMBEDDED), host="0.0.0.0") as srv:
+        async with httpx.AsyncClient(base_url=f"http://{address}:{srv.port}") as http:
+            response = await post(http, {"user": "mallory"}, host=f"localhost:{srv.port}")
+    assert response.status_code == 403
+    assert response.json()["error"] == "dev_signin_remote"
+    assert "token" not in response.json()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [EMBEDDED, {"auth": {"dev_signin": "on"}}],
+    ids=["auto", "on"],
+)
+async def test_admin_tokens_are_never_issued(
+    make_settings: Callable[..., Settings], overrides: dict[str, Any]
+) -> None:
+    """Asking for role admin is refused with role_forbidden, however sign-in was turned on."""
+    async with run_server(make_settings(**overrides)) as srv:
+        async with httpx.AsyncClient(base_url=srv.http_url) as http:
+            response = await post(http, {"user": "mallory", "role": "admin"})
+    assert response.status_code == 403
+    assert response.json()["error"] == "role_forbidden"
+    assert "token" not in response.json()
+
+
+async def test_explicitly_on_answers_through_a_proxy(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """LIVETUTOR_DEV_SIGNIN=on (a public demo) issues learner tokens to proxied requests."""
+    async with run_server(make_settings(auth={"dev_signin": "on"})) as srv:
+        async with httpx.AsyncClient(base_url=srv.http_url) as http:
+            response = await post(
+                http, {"user": "zoe"}, **{"X-Forwarded-For": "203.0.113.7", "host": "tutor.example"}
+            )
+    assert response.status_code == 200
+    assert srv.runtime.codec.verify(response.json()["token"]).role == "learner"

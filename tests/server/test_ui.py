@@ -40,6 +40,35 @@ async def test_index_and_assets_are_served(
     assert missing.status_code == 404
 
 
+async def test_revalidated_assets_stay_cacheable(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """A 304 for an asset keeps the year-long caching, never the API's no-store."""
+    dist = build(tmp_path / "dist")
+    async with run_server(make_settings(ui_dir=str(dist))) as srv:
+        async with httpx.AsyncClient(base_url=srv.http_url) as http:
+            asset = await http.get("/assets/app-1a2b.js")
+            again = await http.get(
+                "/assets/app-1a2b.js", headers={"if-none-match": asset.headers["etag"]}
+            )
+    assert again.status_code == 304
+    assert again.headers.get_list("cache-control") == ["public, max-age=31536000, immutable"]
+
+
+async def test_page_may_open_sockets_to_its_own_origin_only(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """The page's CSP lets it connect to its own origin, not to ws: or wss: of any host."""
+    dist = build(tmp_path / "dist")
+    async with run_server(make_settings(ui_dir=str(dist))) as srv:
+        async with httpx.AsyncClient(base_url=srv.http_url) as http:
+            index = await http.get("/")
+    directives = dict(
+        d.strip().split(" ", 1) for d in index.headers["content-security-policy"].split(";")
+    )
+    assert directives["connect-src"] == "'self'"
+
+
 async def test_missing_build_says_how_to_build(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:

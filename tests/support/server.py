@@ -11,9 +11,9 @@ from typing import Any
 from core.auth import Role
 from core.settings import Settings
 from realtime.client import TutorClient
-from server.app import create_app
+from server.app import create_app, create_metrics_app
 from server.runtime import Runtime
-from server.serve import Server, uvicorn_config
+from server.serve import Server, metrics_config, uvicorn_config
 
 
 @dataclass
@@ -23,10 +23,16 @@ class RunningServer:
     server: Server
     runtime: Runtime
     port: int
+    metrics_port: int
 
     @property
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """``GET /metrics`` on the metrics listener."""
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     @property
     def ws_url(self) -> str:
@@ -42,11 +48,18 @@ class RunningServer:
 
 
 @contextlib.asynccontextmanager
-async def run_server(settings: Settings, **runtime_parts: Any) -> AsyncIterator[RunningServer]:
-    """Start the app on 127.0.0.1 port 0; shut it down (with its drain) afterwards."""
+async def run_server(
+    settings: Settings, *, host: str = "127.0.0.1", **runtime_parts: Any
+) -> AsyncIterator[RunningServer]:
+    """Start the app and its metrics listener on 127.0.0.1, port 0 each; shut both down after.
+
+    ``host`` binds the app elsewhere (``0.0.0.0``: reachable on every interface).
+    """
     runtime = Runtime(settings, **runtime_parts)
-    app = create_app(runtime=runtime)
-    server = Server(uvicorn_config(app, settings, host="127.0.0.1", port=0))
+    server = Server(
+        uvicorn_config(create_app(runtime=runtime), settings, host=host, port=0),
+        metrics=metrics_config(create_metrics_app(runtime), settings, host="127.0.0.1", port=0),
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -54,7 +67,8 @@ async def run_server(settings: Settings, **runtime_parts: Any) -> AsyncIterator[
             raise RuntimeError("server stopped during start-up")
         await asyncio.sleep(0.01)
     try:
-        yield RunningServer(server, runtime, server.port)
+        assert server.metrics_port is not None
+        yield RunningServer(server, runtime, server.port, server.metrics_port)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=30)
