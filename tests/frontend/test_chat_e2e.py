@@ -47,7 +47,8 @@ def wait_for_text(page: Any, selector: str, chars: int) -> None:
 
 
 def shown(text: str) -> str:
-    """Text as the page renders it: Markdown markers gone, white space collapsed."""
+    """Text as the page renders it: Markdown markers and quote marks gone, white space collapsed."""
+    text = re.sub(r"(?m)^[ \t]*>[ \t]?", "", text)
     return " ".join(re.sub(r"\*\*|__|`", "", text).split())
 
 
