@@ -17,6 +17,7 @@ from realtime.connection_limits import (
     RedisConnectionLimits,
 )
 from tests.support.clock import FakeClock
+from tests.support.redis import own_redis
 
 TTL_S = 60.0
 MakeLimits = Callable[[int], ConnectionLimits]
@@ -29,11 +30,7 @@ async def make_limits(request: pytest.FixtureRequest) -> AsyncIterator[MakeLimit
         if request.param == "memory":
             yield MemoryConnectionLimits
             return
-        node = RedisNode()
-        await node.start()
-        stack.push_async_callback(node.stop)
-        client = connect(RedisSettings(url=node.url))
-        stack.push_async_callback(client.aclose)
+        client = await stack.enter_async_context(own_redis())
         yield lambda cap: RedisConnectionLimits(client, pod="pod-a", max_per_user=cap, ttl_s=TTL_S)
 
 

@@ -13,6 +13,7 @@ from core.settings import RedisSettings
 from devtools.cluster import RedisNode, free_port
 from realtime.ratelimit import AskLimiter, TokenBuckets
 from realtime.redis_ratelimit import RedisTokenBuckets
+from tests.support.redis import own_redis
 
 # Slow enough that no token comes back while a test runs: one a minute.
 SLOW_PER_S = 1 / 60
@@ -26,11 +27,7 @@ async def make_limiter(request: pytest.FixtureRequest) -> AsyncIterator[MakeLimi
         if request.param == "memory":
             yield TokenBuckets
             return
-        node = RedisNode()
-        await node.start()
-        stack.push_async_callback(node.stop)
-        client = connect(RedisSettings(url=node.url))
-        stack.push_async_callback(client.aclose)
+        client = await stack.enter_async_context(own_redis())
         yield lambda rate_per_s, burst: RedisTokenBuckets(client, rate_per_s, burst)
 
 
