@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from cache.answers import AnswerCache, answer_key, shareable
+from cache.answers import AnswerCache, answer_key
 from cache.redis_tier import RedisTier
 from cache.two_tier import TwoTierCache
 from core.redis_link import connect
@@ -154,23 +154,3 @@ async def test_answer_over_the_cap_reaches_no_pod(redis_pods: MakeAnswers) -> No
     one, two = await redis_pods(), await redis_pods()
     assert await one.put(KEY, "word " * 1000, SOURCES, "model-a") is False
     assert await two.get(KEY) is None
-
-
-@pytest.mark.parametrize(
-    ("question", "mode", "first", "expected"),
-    [
-        # The first question of a session stands on its own, back-references and all.
-        ("Is it valid?", "explain", True, True),
-        # Later ones need four words and nothing pointing back, in any case.
-        ("What is validity?", "explain", False, False),
-        ("Define a valid argument", "explain", False, True),
-        ("Explain THAT argument form", "explain", False, False),
-        ("Is the previous example sound?", "explain", False, False),
-        # A hint is never shared, however self-contained.
-        ("Define a valid deductive argument", "hint", False, False),
-        ("", "explain", True, False),
-    ],
-)
-def test_shareable_boundaries(question: str, mode: str, first: bool, expected: bool) -> None:
-    """Shared only: explain answers to a first question or a self-contained one of 4+ words."""
-    assert shareable(question, mode, first_in_session=first) is expected

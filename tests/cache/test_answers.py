@@ -55,6 +55,13 @@ def test_keys_do_not_contain_the_question() -> None:
         ("Give another example please", "explain", False, False),
         ("How do I weigh evidence for a claim?", "explain", False, True),
         ("???", "explain", True, False),
+        ("", "explain", True, False),
+        # Later questions need four words and nothing pointing back, in any case.
+        ("What is validity?", "explain", False, False),
+        ("Define a valid argument", "explain", False, True),
+        ("Explain THAT argument form", "explain", False, False),
+        ("Is the previous example sound?", "explain", False, False),
+        ("Define a valid deductive argument", "hint", False, False),
     ],
 )
 def test_shareable(question: str, mode: str, first: bool, expected: bool) -> None:
