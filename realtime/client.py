@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
@@ -47,6 +48,29 @@ class Answer:
         """The passages the answer cites."""
         sources: list[dict[str, Any]] = self.end.get("sources", [])
         return sources
+
+
+def ws_url(address: str) -> str:
+    """The ``/ws`` URL of a server from its address: ``http(s)://host:port`` as ``serve``
+    prints it, or ``ws(s)://host:port/ws``. A clear ``ValueError`` for anything else."""
+    parts = urlsplit(address.strip())
+    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme.lower())
+    if scheme is None or not parts.hostname:
+        raise ValueError(
+            f"{address!r} is not a server address: give http(s)://host:port or ws(s)://host:port/ws"
+        )
+    if parts.username or parts.password:
+        raise ValueError("a server address must not carry a user name or password")
+    if parts.query or parts.fragment:
+        raise ValueError("a server address takes no query or fragment (the token goes in --token)")
+    path = parts.path.rstrip("/")
+    if path not in ("", "/ws"):
+        raise ValueError(f"{address!r} names the path {parts.path!r}: the server listens on /ws")
+    try:
+        parts.port  # noqa: B018 - raises for a port that is not a number in range
+    except ValueError:
+        raise ValueError(f"{address!r} has a port that is not a number from 0 to 65535") from None
+    return urlunsplit((scheme, parts.netloc, "/ws", "", ""))
 
 
 class TutorClient:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -12,6 +13,9 @@ from typing import Any
 from core.datadir import restrict_umask
 from core.errors import LiveTutorError
 from core.settings import Settings
+
+# Where `livetutor ask` connects without --url or LIVETUTOR_URL: where `serve` listens by default.
+DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -50,22 +54,39 @@ def _token(args: argparse.Namespace) -> int:
     codec = TokenCodec(load_secret(settings), settings.auth.jwt_issuer)
     courses = args.course or ["demo"]
     ttl_s = args.expires_s if args.expires_s is not None else settings.auth.token_ttl_s
-    print(codec.issue(args.user, role=args.role, courses=courses, ttl_s=ttl_s))
+    token = codec.issue(args.user, role=args.role, courses=courses, ttl_s=ttl_s)
+    if args.out is None:
+        print(token)
+        return 0
+    # Created 0600 before anything is written: the token is a password until it expires.
+    out = Path(args.out)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(token + "\n")
     return 0
 
 
 def _ask(args: argparse.Namespace) -> int:
-    from websockets.exceptions import InvalidStatus
+    from websockets.exceptions import InvalidStatus, WebSocketException
 
-    from realtime.client import TutorClient
+    from realtime.client import TutorClient, ws_url
 
     token = args.token or os.environ.get("LIVETUTOR_TOKEN", "")
     if not token:
         print("livetutor ask: give --token or set LIVETUTOR_TOKEN", file=sys.stderr)
         return 2
+    address = args.url or os.environ.get("LIVETUTOR_URL") or DEFAULT_URL
+    try:
+        url = ws_url(address)
+    except ValueError as exc:
+        print(f"livetutor ask: {exc}", file=sys.stderr)
+        return 2
 
     async def run() -> int:
-        async with await TutorClient.connect(args.url, token) as client:
+        async with await TutorClient.connect(
+            url, token, timeout_s=args.connect_timeout_s
+        ) as client:
             ask_id = await client.ask(
                 args.question, course=args.course, mode=args.mode, session=args.session
             )
@@ -85,14 +106,39 @@ def _ask(args: argparse.Namespace) -> int:
             print(f"(session {answer.session}, {answer.reason}, model {answer.end.get('model')})")
             return 0 if answer.reason == "stop" else 1
 
+    # Every failure is one line on stderr; none of them repeats the token.
     try:
         return asyncio.run(run())
-    except (OSError, TimeoutError) as exc:
-        print(f"livetutor ask: cannot reach {args.url}: {exc}", file=sys.stderr)
-        return 1
     except InvalidStatus as exc:
-        print(f"livetutor ask: connection refused by server: {exc}", file=sys.stderr)
+        print(f"livetutor ask: {url} refused the connection: {_refusal(exc)}", file=sys.stderr)
         return 1
+    except TimeoutError:
+        print(f"livetutor ask: {url} did not answer in time", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        print(f"livetutor ask: cannot reach {url}: {reason}", file=sys.stderr)
+        return 1
+    except WebSocketException as exc:
+        print(
+            f"livetutor ask: the connection to {url} failed ({type(exc).__name__})", file=sys.stderr
+        )
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _refusal(exc: Any) -> str:
+    """``HTTP 403 (error code: message)`` from a refused handshake, without echoing request data."""
+    response = exc.response
+    detail = ""
+    try:
+        body = json.loads(bytes(response.body or b"").decode("utf-8", "replace") or "{}")
+        if isinstance(body, dict) and body.get("error"):
+            detail = f" ({body['error']}: {str(body.get('message', ''))[:200]})"
+    except ValueError:
+        pass
+    return f"HTTP {response.status_code}{detail}"
 
 
 def _dev_cluster(args: argparse.Namespace) -> int:
@@ -276,16 +322,22 @@ def parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--expires-s", type=int, help="lifetime in seconds (default one day)")
     token.add_argument("--data-dir", help="state directory holding the signing secret")
+    token.add_argument("--out", help="write the token to this file (mode 0600) instead of stdout")
     token.set_defaults(run=_token)
 
     ask = sub.add_parser("ask", help="ask a running server and stream the answer")
     ask.add_argument("question")
-    ask.add_argument("--url", default="ws://127.0.0.1:8000/ws")
+    ask.add_argument(
+        "--url",
+        help=f"server address as serve prints it, or its ws(s)://…/ws URL "
+        f"(LIVETUTOR_URL, default {DEFAULT_URL})",
+    )
     ask.add_argument("--token", help="token (or LIVETUTOR_TOKEN)")
     ask.add_argument("--course", default="demo")
     ask.add_argument("--mode", choices=["explain", "hint"], default="explain")
     ask.add_argument("--session", help="continue this session")
-    ask.add_argument("--timeout-s", type=float, default=120.0)
+    ask.add_argument("--timeout-s", type=float, default=120.0, help="for the whole answer")
+    ask.add_argument("--connect-timeout-s", type=float, default=10.0, help="for the connection")
     ask.set_defaults(run=_ask)
 
     cache = sub.add_parser("cache", help="manage the shared cache")

@@ -233,3 +233,85 @@ async def test_serve_prints_its_metrics_address(serve: ServeProcess) -> None:
     assert metrics.status_code == 200
     assert "websocket_active_connections" in metrics.text
     assert main.status_code == 404
+
+
+async def run_ask(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """``livetutor ask`` in its own process: exit code, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        *LIVETUTOR,
+        "ask",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_ask_takes_the_address_serve_prints(serve: ServeProcess) -> None:
+    """The http://host:port address that serve prints works as --url, and from LIVETUTOR_URL."""
+    token = serve.token()
+    code, out, err = await run_ask("--url", serve.url, "--token", token, "What is a premise?")
+    assert code == 0, err
+    assert "model offline" in out
+    code, out, err = await run_ask(
+        "--token", token, "What is a premise?", env={"LIVETUTOR_URL": serve.url + "/"}
+    )
+    assert code == 0, err
+    assert "model offline" in out
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "127.0.0.1:8000",
+        "ftp://127.0.0.1:8000",
+        "http://",
+        "http://127.0.0.1:8000/api",
+        "http://127.0.0.1:99999",
+        "http://u:pw@127.0.0.1:8000",
+        "ws://127.0.0.1:8000/ws?token=x",
+    ],
+)
+async def test_ask_refuses_a_bad_address_in_one_line(url: str) -> None:
+    """A malformed address is one line on stderr and exit code 2, never a traceback."""
+    code, out, err = await run_ask("--url", url, "--token", "secret-token-value", "hello")
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and "secret-token-value" not in err
+
+
+async def test_ask_to_a_closed_port_says_so_in_one_line() -> None:
+    """A refused connection is one line naming the address, exit code 1, no token shown."""
+    from devtools.cluster import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    code, _, err = await run_ask("--url", url, "--token", "secret-token-value", "hello")
+    assert code == 1
+    assert err.startswith("livetutor ask: cannot reach ws://127.0.0.1:"), err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "secret-token-value" not in err
+
+
+async def test_a_refused_token_is_one_line_without_the_token(serve: ServeProcess) -> None:
+    """A 403 at the handshake is one line with the status and the server's reason, not the token."""
+    forged = serve.token() + "x"
+    code, _, err = await run_ask("--url", serve.url, "--token", forged, "hello")
+    assert code == 1
+    assert "HTTP 403" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert forged not in err and forged[-20:] not in err
+
+
+def test_token_written_to_a_file_is_private(tmp_path: Path) -> None:
+    """token --out writes the token to a 0600 file and prints nothing."""
+    out = tmp_path / "alice.token"
+    done = run_cli("token", "--user", "alice", "--out", str(out), data_dir=tmp_path / "data")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    claims = jwt.decode(out.read_text().strip(), options={"verify_signature": False})
+    assert claims["sub"] == "alice"
