@@ -175,12 +175,19 @@ def shot(page: Any, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"))
 
 
-def sign_in(page: Any, live: LiveServer, user: str, role: str = "learner") -> None:
-    """Sign in through the page's development sign-in and wait for the connection."""
+def sign_in(
+    page: Any, live: LiveServer, user: str, role: str = "learner", courses: str = ""
+) -> None:
+    """Sign in through the page's development sign-in and wait for the connection.
+
+    ``courses`` (course ids separated by spaces or commas) replaces the form's ``demo``.
+    """
     page.goto(live.url + "/")
     page.get_by_label("Your name").fill(user)
     if role != "learner":
         page.get_by_label("Role").select_option(role)
+    if courses:
+        page.get_by_label("Courses").fill(courses)
     page.get_by_role("button", name="Sign in", exact=True).click()
     page.locator("[data-testid=connection-state][data-state=connected]").wait_for()
 

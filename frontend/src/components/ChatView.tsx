@@ -3,6 +3,7 @@ import { type KeyboardEvent, useEffect, useId, useLayoutEffect, useMemo, useRef,
 
 import type { Mode } from "../protocol/frames";
 import type { ChatMessage, ChatSnapshot, ChatStore } from "../state/chat";
+import { courseIsEmpty } from "../state/courses";
 import { Message } from "./Message";
 
 const EXAMPLES: Record<string, string[]> = {
@@ -18,18 +19,22 @@ const MIN_TYPING_CHARS = 3;
 interface Props {
   store: ChatStore;
   snap: ChatSnapshot;
+  /** Instructors and admins: an empty course offers the upload. */
+  canUpload: boolean;
 }
 
-export function ChatView({ store, snap }: Props) {
+export function ChatView({ store, snap, canUpload }: Props) {
   const view = snap.current ? snap.views.get(snap.current) : undefined;
   const messages = view?.messages ?? [];
   const running = messages.filter((m) => m.status === "streaming" && m.stream);
+  const empty = courseIsEmpty(snap.course, snap.material.get(snap.course), snap.sessions);
 
   return (
     <div className="flex min-h-0 flex-1 flex-col">
       {view ? (
         <>
           <h1 className="sr-only">{view.title || "Conversation"}</h1>
+          {empty && <EmptyCourse canUpload={canUpload} className="border-b px-4 py-2 text-sm" />}
           {view.error && (
             <p role="alert" className="border-b border-red-200 bg-red-50 px-4 py-2 text-sm text-red-900">
               {view.error}
@@ -46,7 +51,7 @@ export function ChatView({ store, snap }: Props) {
           />
         </>
       ) : (
-        <Welcome course={snap.course} onPick={(q) => store.ask(q, "explain")} />
+        <Welcome course={snap.course} empty={empty} canUpload={canUpload} onPick={(q) => store.ask(q, "explain")} />
       )}
       <Announcer messages={messages} />
       <Composer store={store} snap={snap} running={running} />
@@ -54,15 +59,47 @@ export function ChatView({ store, snap }: Props) {
   );
 }
 
-function Welcome({ course, onPick }: { course: string; onPick: (q: string) => void }) {
-  const examples = EXAMPLES[course] ?? [];
+/** Says what to do in a course with nothing to answer from yet. */
+function EmptyCourse({ canUpload, className }: { canUpload: boolean; className: string }) {
+  return (
+    <p role="status" data-testid="course-empty" className={`border-amber-300 bg-amber-50 text-amber-950 ${className}`}>
+      {canUpload ? (
+        <>
+          <a href="#/upload" className="font-medium underline">
+            Upload a PDF
+          </a>{" "}
+          to start this course.
+        </>
+      ) : (
+        "This course has no material yet; ask your teacher to add some."
+      )}
+    </p>
+  );
+}
+
+function Welcome({
+  course,
+  empty,
+  canUpload,
+  onPick,
+}: {
+  course: string;
+  empty: boolean;
+  canUpload: boolean;
+  onPick: (q: string) => void;
+}) {
+  const examples = empty ? [] : (EXAMPLES[course] ?? []);
   return (
     <div className="flex min-h-0 flex-1 flex-col items-center justify-center overflow-y-auto px-4 py-8 text-center">
       <h1 className="text-2xl font-semibold text-slate-900">What would you like to understand?</h1>
-      <p className="mt-2 max-w-md text-slate-700">
-        Ask about <span className="font-medium">{course}</span>. Answers stream in as they are written and cite the
-        pages they come from. Choose <em>Hint</em> to be nudged toward the answer instead.
-      </p>
+      {empty ? (
+        <EmptyCourse canUpload={canUpload} className="mt-3 max-w-md rounded-lg border px-4 py-3" />
+      ) : (
+        <p className="mt-2 max-w-md text-slate-700">
+          Ask about <span className="font-medium">{course}</span>. Answers stream in as they are written and cite the
+          pages they come from. Choose <em>Hint</em> to be nudged toward the answer instead.
+        </p>
+      )}
       {examples.length > 0 && (
         <ul className="mt-6 flex max-w-xl flex-wrap justify-center gap-2" aria-label="Example questions">
           {examples.map((q) => (

@@ -4,6 +4,7 @@ import { api } from "../lib/api";
 import type { Identity } from "../lib/token";
 import { TutorClient, socketUrl } from "../protocol/client";
 import { ChatStore } from "../state/chat";
+import { courseOptions } from "../state/courses";
 import { ChatView } from "./ChatView";
 import { ConnectionBadge } from "./ConnectionBadge";
 import { SessionList } from "./SessionList";
@@ -96,8 +97,6 @@ export function Shell({ identity, onSignOut }: Props) {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [snap.current]);
 
-  const courseSessions = snap.sessions.filter((s) => s.course === snap.course);
-
   return (
     <div className="flex h-full flex-col bg-slate-50 text-slate-900">
       <button
@@ -132,12 +131,12 @@ export function Shell({ identity, onSignOut }: Props) {
             value={snap.course}
             onChange={(e) => {
               store.setCourse(e.target.value);
-              go("#/");
+              if (route.view === "chat") go("#/");
             }}
             className="max-w-[9rem] rounded-md border border-slate-300 bg-white px-2 py-1 text-slate-900 sm:max-w-none"
             aria-label="Course"
           >
-            {snap.courses.map((c) => (
+            {courseOptions(snap.courses, snap.course).map((c) => (
               <option key={c} value={c}>
                 {c}
               </option>
@@ -191,7 +190,8 @@ export function Shell({ identity, onSignOut }: Props) {
           className={`${menuOpen ? "flex" : "hidden"} absolute inset-y-0 left-0 z-30 w-72 max-w-[85vw] flex-col border-r border-slate-200 bg-white shadow-lg md:static md:flex md:shadow-none`}
         >
           <SessionList
-            sessions={courseSessions}
+            sessions={snap.sessions}
+            course={snap.course}
             current={route.view === "chat" ? snap.current : null}
             onNew={() => {
               store.newChat();
@@ -213,7 +213,7 @@ export function Shell({ identity, onSignOut }: Props) {
           {route.view === "upload" && canUpload ? (
             <UploadView identity={identity} client={client} course={snap.course} />
           ) : (
-            <ChatView store={store} snap={snap} />
+            <ChatView store={store} snap={snap} canUpload={canUpload} />
           )}
         </main>
       </div>

@@ -14,6 +14,7 @@ import {
   type StreamStartFrame,
   newId,
 } from "../protocol/frames";
+import { type CourseMaterial, withDocuments, withProgress, withRefusal } from "./courses";
 
 export interface ChatMessage {
   /** Stable key: the stored id, or `ask:<id>` / `stream:<id>` while live. */
@@ -50,6 +51,7 @@ export interface SessionView {
 
 export interface ChatSnapshot {
   user: string;
+  /** The selected course: the open conversation's course, or the one a new conversation goes to. */
   course: string;
   courses: string[];
   current: string | null;
@@ -60,6 +62,8 @@ export interface ChatSnapshot {
   predictions: PredictionsFrame | null;
   /** Longest question the server takes (from `welcome`). */
   maxQuestionChars: number;
+  /** What the page learned about each course's material (see courses.ts). */
+  material: ReadonlyMap<string, CourseMaterial>;
 }
 
 const LEARNER_MATCH_WINDOW_MS = 10 * 60_000;
@@ -146,6 +150,7 @@ export class ChatStore {
       notice: null,
       predictions: null,
       maxQuestionChars: 4000,
+      material: new Map(),
     };
   }
 
@@ -164,7 +169,9 @@ export class ChatStore {
         this.updateMessage(f.session, `ask:${f.id}`, (m) => (m.status === "queued" ? { ...m, status: "sending" } : m)),
       ),
       client.on("predictions", (f) => this.set({ predictions: f })),
+      client.on("document", (f) => this.putMaterial(f.course, withProgress(this.snap.material.get(f.course), f.status))),
     );
+    void this.checkCourse(this.snap.course);
     if (typeof BroadcastChannel !== "undefined") {
       // Tabs of one browser tell each other when the session list changed.
       this.channel = new BroadcastChannel("livetutor.sessions");
@@ -194,15 +201,41 @@ export class ChatStore {
 
   // -- actions ----------------------------------------------------------------
 
+  /**
+   * Choose a course: a new conversation starts in it (the one shown stays in the
+   * list), so a question never goes to one course while another's conversation shows.
+   */
   setCourse(course: string): void {
     if (course === this.snap.course) return;
+    if (this.snap.current) this.leave(this.snap.current);
     this.set({ course, current: null, predictions: null });
+    void this.checkCourse(course);
+  }
+
+  /** Read the course's document list, to tell whether it has material yet. */
+  async checkCourse(course: string): Promise<void> {
+    try {
+      const docs = await api.documents(this.token(), course);
+      this.putMaterial(course, withDocuments(this.snap.material.get(course), docs));
+    } catch {
+      // Not known then: the page claims nothing about the course.
+    }
+  }
+
+  /** The selector follows the open conversation: its course becomes the selected one. */
+  private follow(session: string, course: string): void {
+    if (session !== this.snap.current || course === this.snap.course) return;
+    this.set({ course, predictions: null });
+    void this.checkCourse(course);
   }
 
   async refreshSessions(): Promise<void> {
     try {
       const { sessions } = await api.sessions(this.token());
       this.set({ sessions });
+      const current = this.snap.current;
+      const listed = current ? sessions.find((s) => s.id === current) : undefined;
+      if (listed) this.follow(listed.id, listed.course);
     } catch {
       // The list stays as it was; the connection badge tells what is wrong.
     }
@@ -225,12 +258,12 @@ export class ChatStore {
   async openSession(id: string): Promise<void> {
     const known = this.snap.sessions.find((s) => s.id === id);
     const view = this.snap.views.get(id);
-    if (known && known.course !== this.snap.course && this.snap.courses.includes(known.course)) {
-      this.set({ course: known.course });
-    }
     const previous = this.snap.current;
     if (previous && previous !== id) this.leave(previous);
     this.set({ current: id, predictions: null });
+    // Its course, when already known; else the history (or the session list) tells it.
+    const course = view && (view.loaded || view.messages.length > 0) ? view.course : known?.course;
+    if (course) this.follow(id, course);
     if (!view) {
       this.putView({ id, course: known?.course ?? this.snap.course, title: known?.title ?? "", messages: [], loaded: false });
     }
@@ -247,7 +280,7 @@ export class ChatStore {
       if (!view) return;
       const hasEarlier = view.loaded ? view.hasEarlier : body.messages.length >= PAGE_SIZE;
       this.putView({ ...view, course: body.course, loaded: true, hasEarlier, error: undefined, messages: mergeMessages(view.messages, body.messages) });
-      if (body.course !== this.snap.course && this.snap.courses.includes(body.course)) this.set({ course: body.course });
+      this.follow(id, body.course);
     } catch (e) {
       const view = this.snap.views.get(id);
       const message = e instanceof Error ? e.message : String(e);
@@ -355,6 +388,7 @@ export class ChatStore {
       messages = [...messages, this.liveAnswer(f.stream, f.ask, "", f.mode)];
     }
     this.putView({ ...view, messages });
+    this.follow(f.session, f.course);
     if (isNew) this.announceSessions();
   }
 
@@ -408,6 +442,7 @@ export class ChatStore {
       return !tracked || tracked.ended;
     });
     this.putView({ ...view, title: frame.title || view.title, course: frame.course, messages });
+    this.follow(frame.session, frame.course);
     const lastStored = frame.messages[frame.messages.length - 1];
     if ((lastStored?.role === "learner" && frame.streams.length === 0) || stale) {
       // The answer ended between the server's two reads: fetch it once more shortly.
@@ -430,6 +465,7 @@ export class ChatStore {
       for (const view of this.snap.views.values()) {
         const hit = view.messages.find((m) => m.key === `ask:${ref}`);
         if (hit) {
+          if (f.code === "course_unknown") this.putMaterial(view.course, withRefusal(this.snap.material.get(view.course)));
           const note =
             f.code === "rate_limited" && f.retry_after_ms
               ? `Too many questions at once. Try again in ${Math.ceil(f.retry_after_ms / 1000)} s.`
@@ -465,6 +501,12 @@ export class ChatStore {
   private announceSessions(): void {
     void this.refreshSessions();
     this.channel?.postMessage("changed");
+  }
+
+  private putMaterial(course: string, material: CourseMaterial): void {
+    const all = new Map(this.snap.material);
+    all.set(course, material);
+    this.set({ material: all });
   }
 
   private putView(view: SessionView): void {
