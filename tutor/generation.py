@@ -83,13 +83,6 @@ async def shared_question(
     return SharedQuestion(course, version, mode, model, normalise(question))
 
 
-async def shared_answer_key(
-    retriever: Retriever, course: str, mode: Mode, model: str, question: str
-) -> str:
-    """The answer cache key of ``question`` under the course's current index version."""
-    return (await shared_question(retriever, course, mode, model, question)).key
-
-
 async def generate(provider: LLMProvider, prompt: Prompt, on_token: Callable[[str], None]) -> None:
     """Stream ``prompt`` through ``provider``, handing each token to ``on_token``.
 

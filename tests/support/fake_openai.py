@@ -49,6 +49,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from core.settings import LLMSettings
+
 DEFAULT_MODEL = "fake-model"
 DEFAULT_TOKENS = ("Hello", ", ", "world", ".")
 STARTUP_TIMEOUT_S = 5.0
@@ -331,6 +333,18 @@ async def run_fake_openai(
             await asyncio.wait_for(task, timeout=SHUTDOWN_TIMEOUT_S)
         finally:
             uvicorn_log.removeFilter(quiet)
+
+
+def provider_settings(server: FakeOpenAI, **overrides: Any) -> LLMSettings:
+    """Settings of an OpenAI-compatible provider pointed at ``server``, with no retries."""
+    base: dict[str, Any] = {
+        "provider": "openai",
+        "base_url": server.base_url,
+        "api_key": "test-key",
+        "model": server.model,
+        "connect_retries": 0,
+    }
+    return LLMSettings(**{**base, **overrides})
 
 
 class _ConnectionDrop(Exception):

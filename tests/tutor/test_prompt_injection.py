@@ -10,10 +10,10 @@ from cache.answers import AnswerCache
 from cache.popular import MemoryPopular
 from cache.two_tier import TwoTierCache
 from core.retrieval import Passage
-from core.settings import CacheSettings, LLMSettings
+from core.settings import CacheSettings
 from knowledge.lexical import LexicalRetriever
 from realtime.protocol import Mode
-from tests.support.fake_openai import FakeOpenAI, Reply, run_fake_openai
+from tests.support.fake_openai import FakeOpenAI, Reply, provider_settings, run_fake_openai
 from tests.support.injection import (
     BREAKOUT,
     COURSE,
@@ -22,7 +22,7 @@ from tests.support.injection import (
     QUESTION,
     injected_passages,
 )
-from tutor.generation import answer_prompt, shared_answer_key
+from tutor.generation import answer_prompt, shared_question
 from tutor.llm import Prompt
 from tutor.llm_offline import compose
 from tutor.llm_openai import OpenAIProvider
@@ -52,15 +52,7 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
 
 @pytest.fixture
 async def provider(fake: FakeOpenAI) -> AsyncIterator[OpenAIProvider]:
-    settings = LLMSettings(
-        provider="openai",
-        base_url=fake.base_url,
-        api_key="test-key",
-        model="tutor-model",
-        first_token_timeout_s=5.0,
-        connect_retries=0,
-    )
-    llm = OpenAIProvider(settings)
+    llm = OpenAIProvider(provider_settings(fake, first_token_timeout_s=5.0))
     yield llm
     await llm.aclose()
 
@@ -144,8 +136,8 @@ async def test_a_warmed_answer_does_not_obey_course_text(
     await popular.record(COURSE, QUESTION, "lea")
     parts = {"retriever": retriever, "provider": provider, "answers": answers, "popular": popular}
     report = await warm_answers(COURSE, **parts)
-    key = await shared_answer_key(retriever, COURSE, "explain", provider.model, QUESTION)
-    cached = await answers.get(key)
+    shared = await shared_question(retriever, COURSE, "explain", provider.model, QUESTION)
+    cached = await answers.get(shared.key)
     assert report.generated == 1
     assert cached is not None
     assert cached.text == NORMAL

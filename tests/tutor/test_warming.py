@@ -9,9 +9,9 @@ import pytest
 from cache.answers import AnswerCache, answer_key
 from cache.popular import MemoryPopular
 from cache.two_tier import TwoTierCache
-from core.settings import CacheSettings, LLMSettings
+from core.settings import CacheSettings
 from knowledge.demo_course import DEMO_COURSE, demo_retriever
-from tests.support.fake_openai import FakeOpenAI, Reply, run_fake_openai
+from tests.support.fake_openai import FakeOpenAI, Reply, provider_settings, run_fake_openai
 from tutor.llm_openai import OpenAIProvider
 from tutor.warming import warm_answers
 
@@ -27,16 +27,7 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
 
 @pytest.fixture
 async def provider(fake: FakeOpenAI) -> AsyncIterator[OpenAIProvider]:
-    settings = LLMSettings(
-        provider="openai",
-        base_url=fake.base_url,
-        api_key="test-key",
-        model="tutor-model",
-        first_token_timeout_s=0.5,
-        connect_retries=0,
-        breaker_failures=2,
-    )
-    llm = OpenAIProvider(settings)
+    llm = OpenAIProvider(provider_settings(fake, first_token_timeout_s=0.5, breaker_failures=2))
     yield llm
     await llm.aclose()
 
