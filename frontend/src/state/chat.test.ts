@@ -68,39 +68,8 @@ describe("mergeMessages", () => {
 
 describe("ChatStore", () => {
   it("shows a question, its streaming answer and its end, from the client's events", async () => {
-    const { ChatStore } = await import("./chat");
-    const { TutorClient } = await import("../protocol/client");
-    type Sock = import("../protocol/client").SocketLike & { push(f: unknown): void; sent: string[] };
-    let sock: Sock | null = null;
-    const client = new TutorClient({
-      url: "ws://test/ws",
-      token: () => "t.o.k",
-      socket: () => {
-        const s: Sock = {
-          readyState: 1,
-          protocol: "",
-          onopen: null,
-          onmessage: null,
-          onclose: null,
-          onerror: null,
-          sent: [],
-          send(data: string) {
-            this.sent.push(data);
-          },
-          close() {},
-          push(f: unknown) {
-            this.onmessage?.({ data: JSON.stringify(f) });
-          },
-        };
-        sock = s;
-        return s;
-      },
-    });
-    const store = new ChatStore(client, () => "t.o.k", { user: "ann", courses: ["demo"] });
-    const detach = store.attach();
-    client.start();
-    const s = sock as unknown as Sock;
-    s.push({ type: "welcome", connection: "c", pod: "p", user: "ann", protocol: 1, limits: { max_frame_bytes: 1, max_question_chars: 99, max_streams: 2, idle_timeout_s: 300 } });
+    const { connectedStore } = await import("./testing");
+    const { store, sock: s, close } = connectedStore(["demo"]);
     expect(store.getSnapshot().maxQuestionChars).toBe(99);
     store.ask("why?", "hint");
     const sent = JSON.parse(s.sent[s.sent.length - 1] as string) as { id: string; session: string; mode: string };
@@ -133,7 +102,6 @@ describe("ChatStore", () => {
     s.push({ type: "error", code: "rate_limited", message: "slow down", ref: second.id, retry_after_ms: 2500 });
     const failed = store.getSnapshot().views.get(session)?.messages[2];
     expect([failed?.status, failed?.note]).toEqual(["failed", "Too many questions at once. Try again in 3 s."]);
-    detach();
-    client.stop();
+    close();
   });
 });

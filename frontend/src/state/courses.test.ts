@@ -1,8 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 
 import { type CourseDocument, type SessionSummary, api } from "../lib/api";
-import { type SocketLike, TutorClient } from "../protocol/client";
-import { ChatStore } from "./chat";
+import { connectedStore } from "./testing";
 import { UNKNOWN_MATERIAL, courseIsEmpty, courseOptions, withDocuments, withProgress, withRefusal } from "./courses";
 
 const doc = (id: string, status: CourseDocument["status"]): CourseDocument => ({ id, status });
@@ -53,49 +52,6 @@ describe("courseOptions", () => {
     expect(courseOptions(["demo"], "history")).toEqual(["demo", "history"]);
   });
 });
-
-type Sock = SocketLike & { push(f: unknown): void; sent: string[] };
-
-/** A store on a client whose socket the test drives, welcomed and connected. */
-function connectedStore(courses: string[]): { store: ChatStore; sock: Sock; close: () => void } {
-  let sock: Sock | null = null;
-  const client = new TutorClient({
-    url: "ws://test/ws",
-    token: () => "t.o.k",
-    socket: () => {
-      sock = {
-        readyState: 1,
-        protocol: "",
-        onopen: null,
-        onmessage: null,
-        onclose: null,
-        onerror: null,
-        sent: [],
-        send(data: string) {
-          this.sent.push(data);
-        },
-        close() {},
-        push(f: unknown) {
-          this.onmessage?.({ data: JSON.stringify(f) });
-        },
-      };
-      return sock;
-    },
-  });
-  const store = new ChatStore(client, () => "t.o.k", { user: "ann", courses });
-  const detach = store.attach();
-  client.start();
-  const s = sock as unknown as Sock;
-  s.push({ type: "welcome", connection: "c", pod: "p", user: "ann", protocol: 1, limits: { max_frame_bytes: 1, max_question_chars: 99, max_streams: 2, idle_timeout_s: 300 } });
-  return {
-    store,
-    sock: s,
-    close: () => {
-      detach();
-      client.stop();
-    },
-  };
-}
 
 const flush = () => new Promise((resolve) => setTimeout(resolve, 0));
 
