@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.retrieval import Passage
 from core.text import terms
@@ -34,7 +34,9 @@ class LexicalRetriever:
         for course, passages in passages_by_course.items():
             digest = hashlib.blake2b(digest_size=8)
             for p in passages:
-                digest.update(f"{p.document}\0{p.page}\0{p.heading}\0{p.text}\0".encode())
+                digest.update(
+                    f"{p.document}\0{p.document_id}\0{p.page}\0{p.heading}\0{p.text}\0".encode()
+                )
             self._versions[course] = digest.hexdigest()
             docs = [_Doc(p, Counter(terms(p.heading + " " + p.text)), 0) for p in passages]
             docs = [_Doc(d.passage, d.tf, sum(d.tf.values())) for d in docs]
@@ -71,4 +73,4 @@ class LexicalRetriever:
             if score > 0:
                 scored.append((score, d.passage))
         scored.sort(key=lambda item: item[0], reverse=True)
-        return [Passage(p.document, p.page, p.heading, p.text, score) for score, p in scored[:k]]
+        return [replace(p, score=score) for score, p in scored[:k]]

@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             upload,
             Route("/courses/{course}/documents", documents.list_documents, methods=["GET"]),
             Route("/documents/{doc_id}", documents.get_document, methods=["GET"]),
+            Route("/documents/{doc_id}/file", documents.document_file, methods=["GET"]),
             Route("/documents/{doc_id}", documents.delete_document, methods=["DELETE"]),
             Route("/courses/{course}/questions", questions.list_questions, methods=["GET"]),
             Route("/courses/{course}/questions", questions.remove_question, methods=["DELETE"]),

@@ -3,28 +3,35 @@
     POST   /courses/{course}/documents   multipart ``file``, or JSON ``{"url": …}``
     GET    /courses/{course}/documents   the course's documents
     GET    /documents/{id}               one document: status, progress, reason
+    GET    /documents/{id}/file          the PDF itself, inline, with byte ranges
     DELETE /documents/{id}               remove a document and its chunks
 
 Adding and deleting need role ``instructor`` or ``admin`` and the course in the
 token's ``courses`` claim (admins: any course); reading needs the course. Errors
-are JSON ``{"error": code, "message": …}``.
+are JSON ``{"error": code, "message": …}``. The bundled demo course's PDF is
+document ``demo`` for the file route only (it has no record to show or delete).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
+from functools import cache
 from typing import Any
+from urllib.parse import quote
 
 import structlog
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from werkzeug.http import parse_range_header
 
 from core.auth import Principal
 from core.errors import AuthError, DocumentRejected, KnowledgeError
 from core.ids import is_course_id
+from knowledge.demo_course import DEMO_COURSE, DEMO_DOCUMENT_ID, DEMO_FILENAME, demo_pdf
 from knowledge.pdf import looks_like_pdf
 from knowledge.vectors import DocumentRecord
 from server._http import json_error, principal_of, runtime_of
@@ -37,6 +44,13 @@ _MAX_JSON_BYTES = 8192
 # Multipart framing around the file.
 _FORM_SLACK_BYTES = 64 * 1024
 EDITORS = ("instructor", "admin")
+# A course file is private: no shared cache (proxy, CDN) may keep it, and the browser
+# fetches it afresh each time the viewer opens it.
+_FILE_HEADERS = {
+    "cache-control": "private, no-store",
+    "accept-ranges": "bytes",
+    "x-content-type-options": "nosniff",
+}
 
 
 class _Refused(Exception):
@@ -226,3 +240,95 @@ async def delete_document(request: Request) -> Response:
     rt.courses.retriever.forget_version(record.course)
     log.info("documents.deleted", document=record.id, course=record.course, user=who.user)
     return JSONResponse({"id": record.id, "status": "deleted", "course": record.course})
+
+
+async def document_file(request: Request) -> Response:
+    """The document's PDF, shown inline; one byte range (``Range: bytes=…``) when asked."""
+    try:
+        who = _who(request)
+        if request.path_params["doc_id"] == DEMO_DOCUMENT_ID and who.may_use(DEMO_COURSE):
+            data, etag, filename = _demo_file()
+        else:
+            record = await _record(request, who)
+            if not record.blob:
+                raise _Refused(
+                    404, "file_unknown", "the document's file has not been fetched (yet)"
+                )
+            blobs = runtime_of(request).courses.ingest.blobs
+            data = await asyncio.to_thread(blobs.get, record.blob)
+            etag = record.sha256 or hashlib.sha256(data).hexdigest()
+            filename = _pdf_name(record.title)
+    except _Refused as refused:
+        return refused.response
+    except KnowledgeError as exc:
+        log.warning("documents.file_unavailable", error=type(exc).__name__)
+        return JSONResponse(
+            {"error": "unavailable", "message": "document storage is unavailable; try again"},
+            status_code=503,
+        )
+    headers = {**_FILE_HEADERS, "etag": f'"{etag}"', "content-disposition": _inline(filename)}
+    try:
+        span = _byte_range(request, len(data), etag)
+    except _Unsatisfiable:
+        return JSONResponse(
+            {
+                "error": "range_not_satisfiable",
+                "message": f"the file has {len(data)} bytes; no byte of the range is in it",
+            },
+            status_code=416,
+            headers={"content-range": f"bytes */{len(data)}"},
+        )
+    if span is None:
+        return Response(data, media_type="application/pdf", headers=headers)
+    start, stop = span
+    headers["content-range"] = f"bytes {start}-{stop - 1}/{len(data)}"
+    return Response(data[start:stop], 206, headers, media_type="application/pdf")
+
+
+@cache
+def _demo_file() -> tuple[bytes, str, str]:
+    data = demo_pdf()
+    return data, hashlib.sha256(data).hexdigest(), DEMO_FILENAME
+
+
+class _Unsatisfiable(Exception):
+    """No byte of the asked range is in the file."""
+
+
+def _byte_range(request: Request, size: int, etag: str) -> tuple[int, int] | None:
+    """The one byte range to send as ``(start, stop)``, or ``None`` for the whole file.
+
+    A malformed ``Range``, another unit, several ranges (no ``multipart/byteranges``
+    here) or an ``If-Range`` that names another version get the whole file, as
+    RFC 9110 allows; a range that starts past the end raises :class:`_Unsatisfiable`.
+    """
+    header = request.headers.get("range")
+    if not header:
+        return None
+    # If-Range compares strongly; no Last-Modified is sent, so a date never matches.
+    if_range = request.headers.get("if-range")
+    if if_range is not None and if_range.strip() != f'"{etag}"':
+        return None
+    parsed = parse_range_header(header)
+    if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
+        return None
+    span = parsed.range_for_length(size)
+    if span is not None:
+        return span
+    # A suffix longer than the file means the whole file (RFC 9110, 14.1.2).
+    if parsed.ranges[0][0] < 0 and size > 0:
+        return 0, size
+    raise _Unsatisfiable
+
+
+def _pdf_name(title: str) -> str:
+    name = " ".join(title.split()) or "document"
+    return name if name.lower().endswith(".pdf") else f"{name}.pdf"
+
+
+def _inline(filename: str) -> str:
+    """``inline`` with the name as ASCII and, when it is not ASCII, as UTF-8 too (RFC 6266)."""
+    ascii_name = re.sub(r'[^\x20-\x7e]|["\\]', "_", filename)
+    if ascii_name == filename:
+        return f'inline; filename="{filename}"'
+    return f"inline; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
