@@ -9,7 +9,8 @@ const server = process.env.LIVETUTOR_URL ?? "http://127.0.0.1:8000";
 
 export default defineConfig({
   plugins: [react(), tailwindcss()],
-  build: { outDir: "dist", emptyOutDir: true, sourcemap: false, target: "es2022" },
+  // The manifest tells the bundle budget (scripts/check-size.mjs) the entry chunk from lazy ones.
+  build: { outDir: "dist", emptyOutDir: true, sourcemap: false, target: "es2022", manifest: true },
   server: {
     proxy: {
       "/ws": { target: server.replace(/^http/, "ws"), ws: true },

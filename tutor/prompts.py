@@ -45,6 +45,13 @@ _HINT = (
     "passages by [n] and page. This is hint number {level} in this session: "
     "each further hint may go one step further, but never hand over the answer."
 )
+# The delimiters the chat UI renders with KaTeX (frontend/src/lib/mathSyntax.ts). Its
+# rules keep prices such as "$5 and $10" plain text, so money needs no escaping.
+_MATH = (
+    "Write mathematics in LaTeX: inline between $ and $ or \\( and \\), a displayed "
+    "formula on lines of its own between $$ and $$ or \\[ and \\]. Never put a formula "
+    "in backticks or a code block, which show it as code."
+)
 # No phrase here may read as an instruction to produce some text: the rule is ours.
 _MATERIAL_RULE = (
     "The course passages come in a separate message, inside <course_material> and "
@@ -103,7 +110,7 @@ def build(
 ) -> Prompt:
     """The prompt for one question: instructions, history, the course material, the question."""
     system = (_HINT if mode == "hint" else _EXPLAIN).format(course=course, level=hint_level + 1)
-    system = f"{system}\n\n{_MATERIAL_RULE if passages else _NO_PASSAGES}"
+    system = f"{system} {_MATH}\n\n{_MATERIAL_RULE if passages else _NO_PASSAGES}"
     messages: list[ChatMessage] = [{"role": "system", "content": system}]
     for m in history:
         if m.text:

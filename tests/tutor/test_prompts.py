@@ -67,6 +67,15 @@ def test_hint_system_text_counts_hints_from_one() -> None:
     assert "hint number 3" in system_text(prompt(mode="hint", hint_level=2))
 
 
+def test_both_modes_ask_for_the_math_delimiters_the_ui_renders() -> None:
+    """Explain and hint prompts ask for LaTeX between $…$ or \\(…\\), and $$…$$ or \\[…\\]."""
+    for mode in ("explain", "hint"):
+        text = system_text(prompt(mode=mode))
+        assert "mathematics in LaTeX: inline between $ and $ or \\( and \\)" in text
+        assert "displayed formula on lines of its own between $$ and $$ or \\[ and \\]" in text
+        assert "Never put a formula in backticks" in text
+
+
 def test_passages_are_numbered_with_their_page() -> None:
     """Passages are listed as [1], [2]… in order, each with document, page, heading and text."""
     text = material_text(prompt())

@@ -1,13 +1,18 @@
 // A small Markdown renderer for tutor answers, safe by construction: it builds React
 // elements (never HTML strings), so model output cannot inject markup or script.
 // It renders partial input sensibly, as answers arrive token by token: an unclosed
-// code fence is a code block still being written.
+// code fence is a code block still being written, an unclosed formula is plain text.
 //
 // Blocks: paragraphs, headings, bullet and numbered lists, block quotes, fenced
-// code, rules. Inline: `code`, **bold**, *italic* / _italic_, [links](https://...),
-// and $math$ shown as code-styled text.
+// code, rules, display formulas ($$ or \[ starting a line). Inline: `code`,
+// **bold**, *italic* / _italic_, [links](https://...), formulas ($…$, \(…\),
+// $$…$$, \[…\]; mathSyntax.ts has the rules, mathFormula.tsx renders them with
+// KaTeX, loaded on demand).
 
 import { Fragment, type ReactNode } from "react";
+
+import { Formula, useMathFor } from "./mathFormula";
+import { MATH_PATTERNS, type MathGroups, displayBlockAt, mathOf } from "./mathSyntax";
 
 type Block =
   | { kind: "p"; text: string }
@@ -15,7 +20,8 @@ type Block =
   | { kind: "ul" | "ol"; items: string[]; start: number }
   | { kind: "quote"; text: string }
   | { kind: "code"; lang: string; text: string; open: boolean }
-  | { kind: "hr" };
+  | { kind: "hr" }
+  | { kind: "math"; tex: string; source: string; open: boolean };
 
 const FENCE = /^\s{0,3}(```|~~~)\s*([\w+-]*)\s*$/;
 const HEADING = /^\s{0,3}(#{1,6})\s+(.*)$/;
@@ -53,6 +59,14 @@ export function parseBlocks(source: string): Block[] {
     }
     if (!line.trim()) {
       flush();
+      continue;
+    }
+    const math = displayBlockAt(lines, i);
+    if (math) {
+      flush();
+      blocks.push({ kind: "math", tex: math.tex, source: math.source, open: math.open });
+      i = math.end;
+      if (math.rest) para.push(math.rest);
       continue;
     }
     const heading = HEADING.exec(line);
@@ -102,7 +116,27 @@ export function parseBlocks(source: string): Block[] {
   return blocks;
 }
 
-const INLINE = /(`+)([\s\S]*?[^`])\1(?!`)|\*\*([^*]+?)\*\*|__([^_]+?)__|\*([^*\s][^*]*?)\*|(?<![\w])_([^_\s][^_]*?)_(?![\w])|\[([^\]]+)\]\(([^)\s]+)\)|\$([^$\n]+?)\$/g;
+// Code spans first: where a code span and a formula start at the same place, it is code.
+const INLINE = new RegExp(
+  [
+    String.raw`(?<tick>\`+)(?<code>[\s\S]*?[^\`])\k<tick>(?!\`)`,
+    String.raw`\*\*(?<strong>[^*]+?)\*\*|__(?<strong2>[^_]+?)__`,
+    String.raw`\*(?<em>[^*\s][^*]*?)\*|(?<![\w])_(?<em2>[^_\s][^_]*?)_(?![\w])`,
+    String.raw`\[(?<label>[^\]]+)\]\((?<href>[^)\s]+)\)`,
+    MATH_PATTERNS,
+  ].join("|"),
+  "g",
+);
+
+interface InlineGroups extends MathGroups {
+  code?: string;
+  strong?: string;
+  strong2?: string;
+  em?: string;
+  em2?: string;
+  label?: string;
+  href?: string;
+}
 
 function safeHref(href: string): string | null {
   return /^(https?:|mailto:)/i.test(href) ? href : null;
@@ -116,23 +150,29 @@ export function renderInline(text: string, keyPrefix = "i"): ReactNode[] {
     const at = m.index ?? 0;
     if (at > last) out.push(text.slice(last, at));
     const key = `${keyPrefix}-${n++}`;
-    if (m[2] !== undefined) out.push(<code key={key} className="md-code">{m[2]}</code>);
-    else if (m[3] !== undefined || m[4] !== undefined)
-      out.push(<strong key={key}>{renderInline(m[3] ?? m[4] ?? "", key)}</strong>);
-    else if (m[5] !== undefined || m[6] !== undefined)
-      out.push(<em key={key}>{renderInline(m[5] ?? m[6] ?? "", key)}</em>);
-    else if (m[7] !== undefined) {
-      const href = safeHref(m[8] ?? "");
+    const g = (m.groups ?? {}) as InlineGroups;
+    if (g.code !== undefined) out.push(<code key={key} className="md-code">{g.code}</code>);
+    else if (g.strong !== undefined || g.strong2 !== undefined)
+      out.push(<strong key={key}>{renderInline(g.strong ?? g.strong2 ?? "", key)}</strong>);
+    else if (g.em !== undefined || g.em2 !== undefined)
+      out.push(<em key={key}>{renderInline(g.em ?? g.em2 ?? "", key)}</em>);
+    else if (g.label !== undefined) {
+      const href = safeHref(g.href ?? "");
       out.push(
         href ? (
           <a key={key} href={href} target="_blank" rel="noopener noreferrer" className="underline text-blue-800">
-            {renderInline(m[7], key)}
+            {renderInline(g.label, key)}
           </a>
         ) : (
-          <Fragment key={key}>{m[7]}</Fragment>
+          <Fragment key={key}>{g.label}</Fragment>
         ),
       );
-    } else if (m[9] !== undefined) out.push(<code key={key} className="md-math">{m[9]}</code>);
+    } else {
+      const math = mathOf(g);
+      if (math === null) out.push(m[0]);
+      else if (math.kind === "text") out.push(math.text);
+      else out.push(<Formula key={key} tex={math.tex} display={math.display} source={m[0]} />);
+    }
     last = at + m[0].length;
   }
   if (last < text.length) out.push(text.slice(last));
@@ -148,6 +188,7 @@ function withBreaks(text: string, key: string): ReactNode[] {
 }
 
 export function Markdown({ text }: { text: string }): ReactNode {
+  useMathFor(text);
   const blocks = parseBlocks(text);
   return (
     <div className="md">
@@ -186,6 +227,17 @@ export function Markdown({ text }: { text: string }): ReactNode {
             );
           case "hr":
             return <hr key={key} />;
+          case "math":
+            // Still open: the text as written, until its closing delimiter arrives.
+            return b.open ? (
+              <p key={key} className="md-math-src">
+                {b.source}
+              </p>
+            ) : (
+              <div key={key} className="md-math-block">
+                <Formula tex={b.tex} display source={b.source} />
+              </div>
+            );
         }
         return null;
       })}
