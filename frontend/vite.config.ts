@@ -9,8 +9,16 @@ const server = process.env.LIVETUTOR_URL ?? "http://127.0.0.1:8000";
 
 export default defineConfig({
   plugins: [react(), tailwindcss()],
-  // The manifest tells the bundle budget (scripts/check-size.mjs) the entry chunk from lazy ones.
-  build: { outDir: "dist", emptyOutDir: true, sourcemap: false, target: "es2022", manifest: true },
+  build: {
+    outDir: "dist",
+    emptyOutDir: true,
+    sourcemap: false,
+    target: "es2022",
+    // The manifest tells the bundle budget (scripts/check-size.mjs) the entry chunk from lazy ones.
+    manifest: true,
+    // Fonts (KaTeX's) stay files: the page's CSP allows fonts from its own origin, not data: URLs.
+    assetsInlineLimit: (file: string) => (/\.(woff2?|ttf)$/.test(file) ? false : undefined),
+  },
   server: {
     proxy: {
       "/ws": { target: server.replace(/^http/, "ws"), ws: true },
