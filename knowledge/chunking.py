@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 _SECTION = re.compile(r"^(?:\d+(?:\.\d+)*\.?|chapter\s+\d+|[IVX]+\.)\s+\S", re.IGNORECASE)
@@ -50,9 +51,14 @@ def is_heading(line: str) -> bool:
 
 def chunk_pages(pages: list[str], *, words: int, overlap: int) -> list[Chunk]:
     """Chunks of every page (1-based page numbers), in order, verbatim repeats dropped."""
-    chunks: list[Chunk] = []
+    return list(iter_chunks(pages, words=words, overlap=overlap))
+
+
+def iter_chunks(pages: Iterable[str], *, words: int, overlap: int) -> Iterator[Chunk]:
+    """:func:`chunk_pages` as a stream: each page is read only when its chunks are wanted."""
     seen: set[str] = set()
     heading = ""
+    index = 0
     step = max(words - overlap, 1)
     for number, text in enumerate(pages, start=1):
         # Words with the heading in force where each word starts.
@@ -67,11 +73,11 @@ def chunk_pages(pages: list[str], *, words: int, overlap: int) -> list[Chunk]:
         while True:
             window = tokens[start : start + words]
             body = " ".join(w for w, _ in window)
-            chunk = Chunk(number, window[0][1], body, len(chunks))
+            chunk = Chunk(number, window[0][1], body, index)
             if chunk.digest not in seen and len(window) >= min(words // 8, len(tokens)):
                 seen.add(chunk.digest)
-                chunks.append(chunk)
+                index += 1
+                yield chunk
             if start + words >= len(tokens):
                 break
             start += step
-    return chunks
