@@ -1,10 +1,31 @@
 import { useVirtualizer } from "@tanstack/react-virtual";
-import { type KeyboardEvent, useEffect, useId, useLayoutEffect, useMemo, useRef, useState } from "react";
+import {
+  type KeyboardEvent,
+  Suspense,
+  lazy,
+  useCallback,
+  useEffect,
+  useId,
+  useLayoutEffect,
+  useMemo,
+  useRef,
+  useState,
+} from "react";
 
-import type { Mode } from "../protocol/frames";
+import { loadIdentity } from "../lib/token";
+import type { Mode, Source } from "../protocol/frames";
 import type { ChatMessage, ChatSnapshot, ChatStore } from "../state/chat";
 import { courseIsEmpty } from "../state/courses";
-import { Message } from "./Message";
+import { Message, type OpenSource } from "./Message";
+
+// pdf.js comes with the viewer, in a chunk of its own, the first time a source is opened.
+const SourceViewer = lazy(() =>
+  import("./SourceViewer").catch(() => ({ default: ViewerUnavailable })),
+);
+// The panel's place: beside the chat from Tailwind's `lg` up (SourceViewer's NARROW is
+// the same width), the whole screen below it (phones, small tablets).
+const PANEL =
+  "fixed inset-0 z-40 flex flex-col bg-white lg:static lg:z-auto lg:w-1/2 lg:max-w-[44rem] lg:border-l lg:border-slate-200";
 
 const EXAMPLES: Record<string, string[]> = {
   demo: [
@@ -28,33 +49,77 @@ export function ChatView({ store, snap, canUpload }: Props) {
   const messages = view?.messages ?? [];
   const running = messages.filter((m) => m.status === "streaming" && m.stream);
   const empty = courseIsEmpty(snap.course, snap.material.get(snap.course), snap.sessions);
+  const [viewing, setViewing] = useState<Source | null>(null);
+  const trigger = useRef<HTMLElement | null>(null);
+  const openSource = useCallback<OpenSource>((source, from) => {
+    trigger.current = from;
+    setViewing(source);
+  }, []);
+  const closeSource = useCallback(() => {
+    setViewing(null);
+    // Back to the citation that opened it (or the conversation, if it scrolled away).
+    const from = trigger.current;
+    if (from?.isConnected) from.focus();
+    else document.querySelector<HTMLElement>("[data-testid=message-list]")?.focus();
+  }, []);
 
   return (
-    <div className="flex min-h-0 flex-1 flex-col">
-      {view ? (
-        <>
-          <h1 className="sr-only">{view.title || "Conversation"}</h1>
-          {empty && <EmptyCourse canUpload={canUpload} className="border-b px-4 py-2 text-sm" />}
-          {view.error && (
-            <p role="alert" className="border-b border-red-200 bg-red-50 px-4 py-2 text-sm text-red-900">
-              {view.error}
-            </p>
-          )}
-          <MessageList
-            key={view.id}
-            messages={messages}
-            onRetry={(key) => store.retry(view.id, key)}
-            loading={!view.loaded}
-            hasEarlier={!!view.hasEarlier}
-            loadingEarlier={!!view.loadingEarlier}
-            onLoadEarlier={() => void store.loadEarlier(view.id)}
+    <div className="flex min-h-0 flex-1">
+      <div className="flex min-h-0 min-w-0 flex-1 flex-col">
+        {view ? (
+          <>
+            <h1 className="sr-only">{view.title || "Conversation"}</h1>
+            {empty && <EmptyCourse canUpload={canUpload} className="border-b px-4 py-2 text-sm" />}
+            {view.error && (
+              <p role="alert" className="border-b border-red-200 bg-red-50 px-4 py-2 text-sm text-red-900">
+                {view.error}
+              </p>
+            )}
+            <MessageList
+              key={view.id}
+              messages={messages}
+              onRetry={(key) => store.retry(view.id, key)}
+              loading={!view.loaded}
+              hasEarlier={!!view.hasEarlier}
+              loadingEarlier={!!view.loadingEarlier}
+              onLoadEarlier={() => void store.loadEarlier(view.id)}
+              onOpenSource={openSource}
+            />
+          </>
+        ) : (
+          <Welcome course={snap.course} empty={empty} canUpload={canUpload} onPick={(q) => store.ask(q, "explain")} />
+        )}
+        <Announcer messages={messages} />
+        <Composer store={store} snap={snap} running={running} />
+      </div>
+      {viewing && (
+        <Suspense
+          fallback={
+            <div className={`${PANEL} items-center justify-center`} role="status">
+              Opening the source…
+            </div>
+          }
+        >
+          <SourceViewer
+            source={viewing}
+            token={loadIdentity()?.token ?? ""}
+            onClose={closeSource}
+            className={PANEL}
           />
-        </>
-      ) : (
-        <Welcome course={snap.course} empty={empty} canUpload={canUpload} onPick={(q) => store.ask(q, "explain")} />
+        </Suspense>
       )}
-      <Announcer messages={messages} />
-      <Composer store={store} snap={snap} running={running} />
+    </div>
+  );
+}
+
+/** In place of the viewer when its code could not be loaded (offline, or a new release). */
+function ViewerUnavailable({ onClose, className }: { onClose: () => void; className: string }) {
+  return (
+    <div className={`${className} items-center justify-center gap-3 p-6 text-center`} role="alert">
+      <p>The source viewer could not be loaded. Check the connection, then reload the page.</p>
+      <button type="button" onClick={onClose} className="rounded-md border border-slate-300 px-3 py-1 text-sm">
+        Close
+      </button>
     </div>
   );
 }
@@ -126,6 +191,7 @@ function MessageList({
   hasEarlier,
   loadingEarlier,
   onLoadEarlier,
+  onOpenSource,
 }: {
   messages: ChatMessage[];
   onRetry: (key: string) => void;
@@ -133,6 +199,7 @@ function MessageList({
   hasEarlier: boolean;
   loadingEarlier: boolean;
   onLoadEarlier: () => void;
+  onOpenSource: OpenSource;
 }) {
   const scrollRef = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
@@ -209,7 +276,11 @@ function MessageList({
               const m = messages[item.index] as ChatMessage;
               return (
                 <div key={item.key} data-index={item.index} ref={virtualizer.measureElement}>
-                  <Message message={m} onRetry={m.status === "failed" ? () => onRetry(m.key) : undefined} />
+                  <Message
+                    message={m}
+                    onRetry={m.status === "failed" ? () => onRetry(m.key) : undefined}
+                    onOpenSource={onOpenSource}
+                  />
                 </div>
               );
             })}

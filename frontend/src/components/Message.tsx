@@ -1,7 +1,11 @@
 import { memo } from "react";
 
 import { Markdown } from "../lib/markdown";
+import type { Source } from "../protocol/frames";
 import type { ChatMessage } from "../state/chat";
+
+/** Opens a cited source in the viewer; ``trigger`` gets the focus back when it closes. */
+export type OpenSource = (source: Source, trigger: HTMLElement) => void;
 
 const REASONS: Record<string, string> = {
   cancelled: "Stopped",
@@ -10,7 +14,7 @@ const REASONS: Record<string, string> = {
   length: "Cut short: the answer took too long",
 };
 
-function Citations({ message }: { message: ChatMessage }) {
+function Citations({ message, onOpenSource }: { message: ChatMessage; onOpenSource?: OpenSource }) {
   if (!message.sources.length) return null;
   return (
     <section aria-label="Sources" className="mt-3 border-t border-slate-200 pt-2" data-testid="citations">
@@ -22,11 +26,24 @@ function Citations({ message }: { message: ChatMessage }) {
               {i + 1}
             </span>
             <div className="min-w-0">
-              <p className="text-slate-900">
-                <span className="font-medium">{s.document}</span>
-                <span className="text-slate-700">, page {s.page}</span>
-                {s.heading && <span className="text-slate-700"> · {s.heading}</span>}
-              </p>
+              {onOpenSource && s.document_id ? (
+                <button
+                  type="button"
+                  onClick={(e) => onOpenSource(s, e.currentTarget)}
+                  className="text-left text-blue-900 underline decoration-blue-300 underline-offset-2 hover:decoration-blue-900"
+                  title={`Open page ${s.page} with the cited text highlighted`}
+                  data-testid="open-source"
+                >
+                  <span className="font-medium">{s.document}</span>, page {s.page}
+                  {s.heading && <> · {s.heading}</>}
+                </button>
+              ) : (
+                <p className="text-slate-900">
+                  <span className="font-medium">{s.document}</span>
+                  <span className="text-slate-700">, page {s.page}</span>
+                  {s.heading && <span className="text-slate-700"> · {s.heading}</span>}
+                </p>
+              )}
               {s.snippet && (
                 <p className="line-clamp-2 text-slate-600" title={s.snippet}>
                   “{s.snippet}”
@@ -68,9 +85,10 @@ function Badges({ message }: { message: ChatMessage }) {
 interface Props {
   message: ChatMessage;
   onRetry?: () => void;
+  onOpenSource?: OpenSource;
 }
 
-export const Message = memo(function Message({ message, onRetry }: Props) {
+export const Message = memo(function Message({ message, onRetry, onOpenSource }: Props) {
   if (message.role === "learner") {
     return (
       <div className="flex justify-end px-3 py-2 sm:px-6" data-testid="learner-message">
@@ -122,7 +140,7 @@ export const Message = memo(function Message({ message, onRetry }: Props) {
           </p>
         )}
         <Badges message={message} />
-        <Citations message={message} />
+        <Citations message={message} onOpenSource={onOpenSource} />
       </article>
     </div>
   );

@@ -13,26 +13,36 @@ export class ApiError extends Error {
 }
 
 const TIMEOUT_MS = 15_000;
+// A course PDF may be several megabytes on a slow link.
+const FILE_TIMEOUT_MS = 60_000;
 
-async function call<T>(path: string, init: RequestInit & { token?: string } = {}): Promise<T> {
+type Init = RequestInit & { token?: string };
+
+/** Fetch with the token and a timeout that covers the body too; a typed error otherwise. */
+async function request<T>(path: string, init: Init, read: (r: Response) => Promise<T>, timeoutMs: number): Promise<T> {
   const headers = new Headers(init.headers);
   if (init.token) headers.set("authorization", `Bearer ${init.token}`);
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
   let response: Response;
+  let body: T | undefined;
   try {
     response = await fetch(path, { ...init, headers, signal: controller.signal });
+    if (response.ok) body = await read(response);
   } catch {
     throw new ApiError(0, "network", "The server cannot be reached.");
   } finally {
     clearTimeout(timer);
   }
-  const body: unknown = await response.json().catch(() => null);
   if (!response.ok) {
-    const err = (body ?? {}) as { error?: string; message?: string };
+    const err = ((await response.json().catch(() => null)) ?? {}) as { error?: string; message?: string };
     throw new ApiError(response.status, err.error ?? "http", err.message ?? `HTTP ${response.status}`);
   }
   return body as T;
+}
+
+function call<T>(path: string, init: Init = {}): Promise<T> {
+  return request(path, init, (r) => r.json().catch(() => null) as Promise<T>, TIMEOUT_MS);
 }
 
 export interface SessionSummary {
@@ -100,6 +110,9 @@ export const api = {
   },
   document: (token: string, id: string) =>
     call<CourseDocument>(`/documents/${encodeURIComponent(id)}`, { token }),
+  /** The document's PDF (GET /documents/{id}/file), read with the same token as the rest. */
+  documentFile: (token: string, id: string) =>
+    request(`/documents/${encodeURIComponent(id)}/file`, { token }, (r) => r.arrayBuffer(), FILE_TIMEOUT_MS),
   documents: async (token: string, course: string): Promise<CourseDocument[]> => {
     const body = await call<CourseDocument[] | { documents: CourseDocument[] }>(
       `/courses/${encodeURIComponent(course)}/documents`,
