@@ -36,7 +36,8 @@ export function renderFormula(element: HTMLElement, tex: string, display: boolea
       },
     });
   } catch (err) {
-    if (!(err instanceof katex.ParseError)) throw err;
+    // Anything else is a KaTeX bug: worth a report, but one formula must not break the page.
+    if (!(err instanceof katex.ParseError)) console.error("math.render_failed", err);
     element.textContent = "";
     return false;
   }
