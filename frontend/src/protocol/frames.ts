@@ -20,7 +20,7 @@ export const CloseCode = {
 
 export interface Source {
   document: string;
-  /** The document's id for GET /documents/{id}; empty for the bundled demo course. */
+  /** The document's id for GET /documents/{id}/file (`demo` for the bundled demo course). */
   document_id?: string;
   /** The document's title (its PDF title, else the file name). */
   title?: string;
