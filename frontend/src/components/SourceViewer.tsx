@@ -53,6 +53,7 @@ export default function SourceViewer({ source, token, onClose, className }: Sour
   const title = source.title || source.document;
   const [pdf, setPdf] = useState<PDFDocumentProxy | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [drawFailed, setDrawFailed] = useState(false);
   const [page, setPage] = useState(source.page);
   const [width, setWidth] = useState(0);
   const [zoom, setZoom] = useState(0);
@@ -62,6 +63,8 @@ export default function SourceViewer({ source, token, onClose, className }: Sour
   const headingRef = useRef<HTMLHeadingElement>(null);
   const scrollRef = useRef<HTMLDivElement>(null);
   const pageRef = useRef<HTMLDivElement>(null);
+  // The document being shown; a page still drawing from one closed since fails quietly.
+  const shown = useRef<PDFDocumentProxy | null>(null);
   const headingId = useId();
   const narrow = useNarrow();
   const pages = pdf?.numPages ?? 0;
@@ -98,14 +101,19 @@ export default function SourceViewer({ source, token, onClose, className }: Sour
         if (cancelled) return;
         const task = getDocument({ data: new Uint8Array(data), isEvalSupported: false });
         loaded = await task.promise;
-        if (cancelled) void loaded.destroy();
-        else setPdf(loaded);
+        if (cancelled) {
+          void loaded.destroy();
+        } else {
+          shown.current = loaded;
+          setPdf(loaded);
+        }
       } catch (e) {
         if (!cancelled) setError(problem(e));
       }
     })();
     return () => {
       cancelled = true;
+      shown.current = null;
       void loaded?.destroy();
     };
   }, [documentId, token]);
@@ -129,6 +137,7 @@ export default function SourceViewer({ source, token, onClose, className }: Sour
     let renderTask: RenderTask | null = null;
     let textLayer: TextLayer | null = null;
     setRendering(true);
+    setDrawFailed(false);
     void (async () => {
       try {
         const proxy = await pdf.getPage(page);
@@ -156,20 +165,19 @@ export default function SourceViewer({ source, token, onClose, className }: Sour
         textLayer = new TextLayer({ textContentSource: proxy.streamTextContent(), container: layer, viewport });
         await Promise.all([renderTask.promise, textLayer.render()]);
         if (cancelled) return;
+        const cited = page === source.page && !!source.snippet;
         let match: SnippetMatch | null = null;
-        if (page === source.page && source.snippet) {
-          match = findSnippet(textLayer.textContentItemsStr, source.snippet);
+        if (cited) {
+          match = findSnippet(textLayer.textContentItemsStr, source.snippet ?? "");
           for (const index of match?.items ?? []) textLayer.textDivs[index]?.classList.add("highlight");
           layer.querySelector(".highlight")?.scrollIntoView({ block: "center" });
         } else {
           scrollRef.current?.scrollTo({ top: 0 });
         }
-        setFound(page === source.page ? (match ? (match.whole ? "whole" : "part") : "none") : null);
+        setFound(cited ? (match ? (match.whole ? "whole" : "part") : "none") : null);
         setRendering(false);
-      } catch (e) {
-        if (!cancelled && !(e instanceof Error && e.name === "RenderingCancelledException")) {
-          setError("This page could not be drawn.");
-        }
+      } catch {
+        if (!cancelled && shown.current === pdf) setDrawFailed(true);
       }
     })();
     return () => {
@@ -281,14 +289,25 @@ export default function SourceViewer({ source, token, onClose, className }: Sour
           </button>
         </span>
       </div>
-      <div ref={scrollRef} className="min-h-0 flex-1 overflow-auto bg-slate-100 p-3" tabIndex={0} aria-label={`Page ${page} of ${title}`}>
+      <div
+        ref={scrollRef}
+        role="region"
+        aria-label={`Page ${page} of ${title}`}
+        tabIndex={0}
+        className="min-h-0 flex-1 overflow-auto bg-slate-100 p-3"
+      >
         {error ? (
           <p role="alert" className="rounded-md border border-red-200 bg-red-50 px-3 py-2 text-sm text-red-900">
             {error}
           </p>
         ) : (
           <>
-            {(!pdf || rendering) && (
+            {drawFailed && (
+              <p role="alert" className="mb-2 rounded-md border border-red-200 bg-red-50 px-3 py-2 text-sm text-red-900">
+                This page could not be drawn.
+              </p>
+            )}
+            {(!pdf || (rendering && !drawFailed)) && (
               <p className="mb-2 text-sm text-slate-700" role="status">
                 {pdf ? "Drawing the page…" : "Loading the PDF…"}
               </p>
