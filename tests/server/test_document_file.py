@@ -66,6 +66,9 @@ async def test_a_learner_of_the_course_gets_the_pdf_inline(
     assert headers["cache-control"] == "private, no-store"
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["etag"] == f'"{hashlib.sha256(HARBOUR).hexdigest()}"'
+    head = await http.head(f"/documents/{doc_id}/file", headers=bearer(learner(server)))
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == str(SIZE)
 
 
 @pytest.mark.parametrize(
