@@ -7,13 +7,14 @@ the demo course's citations open its bundled PDF (document ``demo``).
 from __future__ import annotations
 
 import unicodedata
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.frontend.conftest import LiveServer, shot, sign_in
+from tests.frontend.conftest import LiveServer, shot, sign_in, token_of
 from tests.frontend.test_accessibility import violations
 from tests.frontend.test_chat_e2e import DONE, ask
 from tests.support.pdfs import HARBOUR_FACTS, make_pdf
@@ -106,6 +107,18 @@ def test_a_citation_opens_the_uploaded_pdf_at_the_cited_page(
     viewer.wait_for(state="detached")
     assert button.evaluate("el => el === document.activeElement")
     assert not [line for line in console if "Content Security Policy" in line], console
+
+    # Once the document is deleted, its citation says so instead of showing a broken page.
+    doc_id = live.get("/courses/harbour-view/documents", token_of(page))["documents"][0]["id"]
+    request = urllib.request.Request(
+        f"{live.url}/documents/{doc_id}",
+        method="DELETE",
+        headers={"authorization": f"Bearer {token_of(page)}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    button.click()
+    expect(viewer.get_by_role("alert")).to_have_text("This document is no longer available to you.")
 
 
 def test_on_a_phone_the_demo_citation_opens_full_screen(
