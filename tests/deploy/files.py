@@ -18,12 +18,17 @@ ENV_EXAMPLE = ROOT / ".env.example"
 NGINX_CONF = ROOT / "deploy" / "nginx" / "nginx.conf"
 K8S = ROOT / "k8s"
 KUSTOMIZATION = K8S / "kustomization.yaml"
+# The optional model server: a kustomize component that k8s/kustomization.yaml can turn on.
+LOCAL_MODEL = K8S / "local-model"
 SECRET_EXAMPLE = K8S / "secret.example.yaml"
 PROMETHEUS = ROOT / "monitoring" / "prometheus.yml"
 BENCHMARKS = ROOT / "docs" / "benchmarks.md"
 
 # The services of docker-compose.yml that run the LiveTutor image.
 APP_SERVICES = ("server", "worker", "beat")
+# The optional model server (`livetutor llm`), in compose and in the k8s component.
+LLM_SERVICE = "llm"
+LLM_PROFILE = "local-model"
 # The image the Kubernetes manifests run (kustomization.yaml sets registry and tag).
 APP_IMAGE = "livetutor"
 
@@ -103,9 +108,43 @@ def k8s_objects(paths: list[Path] | None = None) -> list[dict[str, Any]]:
 
 
 def k8s_object(kind: str, name: str, paths: list[Path] | None = None) -> dict[str, Any]:
-    found = [o for o in k8s_objects(paths) if o["kind"] == kind and o["metadata"]["name"] == name]
+    return only(k8s_objects(paths), kind, name)
+
+
+def only(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
     assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
     return found[0]
+
+
+def local_model_kustomization() -> dict[str, Any]:
+    data: dict[str, Any] = load_yaml(LOCAL_MODEL / "kustomization.yaml")
+    return data
+
+
+def local_model_objects() -> list[dict[str, Any]]:
+    """The objects k8s/ applies with the local-model component on, as kustomize builds them.
+
+    Only what the component uses is done here: its resources are added and its patches
+    merged into the base objects they name (maps merged key by key, anything else
+    replaced). Image names are left as written. A test compares the result with a real
+    ``kustomize build`` where one is installed.
+    """
+    component = local_model_kustomization()
+    objects = k8s_objects()
+    for patch in component.get("patches", []):
+        for doc in yaml.safe_load_all((LOCAL_MODEL / patch["path"]).read_text(encoding="utf-8")):
+            target = only(objects, doc["kind"], doc["metadata"]["name"])
+            objects[objects.index(target)] = _merged(target, doc)
+    return objects + k8s_objects([LOCAL_MODEL / name for name in component["resources"]])
+
+
+def _merged(base: Any, patch: Any) -> Any:
+    if isinstance(base, dict) and isinstance(patch, dict):
+        return {k: _merged(base[k], v) if k in base else v for k, v in patch.items()} | {
+            k: v for k, v in base.items() if k not in patch
+        }
+    return patch
 
 
 def pod_specs() -> Iterator[tuple[str, dict[str, Any]]]:
