@@ -171,6 +171,8 @@ class KnowledgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     chunk_words: int = 180
     chunk_overlap_words: int = 40
     embed_batch: int = 64
+    # Texts per MiniLM inference run: its working memory grows with it (docs/knowledge.md).
+    minilm_batch_texts: int = 16
     embed_timeout_s: float = 30.0
     inprocess_jobs: int = 1
     task_max_retries: int = 5
@@ -285,6 +287,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "LIVETUTOR_MAX_TEXT_BYTES": k.max_text_bytes,
             "LIVETUTOR_CHUNK_WORDS": k.chunk_words,
             "LIVETUTOR_EMBED_BATCH": k.embed_batch,
+            "LIVETUTOR_MINILM_BATCH_TEXTS": k.minilm_batch_texts,
             "LIVETUTOR_INPROCESS_JOBS": k.inprocess_jobs,
             "LIVETUTOR_CLEANUP_INTERVAL_S": k.cleanup_interval_s,
             "LIVETUTOR_COURSES_REFRESH_S": k.courses_refresh_s,

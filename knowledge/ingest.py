@@ -7,7 +7,10 @@ embedders, a progress callback). Its methods are synchronous and idempotent:
   the same bytes in the same course give back the existing document;
 - :meth:`Ingest.prefetch` fetches a registered URL under the SSRF rules, then indexes;
 - :meth:`Ingest.index` extracts, chunks, embeds and writes chunks with stable ids,
-  reporting progress; running it again after a crash rewrites the same chunks;
+  a batch at a time, reporting progress; running it again after a crash rewrites
+  the same chunks;
+- :meth:`Ingest.reindex` does the same for a ready document whose chunks are not
+  all under the configured embedders (the embedder changed), from its stored file;
 - :meth:`Ingest.delete` removes a document, its chunks and its file.
 
 They raise :class:`~core.errors.DocumentRejected` for permanent failures (the
@@ -17,7 +20,11 @@ else for transient ones (the caller retries with backoff).
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import hashlib
+import itertools
+import platform
 import threading
 import time
 import uuid
@@ -31,15 +38,17 @@ import structlog
 from core.errors import DocumentRejected, KnowledgeError
 from core.settings import Settings
 from knowledge.blobs import BlobStore, create_blobs
-from knowledge.chunking import chunk_pages
+from knowledge.chunking import Chunk, iter_chunks
 from knowledge.embedders import Embedder, HashingEmbedder, create_embedder
 from knowledge.fetch import FetchPolicy, check_url, fetch_pdf
-from knowledge.pdf import extract_pages
+from knowledge.pdf import open_pages
 from knowledge.vectors import DeadLetter, DocumentRecord, KnowledgeBase, StoredChunk
 
 log = structlog.get_logger("livetutor.knowledge")
 
-TASKS = ("prefetch_pdf", "index_document")
+TASKS = ("prefetch_pdf", "index_document", "reindex_document")
+# What reindex_document returns for a document already indexed with the configured embedders.
+CURRENT = "current"
 # How often (at most) an indexing job reports progress.
 _PROGRESS_EVERY_S = 0.25
 
@@ -155,6 +164,8 @@ class Ingest:
             return self.prefetch(doc_id)
         if task == "index_document":
             return self.index(doc_id)
+        if task == "reindex_document":
+            return self.reindex(doc_id)
         raise ValueError(f"unknown task {task!r}")
 
     def prefetch(self, doc_id: str) -> str:
@@ -191,51 +202,84 @@ class Ingest:
             return "gone"
         if record.status == "ready":
             return "ready"
+        try:
+            return self._index(record)
+        finally:
+            release_memory()
+
+    def reindex(self, doc_id: str) -> str:
+        """Embed the document again from its stored file, unless its chunks are current.
+
+        A ready document is current when each configured embedder's collection holds
+        exactly its chunks; then nothing is done and :data:`CURRENT` is returned, so
+        re-running a re-index only finishes what is left. Any other document is
+        indexed as :meth:`index` would (a re-index that failed and was replayed).
+        """
+        record = self.kb.get_document(doc_id)
+        if record is None:
+            return "gone"
+        if record.status == "ready" and self.is_current(record):
+            return CURRENT
+        try:
+            return self._index(record)
+        finally:
+            release_memory()
+
+    def is_current(self, record: DocumentRecord) -> bool:
+        """Every configured embedder's collection holds exactly the document's chunks."""
+        return record.chunks > 0 and all(
+            self.kb.count_chunks(record.course, embedder.name, record.id) == record.chunks
+            for embedder in self.embedders
+        )
+
+    def _index(self, record: DocumentRecord) -> str:
+        """Stream the pages through chunking and embedding, one batch of chunks at a time.
+
+        Memory stays bounded by the batch, not the document: the child writes the pages
+        to a temporary file, pages are read back one at a time, and each batch of
+        ``LIVETUTOR_EMBED_BATCH`` chunks is embedded and written before the next is made.
+        While indexing, the record's ``pages`` is the page count and ``chunks`` the
+        chunks written so far; ``progress`` follows the pages.
+        """
         k = self.settings.knowledge
+        doc_id = record.id
         started = time.monotonic()
         data = self.blobs.get(record.blob)
-        self._set(record, status="indexing", progress=0.02)
-        text = extract_pages(
+        self._set(record, status="indexing", progress=0.02, chunks=0)
+        with open_pages(
             data,
             max_pages=k.max_pages,
             max_text_bytes=k.max_text_bytes,
             timeout_s=k.extract_timeout_s,
             memory_bytes=k.extract_memory_bytes,
-        )
-        if text.title:
-            record.title = text.title
-        chunks = chunk_pages(text.pages, words=k.chunk_words, overlap=k.chunk_overlap_words)
-        if not chunks:
+        ) as pages:
+            del data
+            if pages.title:
+                record.title = pages.title
+            total_pages = pages.page_count
+            self._set(record, progress=0.05, pages=total_pages)
+            chunks = iter_chunks(pages, words=k.chunk_words, overlap=k.chunk_overlap_words)
+            written = 0
+            last_report = time.monotonic()
+            while batch := list(itertools.islice(chunks, k.embed_batch)):
+                if self.stopping.is_set():
+                    raise JobInterrupted("stopping")
+                self._write_batch(record, batch)
+                written += len(batch)
+                if time.monotonic() - last_report >= _PROGRESS_EVERY_S:
+                    last_report = time.monotonic()
+                    if self.kb.get_document(doc_id) is None:
+                        return self._deleted_while_indexing(record)
+                    done = batch[-1].page / max(total_pages, 1)
+                    self._set(record, progress=0.05 + 0.94 * done, chunks=written)
+        if not written:
             raise DocumentRejected("the PDF has no extractable text (scanned images only?)")
-        record.pages = len(text.pages)
-        self._set(record, progress=0.1)
-        last_report = time.monotonic()
-        for start in range(0, len(chunks), k.embed_batch):
-            if self.stopping.is_set():
-                raise JobInterrupted("stopping")
-            batch = chunks[start : start + k.embed_batch]
-            texts = [f"{c.heading}\n{c.text}" if c.heading else c.text for c in batch]
-            for embedder in self.embedders:
-                vectors = embedder.embed(texts)
-                stored = [
-                    StoredChunk(f"{doc_id}:{c.index}", c.text, c.page, c.heading, v)
-                    for c, v in zip(batch, vectors, strict=True)
-                ]
-                self.kb.write_chunks(record.course, embedder.name, doc_id, record.title, stored)
-            done = start + len(batch)
-            if time.monotonic() - last_report >= _PROGRESS_EVERY_S or done == len(chunks):
-                last_report = time.monotonic()
-                if self.kb.get_document(doc_id) is None:
-                    # Deleted while being indexed: take back what this run wrote.
-                    for embedder in self.embedders:
-                        self.kb.delete_chunks(record.course, embedder.name, doc_id)
-                    log.info("document.deleted_while_indexing", document=doc_id)
-                    return "gone"
-                self._set(record, progress=0.1 + 0.89 * done / len(chunks))
+        if self.kb.get_document(doc_id) is None:
+            return self._deleted_while_indexing(record)
         for embedder in self.embedders:
             # Chunks of an earlier, longer run of this job (chunking settings changed).
-            self.kb.delete_chunks(record.course, embedder.name, doc_id, keep_below=len(chunks))
-        record.chunks = len(chunks)
+            self.kb.delete_chunks(record.course, embedder.name, doc_id, keep_below=written)
+        record.chunks = written
         # Stored ready, then the course's version recomputed from its ready documents,
         # and only then announced: whoever sees "ready" sees the new version. It retires
         # the course's cached answers; whoever runs this job warms them again
@@ -252,6 +296,23 @@ class Ingest:
             elapsed_s=round(time.monotonic() - started, 2),
         )
         return "ready"
+
+    def _write_batch(self, record: DocumentRecord, batch: list[Chunk]) -> None:
+        texts = [f"{c.heading}\n{c.text}" if c.heading else c.text for c in batch]
+        for embedder in self.embedders:
+            vectors = embedder.embed(texts)
+            stored = [
+                StoredChunk(f"{record.id}:{c.index}", c.text, c.page, c.heading, v)
+                for c, v in zip(batch, vectors, strict=True)
+            ]
+            self.kb.write_chunks(record.course, embedder.name, record.id, record.title, stored)
+
+    def _deleted_while_indexing(self, record: DocumentRecord) -> str:
+        # Deleted while being indexed: take back what this run wrote.
+        for embedder in self.embedders:
+            self.kb.delete_chunks(record.course, embedder.name, record.id)
+        log.info("document.deleted_while_indexing", document=record.id)
+        return "gone"
 
     def delete(self, doc_id: str) -> DocumentRecord | None:
         """Remove the document, its chunks and its file; the course version changes."""
@@ -309,9 +370,33 @@ class Ingest:
             log.warning("document.notify_failed", document=record.id, exc_info=True)
 
 
+def release_memory() -> None:
+    """Hand the memory an indexing run freed back to the system.
+
+    Freed memory otherwise stays in the C allocator's per-thread arenas (glibc keeps
+    what the embedding threads used), and the process keeps its peak size after the
+    job. ``malloc_trim`` is glibc's; elsewhere this only collects garbage.
+    """
+    gc.collect()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _glibc() -> ctypes.CDLL | None:
+    if platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+_LIBC = _glibc()
+
+
 def blob_key(course: str, doc_id: str) -> str:
     """Where a document's file is stored."""
     return f"{hashlib.blake2b(course.encode(), digest_size=8).hexdigest()}/{doc_id}.pdf"
 
 
-__all__ = ["TASKS", "HashingEmbedder", "Ingest"]
+__all__ = ["CURRENT", "TASKS", "HashingEmbedder", "Ingest"]

@@ -298,6 +298,52 @@ def _dlq(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reindex(args: argparse.Namespace) -> int:
+    from knowledge.vectors import KnowledgeBase
+    from tasks.reindex import Item, plan, run_reindex
+    from tasks.runners import jobs_kind
+
+    settings = _settings(args)
+    kb = KnowledgeBase.open(settings)
+    try:
+        records = plan(kb, args.course)
+        where = "the Celery workers" if jobs_kind(settings) == "celery" else "this process"
+        print(f"re-indexing {len(records)} ready documents in {where}", flush=True)
+        shown: dict[str, tuple[str, int]] = {}
+
+        def show(item: Item) -> None:
+            r = item.record
+            name = f"{r.course} / {r.title}"
+            if item.outcome:
+                endings = {
+                    "ready": f"ready, {r.chunks:,} chunks",
+                    "current": "already current",
+                    "failed": f"failed: {r.reason or 'see livetutor dlq list'}",
+                    "gone": "deleted meanwhile",
+                    "interrupted": "interrupted (run the command again to finish)",
+                }
+                print(f"{name}: {endings.get(item.outcome, item.outcome)}", flush=True)
+                return
+            # A line per status and per tenth of the way, not per poll.
+            state = (r.status, int(r.progress * 10))
+            if r.status == "indexing" and shown.get(r.id) != state:
+                shown[r.id] = state
+                print(
+                    f"{name}: indexing {r.progress:.0%} ({r.pages} pages, {r.chunks:,} chunks)",
+                    flush=True,
+                )
+
+        items = asyncio.run(run_reindex(settings, kb, records, show))
+    finally:
+        kb.close()
+    counts = {o: sum(1 for i in items if i.outcome == o) for o in ("ready", "current", "failed")}
+    print(
+        f"{counts['ready']} re-indexed, {counts['current']} already current, "
+        f"{counts['failed']} failed"
+    )
+    return 1 if counts["failed"] or any(i.outcome == "interrupted" for i in items) else 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     root = argparse.ArgumentParser(prog="livetutor", description="Real-time AI tutoring server")
@@ -378,6 +424,19 @@ def parser() -> argparse.ArgumentParser:
     replay = dlq_sub.add_parser("replay", help="run a dead letter's job again")
     replay.add_argument("id")
     dlq.set_defaults(run=_dlq)
+
+    reindex = sub.add_parser(
+        "reindex",
+        help="embed every ready document again (after changing the embedder), as jobs",
+        description="Re-embed the ready documents of one course or all, from their stored "
+        "files: on the Celery workers when Redis is configured (they must run with the new "
+        "embedder), else in this command (stop the server first: it shares the embedded "
+        "store). Documents already indexed with the configured embedders are skipped, so "
+        "running it again finishes what is left.",
+    )
+    reindex.add_argument("--course", help="only this course (default: every course)")
+    reindex.add_argument("--data-dir", help="state directory (LIVETUTOR_DATA_DIR)")
+    reindex.set_defaults(run=_reindex)
     return root
 
 

@@ -1,8 +1,9 @@
 """The Celery tasks.
 
-``prefetch_pdf`` and ``index_document`` run :class:`knowledge.ingest.Ingest`
-jobs under :mod:`tasks.policy`: transient failures are retried with exponential
-backoff and full jitter up to ``LIVETUTOR_TASK_MAX_RETRIES``; permanent ones
+``prefetch_pdf``, ``index_document`` and ``reindex_document`` run
+:class:`knowledge.ingest.Ingest` jobs under :mod:`tasks.policy`: transient
+failures are retried with exponential backoff and full jitter up to
+``LIVETUTOR_TASK_MAX_RETRIES``; permanent ones
 (and retries exhausted) go to a dead-letter record and are never retried again
 until ``livetutor dlq replay``. Acknowledged late and rejected on worker loss
 (see :mod:`tasks.app`), a job whose worker died runs again; the jobs are
@@ -113,6 +114,12 @@ def prefetch_pdf(self: Task, doc_id: str) -> str:
 def index_document(self: Task, doc_id: str) -> str:
     """Extract, chunk, embed and store a document's chunks, reporting progress."""
     return _run_document_job(self, "index_document", doc_id)
+
+
+@shared_task(bind=True, name="livetutor.reindex_document")
+def reindex_document(self: Task, doc_id: str) -> str:
+    """Embed a ready document again with this worker's embedders (``current`` if it was)."""
+    return _run_document_job(self, "reindex_document", doc_id)
 
 
 @shared_task(bind=True, name="livetutor.cleanup_sessions")

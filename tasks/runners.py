@@ -103,14 +103,19 @@ class InProcessJobs:
 
     def submit(self, task: str, doc_id: str) -> None:
         """Queue the job behind the running ones."""
-        self._tasks.spawn(self._run(task, doc_id), name=f"job-{task}-{doc_id}")
+        self._tasks.spawn(self.run(task, doc_id), name=f"job-{task}-{doc_id}")
 
-    async def _run(self, task: str, doc_id: str) -> None:
+    async def run(self, task: str, doc_id: str) -> str:
+        """Run the job behind the running ones, with retries; what it returned, or how it ended.
+
+        That is the job's own result (a document status, ``gone`` or ``current``),
+        ``failed`` once it is dead-lettered, or ``interrupted`` when the process stops.
+        """
         async with self._slots:
             attempt = 0
             while True:
                 try:
-                    await self._run_thread(task, doc_id)
+                    status = await self._run_thread(task, doc_id)
                 except Exception as exc:
                     decision = self._policy.decide(attempt, exc)
                     if decision.transient:
@@ -119,17 +124,17 @@ class InProcessJobs:
                         )
                 else:
                     self._metrics.document_jobs.labels(task, "ok").inc()
-                    return
+                    return status
                 if decision.outcome == "interrupted":
                     # The pod is stopping; the job resumes at its next start.
                     log.info("job.interrupted", task=task, document=doc_id)
-                    return
+                    return "interrupted"
                 self._metrics.document_jobs.labels(task, decision.outcome).inc()
                 if decision.dead_letter:
                     await asyncio.to_thread(
                         self._ingest.dead_letter, task, doc_id, decision.reason, decision.attempts
                     )
-                    return
+                    return "failed"
                 await asyncio.sleep(decision.delay_s)
                 attempt += 1
 
