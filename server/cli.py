@@ -1,4 +1,4 @@
-"""The ``livetutor`` command: serve, token, ask, worker, beat, dlq, cache and dev-cluster."""
+"""The ``livetutor`` command: serve, token, ask, llm, worker, beat, dlq, cache and dev-cluster."""
 
 from __future__ import annotations
 
@@ -153,9 +153,16 @@ def _dev_cluster(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        chroma = worker = None
+        chroma = worker = model = None
         pod_env: dict[str, str] = {}
         knowledge_root = Path(tempfile.mkdtemp(prefix="livetutor-knowledge-"))
+        if args.llm == "local":
+            from devtools.local import ModelServerProcess
+
+            # One model server for every pod, as `livetutor llm` would run in production.
+            model = ModelServerProcess(knowledge_root / "llm.log")
+            await asyncio.to_thread(model.start)
+            pod_env |= model.pod_env()
         if args.workers:
             from devtools.local import ChromaServer
 
@@ -179,6 +186,8 @@ def _dev_cluster(args: argparse.Namespace) -> int:
                 print(cluster.describe())
                 if worker is not None and chroma is not None:
                     print(f"worker: metrics on :{worker.metrics_port}; vectors at {chroma.url}")
+                if model is not None:
+                    print(f"model: {model.model} at {model.base_url}")
                 print(f"\nexport LIVETUTOR_TOKEN={cluster.token('alice')}")
                 for pod in cluster.pods:
                     print(f"{pod.name}: livetutor ask --url {pod.ws_url} 'What is a premise?'")
@@ -192,10 +201,62 @@ def _dev_cluster(args: argparse.Namespace) -> int:
                 await asyncio.to_thread(worker.stop)
             if chroma is not None:
                 await asyncio.to_thread(chroma.stop)
+            if model is not None:
+                await asyncio.to_thread(model.stop)
             shutil.rmtree(knowledge_root, ignore_errors=True)
 
     asyncio.run(run())
     return 0
+
+
+def _llm(args: argparse.Namespace) -> int:
+    import signal
+
+    from core.logs import configure
+    from tutor.local_model import LocalModelServer
+
+    settings = _settings(args)
+    configure(settings.log_level, settings.log_json and not sys.stderr.isatty())
+    server = LocalModelServer(
+        settings.local,
+        log_path=None,
+        host=args.llm_host,
+        port=args.llm_port,
+        api_key=settings.llm.api_key,
+    )
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await server.start()
+        try:
+            loaded = asyncio.create_task(server.wait_first_load(settings.local.load_timeout_s))
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait({loaded, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if stop.is_set():
+                loaded.cancel()
+                return 0
+            if not loaded.result():
+                print(
+                    f"livetutor llm: {server.model} did not load (see llama.cpp's output above)",
+                    file=sys.stderr,
+                )
+                return 1
+            print(
+                f"{server.model} serves the OpenAI API at http://{args.llm_host}:{server.port}/v1\n"
+                f"point pods at it: LIVETUTOR_LLM_PROVIDER=openai "
+                f"OPENAI_BASE_URL=http://<this host>:{server.port}/v1 LLM_MODEL={server.model}",
+                flush=True,
+            )
+            await stop.wait()
+            return 0
+        finally:
+            await server.stop()
+
+    return asyncio.run(run())
 
 
 def _cache_retire(args: argparse.Namespace) -> int:
@@ -386,6 +447,15 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--connect-timeout-s", type=float, default=10.0, help="for the connection")
     ask.set_defaults(run=_ask)
 
+    llm = sub.add_parser(
+        "llm", help="run the local model server (llama.cpp, OpenAI API) for pods to share"
+    )
+    llm.add_argument(
+        "--host", dest="llm_host", default="127.0.0.1", help="interface (default 127.0.0.1)"
+    )
+    llm.add_argument("--port", dest="llm_port", type=int, default=8090, help="port (default 8090)")
+    llm.set_defaults(run=_llm)
+
     cache = sub.add_parser("cache", help="manage the shared cache")
     cache_sub = cache.add_subparsers(dest="cache_command", required=True)
     retire = cache_sub.add_parser(
@@ -403,6 +473,12 @@ def parser() -> argparse.ArgumentParser:
         dest="workers",
         action="store_false",
         help="run no chromadb server and document worker (uploads then stay queued)",
+    )
+    dev.add_argument(
+        "--llm",
+        choices=["offline", "local"],
+        default="offline",
+        help="offline tutor (default), or one shared local model server (the 'local' extra)",
     )
     dev.set_defaults(run=_dev_cluster)
 

@@ -31,7 +31,7 @@ async def live(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    """Ready for traffic: store and bus reachable, not draining; 503 otherwise."""
+    """Ready for traffic: store and bus reachable, model loaded, not draining; 503 otherwise."""
     rt = runtime_of(request)
     checks: dict[str, str] = {"draining": "yes" if rt.draining else "no"}
     try:
@@ -41,7 +41,9 @@ async def ready(request: Request) -> Response:
         checks["store"] = f"down: {exc}"
     problem = rt.bus.problem()
     checks["bus"] = f"down: {problem}" if problem else "ok"
-    ok = not rt.draining and checks["store"] == "ok" and checks["bus"] == "ok"
+    llm = rt.provider.problem()
+    checks["llm"] = llm or "ok"
+    ok = not rt.draining and all(checks[name] == "ok" for name in ("store", "bus", "llm"))
     return JSONResponse(
         {"status": "ready" if ok else "unavailable", "pod": rt.pod, "checks": checks},
         status_code=200 if ok else 503,

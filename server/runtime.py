@@ -148,6 +148,8 @@ class Runtime:
         await self.connection_limits.start()
         await self.cache.start()
         await self.courses.start()
+        # The local model loads in the background; readiness waits for it (server.http.ready).
+        await self.provider.start()
         self._watch()
         log.info(
             "runtime.started",

@@ -31,6 +31,7 @@ async def regenerate(settings: Settings, ingest: Ingest, course: str | None) -> 
     provider = create_provider(settings)
     retriever = CourseRetriever(ingest.kb, ingest.embedder, ingest.lexical, demo=demo_retriever())
     try:
+        await provider.start()
         await retriever.refresh()
         answers = AnswerCache(TwoTierCache(settings.cache, RedisTier(client)))
         popular = RedisPopular(client, min_learners=settings.tutor.popular_min_learners)

@@ -41,12 +41,20 @@ class LLMProvider(Protocol):
 
     @property
     def name(self) -> str:
-        """Provider name for labels and metrics: ``openai`` or ``offline``."""
+        """Provider name for labels and metrics: ``openai``, ``local`` or ``offline``."""
         ...
 
     @property
     def model(self) -> str:
         """Model name reported to the learner in ``stream.end``."""
+        ...
+
+    async def start(self) -> None:
+        """Start what the provider runs itself (the local model server); returns at once."""
+        ...
+
+    def problem(self) -> str | None:
+        """Why the pod is not ready to answer with this provider yet; None when it is."""
         ...
 
     def stream(self, prompt: Prompt) -> AsyncGenerator[str, None]:

@@ -65,6 +65,13 @@ class OfflineProvider:
                 await asyncio.sleep(0)
             yield token
 
+    async def start(self) -> None:
+        """Nothing to start."""
+
+    def problem(self) -> str | None:
+        """Always ready: an unreachable endpoint is the breaker's and the fallback's to cover."""
+        return None
+
     async def aclose(self) -> None:
         """Nothing to release."""
 

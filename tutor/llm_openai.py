@@ -119,6 +119,13 @@ class OpenAIProvider:
         finally:
             await _close_quietly(upstream)
 
+    async def start(self) -> None:
+        """Nothing to start."""
+
+    def problem(self) -> str | None:
+        """Always ready: an unreachable endpoint is the breaker's and the fallback's to cover."""
+        return None
+
     async def aclose(self) -> None:
         """Close the HTTP client and its connections."""
         await self._client.close()
