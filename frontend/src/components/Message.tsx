@@ -1,6 +1,7 @@
 import { memo } from "react";
 
 import { Markdown } from "../lib/markdown";
+import { MathText } from "../lib/mathFormula";
 import type { Source } from "../protocol/frames";
 import type { ChatMessage } from "../state/chat";
 
@@ -94,7 +95,7 @@ export const Message = memo(function Message({ message, onRetry, onOpenSource }:
       <div className="flex justify-end px-3 py-2 sm:px-6" data-testid="learner-message">
         <div className="max-w-[85%] sm:max-w-[75%]">
           <div className="whitespace-pre-wrap break-words rounded-2xl rounded-br-md bg-blue-800 px-4 py-2.5 text-white">
-            {message.text}
+            <MathText text={message.text} />
           </div>
           <p className="mt-1 text-right text-xs text-slate-600">
             {message.mode === "hint" && <span>Hint · </span>}
