@@ -21,6 +21,9 @@ class Passage:
     # The course document's id (empty for bundled text) and its title (``document`` if empty).
     document_id: str = ""
     title: str = ""
+    # False when its relevance is below the retriever's calibrated "not covered" threshold:
+    # the nearest the course comes, but not an answer to the question.
+    covers: bool = True
 
     def source(self, snippet_chars: int = 240) -> dict[str, Any]:
         """The citation sent to the learner in ``stream.end.sources``."""

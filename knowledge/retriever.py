@@ -3,10 +3,23 @@
 Each course has its own collections, so a question in one course can never
 reach another course's chunks. With hybrid ranking on, each chunk is also
 stored under the hashing embedder; a question is answered from both rankings
-fused by reciprocal rank (k = 60), which catches exact terms (names, jargon)
-that a small semantic model blurs and paraphrases that words alone miss.
-Near-duplicate chunks (the overlap between neighbours, repeated boilerplate)
-are dropped from the answer so the ``k`` passages say ``k`` different things.
+fused by score: each candidate's semantic cosine weighs ``SEMANTIC_WEIGHT``
+(0.6) and its lexical cosine the rest, so exact terms (names, jargon) that a
+small semantic model blurs and paraphrases that words alone miss both count,
+and how close the best passage comes is kept as a number. A candidate only one
+ranking returned gets, for the other, the lowest cosine that ranking returned
+(its own can be no higher). Near-duplicate chunks (the overlap between
+neighbours, repeated boilerplate) are dropped from the answer so the ``k``
+passages say ``k`` different things.
+
+Relevance: with the default ranking (MiniLM fused with the lexical one) a
+passage's score is that fused cosine, less ``RARE_WORD_PENALTY`` when the
+question names a rare word none of the candidates uses
+(:mod:`knowledge.relevance`). Passages scoring below ``NOT_COVERED_BELOW`` are
+marked ``covers=False``: when the first one is, the course does not cover the
+question and the tutor says so. The three numbers were calibrated on the
+tuning part of ``bench/learner_questions.py`` (see docs/knowledge.md); other
+rankings are not calibrated and mark every passage as covering.
 
 The bundled demo course keeps its in-memory BM25 retriever until a document
 is uploaded to a course named ``demo``.
@@ -23,11 +36,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 from core.retrieval import Passage
 from core.text import terms
-from knowledge.embedders import Embedder
+from knowledge.embedders import Embedder, MiniLMEmbedder
 from knowledge.lexical import LexicalRetriever
+from knowledge.relevance import unknown_rare_word
 from knowledge.vectors import Hit, KnowledgeBase
 
-RRF_K = 60
+# Fused score = SEMANTIC_WEIGHT * semantic cosine + (1 - SEMANTIC_WEIGHT) * lexical cosine.
+SEMANTIC_WEIGHT = 0.6
+# Calibrated on the tuning part of bench/learner_questions.py (docs/knowledge.md).
+NOT_COVERED_BELOW = 0.205
+RARE_WORD_PENALTY = 0.15
 # Chunks sharing this share of their word pairs say the same thing.
 NEAR_DUPLICATE = 0.6
 _VERSION_TTL_S = 1.0
@@ -39,16 +57,28 @@ def _shingles(text: str) -> set[str]:
     return {f"{a} {b}" for a, b in itertools.pairwise(words)} or set(words)
 
 
-def fuse(rankings: list[list[Hit]]) -> list[tuple[float, Hit]]:
-    """Reciprocal rank fusion of several rankings of chunks, best first."""
-    scores: dict[str, float] = {}
+def fuse_scores(semantic: list[Hit], lexical: list[Hit]) -> list[tuple[float, Hit]]:
+    """Both rankings' candidates by weighted cosine, best first.
+
+    A candidate missing from one ranking gets that ranking's lowest cosine.
+    """
+    cosines: list[dict[str, float]] = []
     hits: dict[str, Hit] = {}
-    for ranking in rankings:
-        for rank, hit in enumerate(ranking):
-            scores[hit.id] = scores.get(hit.id, 0.0) + 1.0 / (RRF_K + rank + 1)
-            hits.setdefault(hit.id, hit)
-    order = sorted(scores, key=lambda i: scores[i], reverse=True)
-    return [(scores[i], hits[i]) for i in order]
+    for ranking in (semantic, lexical):
+        cosines.append({h.id: 1.0 - h.distance for h in ranking})
+        for h in ranking:
+            hits.setdefault(h.id, h)
+    floors = [min(c.values(), default=0.0) for c in cosines]
+    scored = [
+        (
+            SEMANTIC_WEIGHT * cosines[0].get(i, floors[0])
+            + (1 - SEMANTIC_WEIGHT) * cosines[1].get(i, floors[1]),
+            hit,
+        )
+        for i, hit in hits.items()
+    ]
+    scored.sort(key=lambda item: item[0], reverse=True)
+    return scored
 
 
 def drop_near_duplicates(ranked: list[tuple[float, Hit]], k: int) -> list[tuple[float, Hit]]:
@@ -93,6 +123,8 @@ class CourseRetriever:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="retrieval")
         self._warming = False
+        # Relevance is calibrated for MiniLM fused with the lexical ranking only.
+        self._calibrated = isinstance(embedder, MiniLMEmbedder) and lexical is not None
 
     def courses(self) -> list[str]:
         """Courses with documents, and the demo course."""
@@ -205,10 +237,16 @@ class CourseRetriever:
         if self.lexical is not None:
             # Both legs release the GIL (onnxruntime, chromadb): run them side by side.
             lexical = self._pool.submit(self._ranking, self.lexical, course, question, n)
-        rankings = [self._ranking(self.embedder, course, question, n)]
-        if lexical is not None:
-            rankings.append(lexical.result())
-        ranked = fuse(rankings) if len(rankings) > 1 else [(1 - h.distance, h) for h in rankings[0]]
+        semantic = self._ranking(self.embedder, course, question, n)
+        if lexical is None:
+            ranked = [(1 - h.distance, h) for h in semantic]
+        else:
+            lexical_hits = lexical.result()
+            ranked = fuse_scores(semantic, lexical_hits)
+            if self._calibrated and unknown_rare_word(
+                question, (f"{h.heading} {h.text}" for h in semantic + lexical_hits)
+            ):
+                ranked = [(score - RARE_WORD_PENALTY, hit) for score, hit in ranked]
         return [
             Passage(
                 document=hit.title,
@@ -218,6 +256,7 @@ class CourseRetriever:
                 score=score,
                 document_id=hit.document,
                 title=hit.title,
+                covers=not self._calibrated or score >= NOT_COVERED_BELOW,
             )
             for score, hit in drop_near_duplicates(ranked, k)
         ]

@@ -1,20 +1,44 @@
-"""Ranking: reciprocal rank fusion and near-duplicate removal."""
+"""Ranking: score fusion, near-duplicate removal, and the "not covered" judgement."""
 
 from __future__ import annotations
 
-from knowledge.retriever import drop_near_duplicates, fuse
-from knowledge.vectors import Hit
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.settings import Settings
+from knowledge.embedders import create_embedder, minilm_installed
+from knowledge.relevance import unknown_rare_word
+from knowledge.retriever import (
+    SEMANTIC_WEIGHT,
+    CourseRetriever,
+    drop_near_duplicates,
+    fuse_scores,
+)
+from knowledge.vectors import Hit, KnowledgeBase, StoredChunk, create_client
 
 
-def hit(i: str, text: str = "") -> Hit:
-    return Hit(i, "doc", "Doc", 1, "", text or f"unique text number {i} about things {i}", 0.1)
+def hit(i: str, text: str = "", cosine: float = 0.5) -> Hit:
+    return Hit(
+        i, "doc", "Doc", 1, "", text or f"unique text number {i} about things {i}", 1 - cosine
+    )
 
 
 def test_fusion_rewards_agreement() -> None:
-    """A chunk ranked well by both rankings beats one ranked first by only one."""
-    ranked = fuse([[hit("a"), hit("b"), hit("c")], [hit("d"), hit("b"), hit("e")]])
+    """A chunk both rankings find beats one that only one ranking puts first."""
+    semantic = [hit("a", cosine=0.62), hit("b", cosine=0.60), hit("c", cosine=0.40)]
+    lexical = [hit("d", cosine=0.30), hit("b", cosine=0.28), hit("e", cosine=0.10)]
+    ranked = fuse_scores(semantic, lexical)
     assert ranked[0][1].id == "b"
     assert sorted(h.id for _, h in ranked) == ["a", "b", "c", "d", "e"]
+
+
+def test_fusion_scores_a_missing_ranking_at_its_lowest_cosine() -> None:
+    """A chunk one ranking did not return gets that ranking's lowest cosine, no more."""
+    ranked = dict((h.id, s) for s, h in fuse_scores([hit("a", cosine=0.5)], [hit("b", cosine=0.2)]))
+    assert ranked["a"] == pytest.approx(SEMANTIC_WEIGHT * 0.5 + (1 - SEMANTIC_WEIGHT) * 0.2)
+    assert ranked["b"] == pytest.approx(SEMANTIC_WEIGHT * 0.5 + (1 - SEMANTIC_WEIGHT) * 0.2)
 
 
 def test_near_duplicates_are_dropped() -> None:
@@ -22,3 +46,69 @@ def test_near_duplicates_are_dropped() -> None:
     text = "the lighthouse was built in 1847 by the engineer matilda crane from granite"
     ranked = [(3.0, hit("a", text)), (2.0, hit("b", text + " blocks")), (1.0, hit("c"))]
     assert [h.id for _, h in drop_near_duplicates(ranked, 2)] == ["a", "c"]
+
+
+def test_a_rare_word_the_course_never_uses_is_found() -> None:
+    """A name absent from every passage is reported; common words and misspellings are not."""
+    passages = ["Euthanasia is the ending of a life to avoid suffering.", "A boat on the sea."]
+    assert unknown_rare_word("what did kierkegaard say about faith", passages) == "kierkegaard"
+    assert unknown_rare_word("is euthenasia ever ok", passages) == ""
+    assert unknown_rare_word("is it legit to sail a boat", passages) == ""
+
+
+HARBOUR = [
+    (
+        "Harbour Safety",
+        "Every vessel entering the harbour must slow to five knots and give way to "
+        "the ferry. The harbour master assigns each berth and records the tides.",
+    ),
+    (
+        "Knots and Ropes",
+        "A bowline makes a fixed loop at the end of a rope that does not slip. "
+        "Sailors tie a clove hitch to fasten a line quickly around a post.",
+    ),
+    (
+        "Weather at Sea",
+        "Falling pressure and a backing wind warn of a coming storm. Small boats "
+        "should return to port before the wind rises above force six.",
+    ),
+]
+
+
+@pytest.fixture
+def harbour(tmp_path: Path) -> Iterator[CourseRetriever]:
+    """A course of three pages, indexed with MiniLM and the lexical embedder."""
+    if not minilm_installed():
+        pytest.skip("needs the minilm extra")
+    settings = Settings.from_env({}, data_dir=tmp_path)
+    kb = KnowledgeBase(create_client(settings))
+    minilm = create_embedder(settings, "minilm")
+    hashing = create_embedder(settings, "hashing")
+    kb.ensure_course("harbour")
+    texts = [f"{heading}\n{text}" for heading, text in HARBOUR]
+    for embedder in (minilm, hashing):
+        vectors = embedder.embed(texts)
+        chunks = [
+            StoredChunk(f"doc:{n}", text, n + 1, heading, vector)
+            for n, ((heading, text), vector) in enumerate(zip(HARBOUR, vectors, strict=True))
+        ]
+        kb.write_chunks("harbour", embedder.name, "doc", "Harbour Rules", chunks)
+    retriever = CourseRetriever(kb, minilm, hashing)
+    retriever.refresh_sync()
+    yield retriever
+    retriever.close()
+    kb.close()
+
+
+def test_a_question_the_course_answers_is_covered(harbour: CourseRetriever) -> None:
+    """The page on knots answers a question about knots, and says it covers it."""
+    passages = harbour.search("harbour", "which knot makes a loop that won't slip?", 2)
+    assert passages[0].page == 2
+    assert passages[0].covers
+
+
+def test_a_question_off_the_course_is_not_covered(harbour: CourseRetriever) -> None:
+    """An unrelated question still gets the nearest pages, each marked as not covering it."""
+    passages = harbour.search("harbour", "how many calories are in a banana", 2)
+    assert passages
+    assert not any(p.covers for p in passages)
