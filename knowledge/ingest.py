@@ -245,7 +245,7 @@ class Ingest:
         doc_id = record.id
         started = time.monotonic()
         data = self.blobs.get(record.blob)
-        self._set(record, status="indexing", progress=0.02, chunks=0)
+        self._set(record, status="indexing", progress=0.02, pages=0, chunks=0)
         with open_pages(
             data,
             max_pages=k.max_pages,

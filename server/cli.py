@@ -360,16 +360,20 @@ def _dlq(args: argparse.Namespace) -> int:
 
 
 def _reindex(args: argparse.Namespace) -> int:
+    from core.logs import configure
     from knowledge.vectors import KnowledgeBase
     from tasks.reindex import Item, plan, run_reindex
     from tasks.runners import jobs_kind
 
     settings = _settings(args)
+    # The jobs' own logs go to stderr; stdout is the progress below.
+    configure(settings.log_level, settings.log_json and not sys.stderr.isatty())
     kb = KnowledgeBase.open(settings)
     try:
         records = plan(kb, args.course)
-        where = "the Celery workers" if jobs_kind(settings) == "celery" else "this process"
-        print(f"re-indexing {len(records)} ready documents in {where}", flush=True)
+        where = "on the Celery workers" if jobs_kind(settings) == "celery" else "in this process"
+        count = f"{len(records)} ready document{'' if len(records) == 1 else 's'}"
+        print(f"re-indexing {count} {where}", flush=True)
         shown: dict[str, tuple[str, int]] = {}
 
         def show(item: Item) -> None:
