@@ -22,12 +22,16 @@ from tests.deploy.files import (
     ENV_EXAMPLE,
     K8S,
     KUSTOMIZATION,
+    LLM_PROFILE,
+    LLM_SERVICE,
+    LOCAL_MODEL,
     NGINX_CONF,
     ROOT,
     SECRET_EXAMPLE,
     env_file_entries,
     k8s_resource_files,
     load_yaml,
+    local_model_objects,
 )
 
 TOOL_TIMEOUT_S = 120.0
@@ -130,6 +134,35 @@ def test_compose_passes_optional_settings_from_env(docker_compose: str, tmp_path
         assert environment["LLM_MODEL"] == "llama3.1:8b"
 
 
+def test_compose_model_server_profile_is_valid(docker_compose: str, tmp_path: Path) -> None:
+    """With the local-model profile on, compose accepts the stack with its llm service."""
+    env = env_file(tmp_path)
+    profile = ("--profile", LLM_PROFILE)
+    result = run(docker_compose, "--env-file", env, "-f", COMPOSE, *profile, "config")
+    assert_ok(result)
+    services: dict[str, Any] = yaml.safe_load(result.stdout)["services"]
+    assert services[LLM_SERVICE]["command"][0] == "llm"
+
+
+def test_compose_switches_to_the_model_server(docker_compose: str, tmp_path: Path) -> None:
+    """Uncommenting .env.example's switch starts the llm service and points the pods at it."""
+    env = env_file(tmp_path)
+    text = env.read_text(encoding="utf-8")
+    start = text.index(f"# COMPOSE_PROFILES={LLM_PROFILE}")
+    block = text[start:].split("\n# ", 4)
+    switch = "\n".join(line.removeprefix("# ") for line in block[:4])
+    env.write_text(text + "\n" + switch + "\nOPENAI_API_KEY=shared-key\n", encoding="utf-8")
+    result = compose_config(docker_compose, env)
+    assert_ok(result)
+    services: dict[str, Any] = yaml.safe_load(result.stdout)["services"]
+    for name in ("server", "worker"):
+        environment = services[name]["environment"]
+        assert environment["LIVETUTOR_LLM_PROVIDER"] == "openai"
+        assert environment["OPENAI_BASE_URL"] == f"http://{LLM_SERVICE}:8090/v1"
+        assert environment["OPENAI_API_KEY"] == "shared-key"
+    assert services[LLM_SERVICE]["environment"]["OPENAI_API_KEY"] == "shared-key"
+
+
 # -- nginx ----------------------------------------------------------------------------------
 
 
@@ -170,6 +203,62 @@ def test_manifests_validate(kubernetes_validate: str, version: str) -> None:
     files = [*k8s_resource_files(), SECRET_EXAMPLE]
     result = run(kubernetes_validate, "--strict", "-k", version, "--quiet", *files)
     assert_ok(result)
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_local_model_component_validates(
+    kubernetes_validate: str, version: str, tmp_path: Path
+) -> None:
+    """k8s/ with the local-model component on passes the same strict validation."""
+    built = tmp_path / "local-model.yaml"
+    built.write_text(yaml.safe_dump_all(local_model_objects()), encoding="utf-8")
+    result = run(kubernetes_validate, "--strict", "-k", version, "--quiet", built)
+    assert_ok(result)
+
+
+def kustomize_build() -> list[str] | None:
+    """The command that runs `kustomize build`, if kustomize or kubectl is installed."""
+    if shutil.which("kustomize"):
+        return ["kustomize", "build"]
+    if shutil.which("kubectl"):
+        return ["kubectl", "kustomize"]
+    return None
+
+
+@pytest.mark.skipif(kustomize_build() is None, reason="needs kustomize or kubectl")
+def test_kustomize_builds_the_local_model_component(tmp_path: Path) -> None:
+    """Turned on in k8s/kustomization.yaml, kustomize builds what the tests above check."""
+    command = kustomize_build()
+    assert command
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S, copy)
+    kustomization = copy / KUSTOMIZATION.name
+    text = kustomization.read_text(encoding="utf-8")
+    commented = f"# components:\n#   - {LOCAL_MODEL.name}\n"
+    enabled = text.replace(commented, f"components:\n  - {LOCAL_MODEL.name}\n")
+    assert enabled != text
+    kustomization.write_text(enabled, encoding="utf-8")
+    result = run(*command, copy)
+    assert_ok(result)
+    built = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    expected = local_model_objects()
+    assert sorted(identity(o) for o in built) == sorted(identity(o) for o in expected)
+    for obj in expected:
+        [twin] = [o for o in built if identity(o) == identity(obj)]
+        assert without_images(twin) == without_images(obj), identity(obj)
+
+
+def identity(obj: dict[str, Any]) -> tuple[str, str]:
+    return obj["kind"], obj["metadata"]["name"]
+
+
+def without_images(value: Any) -> Any:
+    """``value`` with every container image dropped (kustomize renames them)."""
+    if isinstance(value, dict):
+        return {k: without_images(v) for k, v in value.items() if k != "image"}
+    if isinstance(value, list):
+        return [without_images(v) for v in value]
+    return value
 
 
 def test_validation_catches_unknown_fields(kubernetes_validate: str, tmp_path: Path) -> None:
