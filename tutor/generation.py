@@ -5,6 +5,12 @@ cache warming (:mod:`tutor.warming`) stores it. Both build the prompt and
 the answer cache key here, so a warmed answer is exactly the one a learner's
 ask would have produced and looks up.
 
+A question the course does not cover (the retriever marked its best passage
+``covers=False``: below the calibrated relevance threshold) gets
+:func:`not_covered_answer` in explain mode, from the model path and the
+offline tutor alike: it says so and names the nearest pages, instead of
+explaining from an unrelated page.
+
 An answer shared between learners is generated from a :class:`SharedQuestion`
 alone: its prompt (:func:`shared_prompt`) reads only the fields the cache key
 hashes, and passages retrieved for them, never a learner's history, hint
@@ -14,6 +20,7 @@ learner said can reach another through the cache.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +31,37 @@ from realtime.protocol import Mode
 from store.store import MessageRecord
 from tutor import prompts
 from tutor.llm import LLMProvider, Prompt
+
+_SPACES = re.compile(r"\s+")
+# Course text stands between “ and ”: its own curly quotes are straightened.
+_STRAIGHT = str.maketrans({"“": '"', "”": '"'})
+
+
+def not_covered(passages: Sequence[Passage]) -> bool:
+    """True when passages were found but the best of them does not answer the question."""
+    return bool(passages) and not passages[0].covers
+
+
+def not_covered_answer(course: str, passages: Sequence[Passage]) -> str:
+    """The answer to a question the course does not cover: say so, name the nearest pages."""
+    lines = [
+        f"The material of course “{_inline(course)}” does not cover this question, so I will "
+        "not answer it from a page about something else.",
+        "",
+        "The nearest pages, in case they help:",
+    ]
+    seen: set[tuple[str, int]] = set()
+    for p in passages:
+        if (p.document, p.page) in seen:
+            continue
+        seen.add((p.document, p.page))
+        lines.append(f"- p. {p.page}, “{_inline(p.heading)}” ({_inline(p.document)})")
+    lines += ["", "Ask your teacher about it, or ask again in the words the course uses."]
+    return "\n".join(lines)
+
+
+def _inline(text: str) -> str:
+    return _SPACES.sub(" ", text).strip().translate(_STRAIGHT)
 
 
 def answer_prompt(

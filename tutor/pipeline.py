@@ -4,7 +4,10 @@
 message and opens a stream on the bus; the answer is generated in a task
 that retrieves passages, builds the prompt, calls the LLM, coalesces tokens
 into ``delta`` frames (journaled, then published to the session), and
-stores the answer with its reason and sources at the end.
+stores the answer with its reason and sources at the end. In explain mode, a
+question the course does not cover (its best passage is below the retriever's
+calibrated threshold) is answered as such, naming the nearest pages, without
+calling the model (:func:`tutor.generation.not_covered_answer`).
 
 A question whose answer may be shared (:func:`cache.answers.shareable`, with
 the answer cache on) is answered from the shared question alone
@@ -42,7 +45,14 @@ from realtime.journal import StreamMeta
 from realtime.protocol import ErrorCode, FrameError, Mode
 from realtime.streams import StreamBus
 from store.store import MessageRecord, Store
-from tutor.generation import SharedQuestion, answer_prompt, generate, shared_question
+from tutor.generation import (
+    SharedQuestion,
+    answer_prompt,
+    generate,
+    not_covered,
+    not_covered_answer,
+    shared_question,
+)
 from tutor.llm import LLMProvider, Prompt
 
 log = structlog.get_logger("livetutor.tutor")
@@ -250,13 +260,18 @@ class Tutor:
             try:
                 async with asyncio.timeout(self._settings.tutor.max_answer_s):
                     hit = await self._cached_answer(stream)
+                    if hit is None:
+                        passages, prompt = await self._prompt(stream, history)
                     if hit is not None:
                         model = hit.model
                         for piece in split_for_delivery(hit.text):
                             stream.parts.append(piece)
                             self._emit(stream, piece)
+                    elif stream.mode == "explain" and not_covered(passages):
+                        # Composed here, not by a model: there is nothing to explain from.
+                        model = self._fallback.model
+                        self._say(stream, not_covered_answer(meta.course, passages))
                     else:
-                        passages, prompt = await self._prompt(stream, history)
                         try:
                             await self._generate(self._provider, prompt, stream, coalescer)
                         except LLMError as exc:
@@ -351,6 +366,13 @@ class Tutor:
         except Exception:
             # The learner already has the answer; a cache that cannot take it is not their problem.
             log.exception("answer_cache.store_failed")
+
+    def _say(self, stream: _Stream, text: str) -> None:
+        """Deliver a composed answer (after what a taken-over stream already sent)."""
+        sent = "".join(stream.parts)
+        for piece in split_for_delivery(text[len(sent) :] if text.startswith(sent) else text):
+            stream.parts.append(piece)
+            self._emit(stream, piece)
 
     async def _generate(
         self, provider: LLMProvider, prompt: Prompt, stream: _Stream, coalescer: Coalescer

@@ -23,7 +23,7 @@ from cache.answers import AnswerCache
 from cache.popular import PopularQuestions
 from core.errors import CircuitOpen, LLMError
 from core.retrieval import Retriever
-from tutor.generation import generate, shared_question
+from tutor.generation import generate, not_covered, shared_question
 from tutor.llm import LLMProvider
 
 log = structlog.get_logger("livetutor.cache")
@@ -60,6 +60,9 @@ async def warm_answers(
             report.already_cached += 1
             continue
         passages = await shared.passages(retriever, top_k)
+        if not_covered(passages):
+            # The ask itself answers "not covered" without a model; nothing to warm.
+            continue
         prompt = shared.prompt(passages)
         parts: list[str] = []
         try:

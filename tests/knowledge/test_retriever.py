@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import Settings
-from knowledge.embedders import create_embedder, minilm_installed
 from knowledge.relevance import unknown_rare_word
 from knowledge.retriever import (
     SEMANTIC_WEIGHT,
@@ -16,7 +14,8 @@ from knowledge.retriever import (
     drop_near_duplicates,
     fuse_scores,
 )
-from knowledge.vectors import Hit, KnowledgeBase, StoredChunk, create_client
+from knowledge.vectors import Hit
+from tests.support.harbour import harbour_retriever
 
 
 def hit(i: str, text: str = "", cosine: float = 0.5) -> Hit:
@@ -56,48 +55,13 @@ def test_a_rare_word_the_course_never_uses_is_found() -> None:
     assert unknown_rare_word("is it legit to sail a boat", passages) == ""
 
 
-HARBOUR = [
-    (
-        "Harbour Safety",
-        "Every vessel entering the harbour must slow to five knots and give way to "
-        "the ferry. The harbour master assigns each berth and records the tides.",
-    ),
-    (
-        "Knots and Ropes",
-        "A bowline makes a fixed loop at the end of a rope that does not slip. "
-        "Sailors tie a clove hitch to fasten a line quickly around a post.",
-    ),
-    (
-        "Weather at Sea",
-        "Falling pressure and a backing wind warn of a coming storm. Small boats "
-        "should return to port before the wind rises above force six.",
-    ),
-]
-
-
 @pytest.fixture
 def harbour(tmp_path: Path) -> Iterator[CourseRetriever]:
     """A course of three pages, indexed with MiniLM and the lexical embedder."""
-    if not minilm_installed():
-        pytest.skip("needs the minilm extra")
-    settings = Settings.from_env({}, data_dir=tmp_path)
-    kb = KnowledgeBase(create_client(settings))
-    minilm = create_embedder(settings, "minilm")
-    hashing = create_embedder(settings, "hashing")
-    kb.ensure_course("harbour")
-    texts = [f"{heading}\n{text}" for heading, text in HARBOUR]
-    for embedder in (minilm, hashing):
-        vectors = embedder.embed(texts)
-        chunks = [
-            StoredChunk(f"doc:{n}", text, n + 1, heading, vector)
-            for n, ((heading, text), vector) in enumerate(zip(HARBOUR, vectors, strict=True))
-        ]
-        kb.write_chunks("harbour", embedder.name, "doc", "Harbour Rules", chunks)
-    retriever = CourseRetriever(kb, minilm, hashing)
-    retriever.refresh_sync()
+    retriever = harbour_retriever(tmp_path)
     yield retriever
     retriever.close()
-    kb.close()
+    retriever.kb.close()
 
 
 def test_a_question_the_course_answers_is_covered(harbour: CourseRetriever) -> None:

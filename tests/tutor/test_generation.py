@@ -7,8 +7,9 @@ import asyncio
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.retrieval import Passage
 from knowledge.demo_course import DEMO_COURSE, demo_retriever
-from tutor.generation import shared_question
+from tutor.generation import not_covered_answer, shared_question
 from tutor.llm import Prompt
 
 RETRIEVER = demo_retriever()
@@ -61,3 +62,16 @@ def test_a_shared_prompt_holds_nothing_of_the_learner(question: str) -> None:
     # Instructions, the course material (when any matched), the question: no conversation.
     assert roles in (["system", "user"], ["system", "user", "user"])
     assert prompt.messages[-1] == {"role": "user", "content": prompt.question}
+
+
+def test_not_covered_answer_names_each_nearest_page_once_in_its_own_quotes() -> None:
+    """Nearest pages are listed once each; course text cannot close our quotes or add lines."""
+    passages = [
+        Passage("Rules", 3, "Tides\nand “moons”", "a", covers=False),
+        Passage("Rules", 3, "Tides", "b", covers=False),
+        Passage("Rules", 7, "Knots", "c", covers=False),
+    ]
+    text = not_covered_answer("harbour", passages)
+    assert "does not cover this question" in text
+    assert text.count("p. 3,") == 1 and "p. 7, “Knots” (Rules)" in text
+    assert 'p. 3, “Tides and "moons"” (Rules)' in text

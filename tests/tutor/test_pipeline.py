@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,16 +22,18 @@ from core.auth import Principal
 from core.errors import CircuitOpen, LLMError, LLMTimeout
 from core.ids import new_id
 from core.metrics import Metrics
+from core.retrieval import Retriever
 from core.settings import CacheSettings, Settings
 from core.taskset import TaskSet
 from knowledge.demo_course import DEMO_COURSE, demo_retriever
-from knowledge.lexical import LexicalRetriever
+from knowledge.retriever import CourseRetriever
 from realtime import protocol as p
 from realtime.journal import StreamMeta
 from realtime.protocol import ErrorCode, FrameError, Mode
 from realtime.streams import MemoryBus
 from store.sqlite import SQLiteStore
 from store.store import MessageRecord
+from tests.support import harbour
 from tests.support.recorder import Frame, Recorder
 from tutor.llm import Prompt
 from tutor.llm_offline import OfflineProvider
@@ -82,7 +91,7 @@ class Rig:
     bus: MemoryBus
     store: SQLiteStore
     provider: ScriptedProvider
-    retriever: LexicalRetriever
+    retriever: Retriever
     tasks: TaskSet
     answers: AnswerCache | None
 
@@ -122,19 +131,25 @@ async def make_rig(
     """Makes tutors (one delta per token); stops their streams and closes their stores after."""
     made: list[Rig] = []
 
-    async def make(*, answers: AnswerCache | None = None) -> Rig:
+    async def make(
+        *,
+        answers: AnswerCache | None = None,
+        retriever: Retriever | None = None,
+        offline: bool = False,
+    ) -> Rig:
+        """``offline``: the offline tutor is the provider (``rig.provider`` is then unused)."""
         settings = make_settings(tutor={"flush_tokens": 1})
         store = SQLiteStore(str(tmp_path / f"tutor-{len(made)}.sqlite3"), settings.store)
         await store.open()
         for user in (ALICE, BOB):
             await store.ensure_user(user.user, user.role)
-        provider, retriever = ScriptedProvider(), demo_retriever()
+        provider, retriever = ScriptedProvider(), retriever or demo_retriever()
         bus, tasks = MemoryBus(), TaskSet()
         tutor = Tutor(
             settings,
             store=store,
             retriever=retriever,
-            provider=provider,
+            provider=OfflineProvider(settings.llm) if offline else provider,
             fallback=OfflineProvider(settings.llm),
             bus=bus,
             pod=POD,
@@ -348,3 +363,56 @@ async def test_take_over_continues_from_the_journal(rig: Rig) -> None:
     assert "".join(text for _, text in journal.deltas) == "".join(TOKENS)
     tutor = (await rig.messages(session))[-1]
     assert (tutor.role, tutor.text, tutor.stream_id) == ("tutor", "".join(TOKENS), meta.stream)
+
+
+@pytest.fixture
+def harbour_retriever(tmp_path: Path) -> Iterator[CourseRetriever]:
+    """A real course retriever over a three-page course, MiniLM and lexical."""
+    retriever = harbour.harbour_retriever(tmp_path / "harbour")
+    yield retriever
+    retriever.close()
+    retriever.kb.close()
+
+
+SAILOR = Principal("alice", "learner", frozenset({harbour.COURSE}))
+OFF_COURSE = "how many calories are in a banana"
+
+
+@pytest.mark.parametrize("offline", [False, True], ids=["model", "offline tutor"])
+async def test_a_question_the_course_does_not_cover_is_answered_as_such(
+    make_rig: MakeRig, harbour_retriever: CourseRetriever, offline: bool
+) -> None:
+    """Off the course, the answer says so and names the nearest pages; no model is asked."""
+    rig = await make_rig(retriever=harbour_retriever, offline=offline)
+    stream, _, recorder = await rig.ask(SAILOR, OFF_COURSE, course=harbour.COURSE)
+    end = await recorder.wait_for_end(stream)
+    text = "".join(d["text"] for d in deltas(recorder))
+    assert "does not cover this question" in text
+    nearest = await harbour_retriever.retrieve(harbour.COURSE, OFF_COURSE, 4)
+    for passage in nearest:
+        assert f"p. {passage.page}, “{passage.heading}” ({harbour.DOCUMENT})" in text
+    assert end["reason"] == "stop"
+    assert end["sources"] == [passage.source() for passage in nearest]
+    assert rig.provider.prompts == []
+
+
+async def test_a_question_the_course_covers_is_explained_by_the_model(
+    make_rig: MakeRig, harbour_retriever: CourseRetriever
+) -> None:
+    """On the course, the model answers from the passages as before."""
+    rig = await make_rig(retriever=harbour_retriever)
+    question = "which knot makes a loop that won't slip?"
+    stream, _, recorder = await rig.ask(SAILOR, question, course=harbour.COURSE)
+    await recorder.wait_for_end(stream)
+    assert "".join(d["text"] for d in deltas(recorder)) == "".join(TOKENS)
+    assert rig.provider.prompts[0].passages[0].heading == "Knots and Ropes"
+
+
+async def test_a_hint_off_the_course_still_goes_to_the_hint_ladder(
+    make_rig: MakeRig, harbour_retriever: CourseRetriever
+) -> None:
+    """Only explain mode answers "not covered"; hint mode keeps its own path."""
+    rig = await make_rig(retriever=harbour_retriever)
+    stream, _, recorder = await rig.ask(SAILOR, OFF_COURSE, course=harbour.COURSE, mode="hint")
+    await recorder.wait_for_end(stream)
+    assert len(rig.provider.prompts) == 1

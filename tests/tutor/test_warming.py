@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from cache.popular import MemoryPopular
 from cache.two_tier import TwoTierCache
 from core.settings import CacheSettings
 from knowledge.demo_course import DEMO_COURSE, demo_retriever
+from tests.support import harbour
 from tests.support.fake_openai import FakeOpenAI, Reply, provider_settings, run_fake_openai
 from tutor.llm_openai import OpenAIProvider
 from tutor.warming import warm_answers
@@ -113,3 +115,24 @@ async def test_only_shared_questions_are_warmed(provider: OpenAIProvider, fake: 
     assert (report.generated, report.failed) == (2, 0)
     asked = [r["messages"][-1]["content"] for r in fake.requests]
     assert sorted(asked) == ["how do i weigh evidence", "what makes an argument valid"]
+
+
+async def test_questions_the_course_does_not_cover_are_not_warmed(
+    provider: OpenAIProvider, fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    """A popular question off the course costs no model call: its ask answers it as such."""
+    retriever = harbour.harbour_retriever(tmp_path)
+    popular = MemoryPopular()
+    for user in LEARNERS:
+        await popular.record(harbour.COURSE, "how many calories are in a banana", user)
+        await popular.record(harbour.COURSE, "which knot makes a loop that won't slip", user)
+    answers = AnswerCache(TwoTierCache(CacheSettings()))
+    try:
+        report = await warm_answers(
+            harbour.COURSE, retriever=retriever, provider=provider, answers=answers, popular=popular
+        )
+    finally:
+        retriever.close()
+        retriever.kb.close()
+    assert report.generated == 1
+    assert len(fake.requests) == 1
