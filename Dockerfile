@@ -44,6 +44,14 @@ RUN apt-get update \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
+# The `local` extra's packages first, in a layer of their own: llama.cpp compiles for
+# about 15 minutes, and this layer is built again only when pyproject.toml changes.
+COPY pyproject.toml ./
+RUN case ",${EXTRAS}," in *,local,*) \
+        python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['local'], sep='\n')" \
+            > /tmp/local-extra.txt \
+        && CMAKE_ARGS="${LLAMA_CMAKE_ARGS}" pip install --no-compile -r /tmp/local-extra.txt ;; \
+    esac
 # The whole context (.dockerignore leaves out tests, docs and local state), so that every
 # package pyproject.toml lists is there.
 COPY . .

@@ -220,8 +220,38 @@ def test_image_extras_are_a_build_argument() -> None:
 def test_image_builds_llama_cpp_for_any_node() -> None:
     """llama.cpp is compiled for a portable CPU baseline, not the build machine's own CPU."""
     build = next(s for s in dockerfile_stages() if s.name == "build")
-    [install] = [r for r in build.arguments("RUN") if "pip install" in r]
-    assert install.startswith("CMAKE_ARGS=") and "-DGGML_NATIVE=OFF" in install.split()[0]
+    installs = [r for r in build.arguments("RUN") if "pip install" in r]
+    assert len(installs) == 2
+    for install in installs:
+        assert re.search(r'CMAKE_ARGS=""?-DGGML_NATIVE=OFF"?"? pip install', install), install
+
+
+@pytest.mark.parametrize(("extras", "installed"), [("minilm", False), ("minilm,local", True)])
+def test_local_extra_has_a_layer_of_its_own(tmp_path: Path, extras: str, installed: bool) -> None:
+    """Before the sources are copied, one layer installs the local extra's pins, and only them."""
+    # As written, ${...} unexpanded: the shell gets EXTRAS from the environment, as in a build.
+    joined = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text(encoding="utf-8"))
+    [layer] = [
+        line.removeprefix("RUN ")
+        for line in joined.splitlines()
+        if line.startswith("RUN ") and "-r /tmp/local-extra.txt" in line
+    ]
+    (tmp_path / "bin").mkdir()
+    fake_pip = tmp_path / "bin" / "pip"
+    # Writes the requirements file it was given (-r FILE) where the test reads it.
+    fake_pip.write_text(
+        '#!/bin/sh\nwhile [ "$1" != -r ]; do shift; done\ncat "$2" > "$OUT"\n', encoding="utf-8"
+    )
+    fake_pip.chmod(0o755)
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    (tmp_path / "bin" / "python").symlink_to(sys.executable)
+    out = tmp_path / "requirements.txt"
+    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "EXTRAS": extras, "OUT": str(out)}
+    script = layer.replace("/tmp/local-extra.txt", "extra.txt")
+    subprocess.run(["sh", "-c", script], cwd=tmp_path, env=env, check=True, timeout=30)
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    expected = pyproject["project"]["optional-dependencies"]["local"]
+    assert (out.read_text().split() if out.exists() else []) == (expected if installed else [])
 
 
 # Libraries of Debian's slim image: glibc's, and the C++ runtime apt itself needs.
