@@ -185,7 +185,7 @@ class KnowledgeSettings(msgspec.Struct, frozen=True, kw_only=True):
     chunk_overlap_words: int = 40
     embed_batch: int = 64
     # Texts per MiniLM inference run: its working memory grows with it (docs/knowledge.md).
-    minilm_batch_texts: int = 16
+    minilm_batch_texts: int = 8
     embed_timeout_s: float = 30.0
     inprocess_jobs: int = 1
     task_max_retries: int = 5

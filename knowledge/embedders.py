@@ -99,7 +99,7 @@ class MiniLMEmbedder:
     name = "all-MiniLM-L6-v2-int8"
     dimensions = 384
 
-    def __init__(self, threads: int = 0, *, batch_texts: int = 16) -> None:
+    def __init__(self, threads: int = 0, *, batch_texts: int = 8) -> None:
         if batch_texts < 1:
             raise SettingsError("LIVETUTOR_MINILM_BATCH_TEXTS must be at least 1")
         self.batch_texts = batch_texts
