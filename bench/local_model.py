@@ -1,13 +1,15 @@
 """The local model (SmolLM2-135M under llama.cpp): LiveTutor's overhead, and a quality baseline.
 
-Part 1, overhead. One ``livetutor llm`` model server; one LiveTutor pod that uses it
-through the OpenAI-compatible provider. Each demo-course question is asked twice,
-alternating which goes first: over the pod's WebSocket (time to the first
-``delta``, time to ``stream.end``), and straight to llama.cpp with the same
-messages the pod sends (the same prompt builder over the same demo passages; time
-to the first streamed chunk, to the end). Temperature 0 makes both answers the
-same text, which the table checks: the two paths did the same work. Tokens are
-counted by the model server's own tokenizer.
+Part 1, overhead. One ``livetutor llm`` model server; one LiveTutor pod that uses
+it through the OpenAI-compatible provider. Each demo-course question is asked
+twice, alternating which goes first, each after a one-token unrelated request so
+that neither reuses the prompt prefix llama.cpp cached for the other: over the
+pod's WebSocket (time to the first ``delta``, time to ``stream.end``), and
+straight to llama.cpp with the same messages the pod sends (the same prompt
+builder over the same demo passages; time to the first streamed chunk, to the
+end). Temperature 0 makes both answers the same text, which the table checks:
+the two paths did the same work. Tokens are counted by the model server's own
+tokenizer.
 
 Part 2, quality. The project's textbook questions (``bench/textbook_questions.py``)
 are answered with LiveTutor's prompt over the passages LiveTutor retrieves
@@ -85,7 +87,7 @@ async def through_livetutor(ws_url: str, token: str, question: str) -> dict[str,
                     "type": "ask",
                     "id": "q",
                     "course": DEMO_COURSE,
-                    "question": question,
+                    "text": question,
                     "mode": "explain",
                 }
             )
@@ -133,6 +135,16 @@ async def straight_to_llama(client: AsyncOpenAI, model: str, question: str) -> d
     return {"ttft": first, "total": time.perf_counter() - sent, "text": "".join(text)}
 
 
+async def forget_prompt(client: AsyncOpenAI, model: str) -> None:
+    """One unrelated one-token request, so the next prompt shares no cached prefix."""
+    await client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "Say ok."}],
+        max_tokens=1,
+        temperature=0.0,
+    )
+
+
 async def overhead(model: ModelServerProcess, rounds: int) -> None:
     env = {
         **model.pod_env(),
@@ -152,6 +164,9 @@ async def overhead(model: ModelServerProcess, rounds: int) -> None:
             for i, question in enumerate(DEMO_QUESTIONS):
                 pod_first = (i + round_) % 2 == 0
                 for path in ("LiveTutor", "llama.cpp") if pod_first else ("llama.cpp", "LiveTutor"):
+                    # llama.cpp reuses the cached prefix of the previous prompt: start both
+                    # paths from the same (unrelated) state so neither gets the other's work.
+                    await forget_prompt(client, model.model)
                     if path == "LiveTutor":
                         result = await through_livetutor(ws_url, token, question)
                     else:
