@@ -57,7 +57,7 @@ DEMO_QUESTIONS = [
 MAX_TOKENS = 128
 TEXTBOOK = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 TEXTBOOK_PDF = TEXTBOOK / "introduction-philosophy-2e.pdf"
-COURSE = "textbook"
+COURSE = "philosophy"  # as in bench.retrieval_eval, so both share one --index-dir
 
 
 def _norm(text: str) -> str:
