@@ -339,6 +339,8 @@ def test_k8s_pods_ask_the_model_server() -> None:
         sources = container["envFrom"]
         assert {"configMapRef": {"name": "livetutor-config"}} in sources
         assert {"secretRef": {"name": "livetutor-secrets"}} in sources, "they send the key"
+        # Else the Service `llm` would add LLM_PORT, LLM_SERVICE_HOST, ... beside LLM_MODEL.
+        assert deployment["spec"]["template"]["spec"]["enableServiceLinks"] is False
 
 
 def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
@@ -473,13 +475,20 @@ def test_model_server_image_is_the_local_build() -> None:
 
 
 class ModelServer:
-    """`livetutor llm` on a free port, with the environment the containers give it."""
+    """`livetutor llm` on a free port, with the environment the containers give it.
 
-    def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
+    With ``bare``, llama.cpp's server itself with the same model and key, for what
+    llama.cpp does on its own.
+    """
+
+    def __init__(self, tmp_path: Path, env: dict[str, str], *, bare: bool = False) -> None:
         self.port = free_port()
         self.key = "test-key-0123456789"
-        self.log = (tmp_path / "llm.log").open("wb")
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("LIVETUTOR_")}
+        self.log_path = tmp_path / "llm.log"
+        self.log = self.log_path.open("wb")
+        # Nothing of the test run's own LiveTutor or llama.cpp settings.
+        own = [k for k in os.environ if k.startswith("LIVETUTOR_") or k in LLAMA_SERVER_ENV]
+        environment = {k: v for k, v in os.environ.items() if k not in own}
         environment |= {
             "OPENAI_API_KEY": self.key,
             "LIVETUTOR_LOCAL_THREADS": "1",
@@ -487,18 +496,38 @@ class ModelServer:
             "LIVETUTOR_DATA_DIR": str(tmp_path / "data"),
             **env,
         }
-        livetutor = shutil.which("livetutor", path=str(Path(sys.executable).parent))
-        assert livetutor
+        if bare:
+            self.model = bundled_model_name()
+            environment["API_KEY"] = self.key
+            command = [sys.executable, "-m", "llama_cpp.server", "--model"]
+            command += [str(bundled_model_path()), "--model_alias", self.model]
+            command += ["--n_ctx", "512", "--n_threads", "1"]
+        else:
+            livetutor = shutil.which("livetutor", path=str(Path(sys.executable).parent))
+            assert livetutor
+            command = [livetutor, "llm"]
+        command += ["--host", "127.0.0.1", "--port", str(self.port)]
         self.proc = subprocess.Popen(
-            [livetutor, "llm", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
+            command, env=environment, stdout=subprocess.PIPE, stderr=self.log
         )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().decode()
-        assert " serves the OpenAI API at " in line, (tmp_path / "llm.log").read_text()
-        self.model = line.split(" serves ", 1)[0]
+        if bare:
+            self.wait_listening()
+        else:
+            assert self.proc.stdout is not None
+            line = self.proc.stdout.readline().decode()
+            assert " serves the OpenAI API at " in line, self.log_path.read_text()
+            self.model = line.split(" serves ", 1)[0]
+
+    def wait_listening(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log_path.read_text()
+            try:
+                with urllib.request.urlopen(self.url(PROBE_PATH), timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError(f"llama.cpp's server did not start: {self.log_path.read_text()}")
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -546,7 +575,8 @@ def free_port() -> int:
 
 @pytest.fixture
 def model_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ModelServer]:
-    server = ModelServer(tmp_path, getattr(request, "param", dict(LLAMA_SERVER_ENV)))
+    bare = getattr(request, "param", False)
+    server = ModelServer(tmp_path, {} if bare else dict(LLAMA_SERVER_ENV), bare=bare)
     try:
         yield server
     finally:
@@ -592,9 +622,9 @@ def test_probe_answers_without_key_and_while_answering(model_server: ModelServer
 
 
 @needs_model
-@pytest.mark.parametrize("model_server", [{}], indirect=True)
+@pytest.mark.parametrize("model_server", [True], indirect=True)
 def test_llama_server_cuts_answers_without_the_switch(model_server: ModelServer) -> None:
-    """Without INTERRUPT_REQUESTS=false, any request during an answer ends that answer early."""
+    """Left to itself, llama.cpp's server ends the running answer when any request arrives."""
 
     def other_request() -> int:
         request = urllib.request.Request(
