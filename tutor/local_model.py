@@ -256,6 +256,10 @@ class LocalModelServer:
             self.host,
             "--port",
             str(self.port),
+            # By default a new request cuts the answer being streamed short (it ends with
+            # [DONE], as if finished): several learners share one model server.
+            "--interrupt_requests",
+            "false",
         ]
         if self._settings.threads:
             args += ["--n_threads", str(self._settings.threads)]
