@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import re
 import tempfile
@@ -127,11 +128,17 @@ def learner_table(title: str, parts: dict[str, list[Outcome]]) -> tuple[str, dic
 
 
 def calibrate(outcomes: list[Outcome]) -> float:
-    """The threshold that best separates covered from not-covered (mean of both rates)."""
+    """The threshold that best separates found covered questions from not-covered ones.
+
+    Tried halfway between each pair of neighbouring relevances; the best keeps the most
+    of both (the mean of the two shares), the lowest such threshold on a tie.
+    """
     covered = [o.relevance for o in outcomes if o.question.covered and o.found]
     others = [o.relevance for o in outcomes if not o.question.covered]
+    values = sorted(set(covered + others))
     best, best_value = 0.0, -1.0
-    for t in sorted({round(x, 3) for x in covered + others}):
+    for low, high in itertools.pairwise(values):
+        t = (low + high) / 2
         kept = sum(r >= t for r in covered) / max(len(covered), 1)
         caught = sum(r < t for r in others) / max(len(others), 1)
         if (kept + caught) / 2 > best_value:

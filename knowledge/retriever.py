@@ -4,7 +4,7 @@ Each course has its own collections, so a question in one course can never
 reach another course's chunks. With hybrid ranking on, each chunk is also
 stored under the hashing embedder; a question is answered from both rankings
 fused by score: each candidate's semantic cosine weighs ``SEMANTIC_WEIGHT``
-(0.6) and its lexical cosine the rest, so exact terms (names, jargon) that a
+(0.5) and its lexical cosine the rest, so exact terms (names, jargon) that a
 small semantic model blurs and paraphrases that words alone miss both count,
 and how close the best passage comes is kept as a number. A candidate only one
 ranking returned gets, for the other, the lowest cosine that ranking returned
@@ -42,9 +42,9 @@ from knowledge.relevance import unknown_rare_word
 from knowledge.vectors import Hit, KnowledgeBase
 
 # Fused score = SEMANTIC_WEIGHT * semantic cosine + (1 - SEMANTIC_WEIGHT) * lexical cosine.
-SEMANTIC_WEIGHT = 0.6
+SEMANTIC_WEIGHT = 0.5
 # Calibrated on the tuning part of bench/learner_questions.py (docs/knowledge.md).
-NOT_COVERED_BELOW = 0.205
+NOT_COVERED_BELOW = 0.186
 RARE_WORD_PENALTY = 0.15
 # Chunks sharing this share of their word pairs say the same thing.
 NEAR_DUPLICATE = 0.6
