@@ -18,10 +18,11 @@ a few seconds later (what it keeps).
 ``--baseline REV`` runs the same paths with the code of commit ``REV`` too (its packages
 are unpacked from git into a temporary directory, and its processes start there with
 ``PYTHONPATH`` pointing at it), each baseline run right before the same run of this
-tree, so before and after share the machine's load.
+tree, so before and after share the machine's load. ``--after REV`` measures commit
+``REV`` the same way instead of the working tree (whatever else is being edited in it).
 
     python -m bench.ingest [--embedders hashing,minilm,minilm+hybrid] [--paths pod,worker]
-                           [--baseline REV]
+                           [--baseline REV] [--after REV]
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def memory_mib(pid: int) -> tuple[float, float]:
     return fields["VmRSS"], fields["VmHWM"]
 
 
-def unpack(rev: str, into: Path) -> Code:
+def unpack(rev: str, into: Path, role: str) -> Code:
     """The packages of commit ``rev``, from ``git archive``, under ``into``."""
     archive = subprocess.run(
         ["git", "archive", "--format=tar", rev, *PACKAGES],
@@ -130,7 +131,7 @@ def unpack(rev: str, into: Path) -> Code:
     short = subprocess.run(
         ["git", "rev-parse", "--short", rev], cwd=REPO_ROOT, capture_output=True, text=True
     ).stdout.strip()
-    return Code(f"before ({short})", into)
+    return Code(f"{role} ({short})", into)
 
 
 def child_env(code: Code, extra: Mapping[str, str]) -> dict[str, str]:
@@ -262,15 +263,18 @@ async def main() -> None:
     parser.add_argument("--embedders", default=",".join(SETUPS))
     parser.add_argument("--paths", default="pod,worker", help="pod, worker or both")
     parser.add_argument("--baseline", help="also run the code of this commit (before)")
+    parser.add_argument("--after", help="run this commit's code instead of the working tree")
     args = parser.parse_args()
     configure("warning", json=False)
     paths = args.paths.split(",")
     print(machine())
     data = TEXTBOOK.read_bytes()
     root = Path(tempfile.mkdtemp(prefix="livetutor-ingest-"))
-    codes = [Code("this tree", REPO_ROOT)]
+    codes = [
+        unpack(args.after, root / "after", "after") if args.after else Code("this tree", REPO_ROOT)
+    ]
     if args.baseline:
-        codes.insert(0, unpack(args.baseline, root / "baseline"))
+        codes.insert(0, unpack(args.baseline, root / "baseline", "before"))
     redis = chroma = None
     stack: dict[str, str] = {}
     if "worker" in paths:
