@@ -4,7 +4,9 @@ When ``READ_DATABASE_URL`` is set, a second pool on it serves the read-only
 queries (:meth:`PostgresStore.get_session`, :meth:`~PostgresStore.list_sessions`,
 :meth:`~PostgresStore.list_messages`); writes, migrations and
 :meth:`~PostgresStore.open_session` always use the primary. A replica may lag,
-so a session just opened can be briefly missing from reads.
+so a session just opened can be briefly missing from reads. Problems, course
+policies and learners' progress are always read from the primary: an answer key
+just changed, or an exam window just opened, must hold at once.
 """
 
 from __future__ import annotations
@@ -22,9 +24,15 @@ from core.errors import SessionCourseMismatch, SessionForbidden, StoreError
 from core.settings import StoreSettings
 from store import migrations
 from store.store import (
+    CoursePolicy,
     MessageRecord,
+    ProblemProgress,
+    ProblemRecord,
     SessionRecord,
     message_from_row,
+    policy_from_row,
+    problem_from_row,
+    progress_from_row,
     session_from_row,
     session_title,
 )
@@ -40,6 +48,8 @@ _SESSION_COLUMNS = "id, user_id, course, title, hint_level, created_at, updated_
 _MESSAGE_COLUMNS = (
     "id, session_id, role, text, mode, stream_id, reason, sources, model, cached, created_at"
 )
+_PROBLEM_COLUMNS = "course, id, statement, answer, accept, policy, pages, updated_at, updated_by"
+_PROGRESS_COLUMNS = "user_id, course, problem, rung, attempts, solved, updated_at"
 # ValueError covers a malformed DSN and pool sizes asyncpg refuses.
 _ERRORS = (
     asyncpg.PostgresError,
@@ -220,6 +230,150 @@ class PostgresStore:
             )
         if status == "UPDATE 0":
             raise StoreError(f"session {session_id!r} does not exist")
+
+    async def put_problem(self, record: ProblemRecord) -> bool:
+        """Create or replace the problem; True when it is new."""
+        async with self._acquire("put_problem") as conn:
+            # xmax is 0 in a row version that an INSERT made, not an UPDATE.
+            created: bool = await conn.fetchval(
+                f"INSERT INTO problems ({_PROBLEM_COLUMNS})"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                " ON CONFLICT (course, id) DO UPDATE SET statement = excluded.statement,"
+                " answer = excluded.answer, accept = excluded.accept, policy = excluded.policy,"
+                " pages = excluded.pages, updated_at = excluded.updated_at,"
+                " updated_by = excluded.updated_by"
+                " RETURNING xmax = 0",
+                record.course,
+                record.id,
+                record.statement,
+                record.answer,
+                record.accept,
+                record.policy,
+                record.pages,
+                record.updated_at,
+                record.updated_by,
+            )
+        return created
+
+    async def get_problem(self, course: str, problem_id: str) -> ProblemRecord | None:
+        """The problem, or None."""
+        async with self._acquire("get_problem") as conn:
+            row = await conn.fetchrow(
+                f"SELECT {_PROBLEM_COLUMNS} FROM problems WHERE course = $1 AND id = $2",
+                course,
+                problem_id,
+            )
+        return None if row is None else problem_from_row(row, row["accept"], row["pages"])
+
+    async def list_problems(self, course: str) -> list[ProblemRecord]:
+        """The course's problems, by id."""
+        async with self._acquire("list_problems") as conn:
+            rows = await conn.fetch(
+                f"SELECT {_PROBLEM_COLUMNS} FROM problems WHERE course = $1 ORDER BY id",
+                course,
+            )
+        return [problem_from_row(row, row["accept"], row["pages"]) for row in rows]
+
+    async def count_problems(self, course: str) -> int:
+        """How many problems the course has."""
+        async with self._acquire("count_problems") as conn:
+            count: int = await conn.fetchval(
+                "SELECT count(*) FROM problems WHERE course = $1", course
+            )
+        return count
+
+    async def delete_problem(self, course: str, problem_id: str) -> bool:
+        """Delete the problem and, by its foreign key, every learner's progress on it."""
+        async with self._acquire("delete_problem") as conn:
+            status = await conn.execute(
+                "DELETE FROM problems WHERE course = $1 AND id = $2", course, problem_id
+            )
+        return bool(status != "DELETE 0")
+
+    async def get_policy(self, course: str) -> CoursePolicy:
+        """The course's policy; ``open`` with no window when none was set."""
+        async with self._acquire("get_policy") as conn:
+            row = await conn.fetchrow(
+                "SELECT course, mode, hint_only_from, hint_only_until FROM course_policies"
+                " WHERE course = $1",
+                course,
+            )
+        return CoursePolicy(course=course) if row is None else policy_from_row(row)
+
+    async def put_policy(self, policy: CoursePolicy) -> None:
+        """Set the course's policy."""
+        async with self._acquire("put_policy") as conn:
+            await conn.execute(
+                "INSERT INTO course_policies"
+                " (course, mode, hint_only_from, hint_only_until, updated_at)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (course) DO UPDATE"
+                " SET mode = excluded.mode, hint_only_from = excluded.hint_only_from,"
+                " hint_only_until = excluded.hint_only_until, updated_at = excluded.updated_at",
+                policy.course,
+                policy.mode,
+                policy.hint_only_from,
+                policy.hint_only_until,
+                time.time(),
+            )
+
+    async def get_progress(self, user_id: str, course: str, problem_id: str) -> ProblemProgress:
+        """The learner's progress on the problem; zeros when they have not started it."""
+        async with self._acquire("get_progress") as conn:
+            row = await conn.fetchrow(
+                f"SELECT {_PROGRESS_COLUMNS} FROM problem_progress"
+                " WHERE user_id = $1 AND course = $2 AND problem = $3",
+                user_id,
+                course,
+                problem_id,
+            )
+        if row is None:
+            return ProblemProgress(user_id=user_id, course=course, problem=problem_id)
+        return progress_from_row(row)
+
+    async def advance_rung(self, user_id: str, course: str, problem_id: str, max_rung: int) -> int:
+        """Raise the learner's hint rung by one, to at most ``max_rung``, in one statement.
+
+        The upsert locks the row, so concurrent calls from any number of pods
+        each see the rung the one before left.
+        """
+        if max_rung < 0:
+            raise ValueError("max_rung must be 0 or more")
+        async with self._acquire("advance_rung") as conn:
+            rung: int = await conn.fetchval(
+                f"INSERT INTO problem_progress ({_PROGRESS_COLUMNS})"
+                " VALUES ($1, $2, $3, least(1, $4::integer), 0, false, $5)"
+                " ON CONFLICT (user_id, course, problem) DO UPDATE"
+                " SET rung = least(problem_progress.rung + 1, $4::integer),"
+                " updated_at = excluded.updated_at"
+                " RETURNING rung",
+                user_id,
+                course,
+                problem_id,
+                max_rung,
+                time.time(),
+            )
+        return rung
+
+    async def record_attempt(
+        self, user_id: str, course: str, problem_id: str, correct: bool
+    ) -> ProblemProgress:
+        """Count an attempt, solving the problem when it is correct, in one statement."""
+        async with self._acquire("record_attempt") as conn:
+            row = await conn.fetchrow(
+                f"INSERT INTO problem_progress ({_PROGRESS_COLUMNS})"
+                " VALUES ($1, $2, $3, 0, 1, $4, $5)"
+                " ON CONFLICT (user_id, course, problem) DO UPDATE"
+                " SET attempts = problem_progress.attempts + 1,"
+                " solved = problem_progress.solved OR excluded.solved,"
+                " updated_at = excluded.updated_at"
+                f" RETURNING {_PROGRESS_COLUMNS}",
+                user_id,
+                course,
+                problem_id,
+                correct,
+                time.time(),
+            )
+        return progress_from_row(row)
 
     async def _create_pool(self, dsn: str) -> Any:
         return await asyncpg.create_pool(

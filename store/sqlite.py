@@ -35,9 +35,15 @@ from core.errors import SessionCourseMismatch, SessionForbidden, StoreError
 from core.settings import StoreSettings
 from store import migrations
 from store.store import (
+    CoursePolicy,
     MessageRecord,
+    ProblemProgress,
+    ProblemRecord,
     SessionRecord,
     message_from_row,
+    policy_from_row,
+    problem_from_row,
+    progress_from_row,
     session_from_row,
     session_title,
 )
@@ -46,6 +52,8 @@ _SESSION_COLUMNS = "id, user_id, course, title, hint_level, created_at, updated_
 _MESSAGE_COLUMNS = (
     "id, session_id, role, text, mode, stream_id, reason, sources, model, cached, created_at"
 )
+_PROBLEM_COLUMNS = "course, id, statement, answer, accept, policy, pages, updated_at, updated_by"
+_PROGRESS_COLUMNS = "user_id, course, problem, rung, attempts, solved, updated_at"
 # orjson reports a sources column it cannot decode as ValueError.
 _ERRORS = (sqlite3.Error, OSError, ValueError)
 # How long to wait between attempts to switch a file that is locked to WAL.
@@ -222,6 +230,163 @@ class SQLiteStore:
 
         await self._run("set_hint_level", set_hint_level)
 
+    async def put_problem(self, record: ProblemRecord) -> bool:
+        """Create or replace the problem; True when it is new."""
+
+        def put_problem(conn: sqlite3.Connection) -> bool:
+            existed = conn.execute(
+                "SELECT 1 FROM problems WHERE course = ? AND id = ?", (record.course, record.id)
+            ).fetchone()
+            conn.execute(
+                f"INSERT INTO problems ({_PROBLEM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (course, id) DO UPDATE SET statement = excluded.statement,"
+                " answer = excluded.answer, accept = excluded.accept, policy = excluded.policy,"
+                " pages = excluded.pages, updated_at = excluded.updated_at,"
+                " updated_by = excluded.updated_by",
+                (
+                    record.course,
+                    record.id,
+                    record.statement,
+                    record.answer,
+                    orjson.dumps(record.accept).decode(),
+                    record.policy,
+                    orjson.dumps(record.pages).decode(),
+                    record.updated_at,
+                    record.updated_by,
+                ),
+            )
+            return existed is None
+
+        return await self._run("put_problem", _in_transaction(put_problem))
+
+    async def get_problem(self, course: str, problem_id: str) -> ProblemRecord | None:
+        """The problem, or None."""
+
+        def get_problem(conn: sqlite3.Connection) -> ProblemRecord | None:
+            row = conn.execute(
+                f"SELECT {_PROBLEM_COLUMNS} FROM problems WHERE course = ? AND id = ?",
+                (course, problem_id),
+            ).fetchone()
+            return None if row is None else _problem(row)
+
+        return await self._run("get_problem", get_problem)
+
+    async def list_problems(self, course: str) -> list[ProblemRecord]:
+        """The course's problems, by id."""
+
+        def list_problems(conn: sqlite3.Connection) -> list[ProblemRecord]:
+            rows = conn.execute(
+                f"SELECT {_PROBLEM_COLUMNS} FROM problems WHERE course = ? ORDER BY id", (course,)
+            ).fetchall()
+            return [_problem(row) for row in rows]
+
+        return await self._run("list_problems", list_problems)
+
+    async def count_problems(self, course: str) -> int:
+        """How many problems the course has."""
+
+        def count_problems(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT count(*) FROM problems WHERE course = ?", (course,))
+            return int(row.fetchone()[0])
+
+        return await self._run("count_problems", count_problems)
+
+    async def delete_problem(self, course: str, problem_id: str) -> bool:
+        """Delete the problem and, by its foreign key, every learner's progress on it."""
+
+        def delete_problem(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "DELETE FROM problems WHERE course = ? AND id = ?", (course, problem_id)
+            )
+            return cursor.rowcount > 0
+
+        return await self._run("delete_problem", delete_problem)
+
+    async def get_policy(self, course: str) -> CoursePolicy:
+        """The course's policy; ``open`` with no window when none was set."""
+
+        def get_policy(conn: sqlite3.Connection) -> CoursePolicy:
+            row = conn.execute(
+                "SELECT course, mode, hint_only_from, hint_only_until FROM course_policies"
+                " WHERE course = ?",
+                (course,),
+            ).fetchone()
+            return CoursePolicy(course=course) if row is None else policy_from_row(row)
+
+        return await self._run("get_policy", get_policy)
+
+    async def put_policy(self, policy: CoursePolicy) -> None:
+        """Set the course's policy."""
+        now = time.time()
+
+        def put_policy(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO course_policies"
+                " (course, mode, hint_only_from, hint_only_until, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (course) DO UPDATE SET mode = excluded.mode,"
+                " hint_only_from = excluded.hint_only_from,"
+                " hint_only_until = excluded.hint_only_until, updated_at = excluded.updated_at",
+                (policy.course, policy.mode, policy.hint_only_from, policy.hint_only_until, now),
+            )
+
+        await self._run("put_policy", put_policy)
+
+    async def get_progress(self, user_id: str, course: str, problem_id: str) -> ProblemProgress:
+        """The learner's progress on the problem; zeros when they have not started it."""
+
+        def get_progress(conn: sqlite3.Connection) -> ProblemProgress:
+            row = conn.execute(
+                f"SELECT {_PROGRESS_COLUMNS} FROM problem_progress"
+                " WHERE user_id = ? AND course = ? AND problem = ?",
+                (user_id, course, problem_id),
+            ).fetchone()
+            if row is None:
+                return ProblemProgress(user_id=user_id, course=course, problem=problem_id)
+            return progress_from_row(row)
+
+        return await self._run("get_progress", get_progress)
+
+    async def advance_rung(self, user_id: str, course: str, problem_id: str, max_rung: int) -> int:
+        """Raise the learner's hint rung by one, to at most ``max_rung``, in one statement."""
+        if max_rung < 0:
+            raise ValueError("max_rung must be 0 or more")
+        now = time.time()
+
+        def advance_rung(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(
+                f"INSERT INTO problem_progress ({_PROGRESS_COLUMNS})"
+                " VALUES (?, ?, ?, min(1, ?), 0, 0, ?)"
+                " ON CONFLICT (user_id, course, problem) DO UPDATE"
+                " SET rung = min(problem_progress.rung + 1, ?), updated_at = excluded.updated_at"
+                " RETURNING rung",
+                (user_id, course, problem_id, max_rung, now, max_rung),
+            ).fetchall()
+            # fetchall: the statement runs to its end, so autocommit commits it now.
+            return int(rows[0]["rung"])
+
+        return await self._run("advance_rung", advance_rung)
+
+    async def record_attempt(
+        self, user_id: str, course: str, problem_id: str, correct: bool
+    ) -> ProblemProgress:
+        """Count an attempt, solving the problem when it is correct, in one statement."""
+        now = time.time()
+
+        def record_attempt(conn: sqlite3.Connection) -> ProblemProgress:
+            rows = conn.execute(
+                f"INSERT INTO problem_progress ({_PROGRESS_COLUMNS})"
+                " VALUES (?, ?, ?, 0, 1, ?, ?)"
+                " ON CONFLICT (user_id, course, problem) DO UPDATE"
+                " SET attempts = problem_progress.attempts + 1,"
+                " solved = max(problem_progress.solved, excluded.solved),"
+                " updated_at = excluded.updated_at"
+                f" RETURNING {_PROGRESS_COLUMNS}",
+                (user_id, course, problem_id, int(correct), now),
+            ).fetchall()
+            return progress_from_row(rows[0])
+
+        return await self._run("record_attempt", record_attempt)
+
     async def _run(self, operation: str, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``fn`` with the connection on the store's thread, in one trip."""
         db = self._db
@@ -364,6 +529,10 @@ def _fetch_session(conn: sqlite3.Connection, session_id: str) -> SessionRecord |
         f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
     ).fetchone()
     return None if row is None else session_from_row(row)
+
+
+def _problem(row: sqlite3.Row) -> ProblemRecord:
+    return problem_from_row(row, orjson.loads(row["accept"]), orjson.loads(row["pages"]))
 
 
 @contextlib.contextmanager

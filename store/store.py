@@ -1,4 +1,4 @@
-"""Storage interface for users, sessions and messages, and the one place it is chosen.
+"""Storage interface for users, sessions, messages and course problems.
 
 Two implementations share this interface and its tests:
 :mod:`store.sqlite` (embedded default, a file in the data directory)
@@ -14,6 +14,9 @@ from typing import Any, Literal, Protocol
 import msgspec
 
 MessageRole = Literal["learner", "tutor"]
+# How a problem, or a whole course for a while, may be tutored: ``open`` lets an
+# ``explain`` ask be answered in full; ``hint_only`` answers it with hints.
+TutoringPolicy = Literal["open", "hint_only"]
 
 
 class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,6 +46,60 @@ class MessageRecord(msgspec.Struct, frozen=True, kw_only=True):
     sources: list[dict[str, Any]] = []
     model: str = ""
     cached: bool = False
+
+
+class ProblemRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """An instructor's problem of a course, with its answer key.
+
+    ``answer`` and ``accept`` (other accepted forms of the answer) are for the
+    tutor and the course's instructors only, never shown to learners.
+    ``pages`` are the 1-based pages of the course's documents that teach it.
+    """
+
+    course: str
+    id: str
+    statement: str
+    answer: str
+    accept: list[str] = []
+    policy: TutoringPolicy = "open"
+    pages: list[int] = []
+    updated_at: float
+    updated_by: str
+
+
+class CoursePolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """How a course is tutored; ``hint_only`` for a window of time (an exam, say).
+
+    Times are epoch seconds. A window with only ``hint_only_from`` holds from
+    then on; one with only ``hint_only_until`` holds until then; none, always.
+    """
+
+    course: str
+    mode: TutoringPolicy = "open"
+    hint_only_from: float | None = None
+    hint_only_until: float | None = None
+
+    def hint_only_at(self, now: float) -> bool:
+        """True when the course is ``hint_only`` at ``now``: in the window, ``until`` excluded."""
+        if self.mode != "hint_only":
+            return False
+        if self.hint_only_from is not None and now < self.hint_only_from:
+            return False
+        return self.hint_only_until is None or now < self.hint_only_until
+
+
+class ProblemProgress(msgspec.Struct, frozen=True, kw_only=True):
+    """One learner's way through one problem: hints given (``rung``), attempts, solved."""
+
+    user_id: str
+    course: str
+    problem: str
+    # 0: no hint given yet.
+    rung: int = 0
+    attempts: int = 0
+    solved: bool = False
+    # 0.0 for a learner who has not started the problem.
+    updated_at: float = 0.0
 
 
 TITLE_CHARS = 80
@@ -83,6 +140,44 @@ def message_from_row(row: Any, sources: list[dict[str, Any]]) -> MessageRecord:
     )
 
 
+def problem_from_row(row: Any, accept: list[str], pages: list[int]) -> ProblemRecord:
+    """A problem from a database row; ``accept`` and ``pages`` already decoded by the dialect."""
+    return ProblemRecord(
+        course=row["course"],
+        id=row["id"],
+        statement=row["statement"],
+        answer=row["answer"],
+        accept=accept,
+        policy=row["policy"],
+        pages=pages,
+        updated_at=row["updated_at"],
+        updated_by=row["updated_by"],
+    )
+
+
+def policy_from_row(row: Any) -> CoursePolicy:
+    """A course policy from a database row."""
+    return CoursePolicy(
+        course=row["course"],
+        mode=row["mode"],
+        hint_only_from=row["hint_only_from"],
+        hint_only_until=row["hint_only_until"],
+    )
+
+
+def progress_from_row(row: Any) -> ProblemProgress:
+    """A learner's progress from a database row."""
+    return ProblemProgress(
+        user_id=row["user_id"],
+        course=row["course"],
+        problem=row["problem"],
+        rung=row["rung"],
+        attempts=row["attempts"],
+        solved=bool(row["solved"]),
+        updated_at=row["updated_at"],
+    )
+
+
 def message_view(m: MessageRecord) -> dict[str, Any]:
     """A message as clients see it (``session`` frames and the HTTP API)."""
     return {
@@ -100,7 +195,7 @@ def message_view(m: MessageRecord) -> dict[str, Any]:
 
 
 class Store(Protocol):
-    """Users, sessions and messages."""
+    """Users, sessions and messages; course problems, policies and learners' progress."""
 
     async def open(self) -> None:
         """Connect and apply pending migrations."""
@@ -151,4 +246,55 @@ class Store(Protocol):
 
     async def set_hint_level(self, session_id: str, level: int) -> None:
         """Remember how far hint mode has gone in this session."""
+        ...
+
+    async def put_problem(self, record: ProblemRecord) -> bool:
+        """Create or replace the problem ``(record.course, record.id)``; True when created."""
+        ...
+
+    async def get_problem(self, course: str, problem_id: str) -> ProblemRecord | None:
+        """The problem, or None."""
+        ...
+
+    async def list_problems(self, course: str) -> list[ProblemRecord]:
+        """The course's problems, by id."""
+        ...
+
+    async def count_problems(self, course: str) -> int:
+        """How many problems the course has."""
+        ...
+
+    async def delete_problem(self, course: str, problem_id: str) -> bool:
+        """Delete the problem and every learner's progress on it; False when there was none."""
+        ...
+
+    async def get_policy(self, course: str) -> CoursePolicy:
+        """The course's policy; ``open`` with no window when none was set."""
+        ...
+
+    async def put_policy(self, policy: CoursePolicy) -> None:
+        """Set the course's policy, replacing the one before."""
+        ...
+
+    async def get_progress(self, user_id: str, course: str, problem_id: str) -> ProblemProgress:
+        """The learner's progress on the problem; all zeros when they have not started it."""
+        ...
+
+    async def advance_rung(self, user_id: str, course: str, problem_id: str, max_rung: int) -> int:
+        """Atomically raise the learner's hint rung by one, to at most ``max_rung``; the new rung.
+
+        Safe with several pods at once: concurrent calls each count. Raises
+        :class:`ValueError` for a negative ``max_rung`` and :class:`core.errors.StoreError`
+        when the problem does not exist.
+        """
+        ...
+
+    async def record_attempt(
+        self, user_id: str, course: str, problem_id: str, correct: bool
+    ) -> ProblemProgress:
+        """Atomically count an attempt, marking the problem solved when it is correct.
+
+        A solved problem stays solved. Raises :class:`core.errors.StoreError` when
+        the problem does not exist.
+        """
         ...

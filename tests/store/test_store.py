@@ -5,13 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal
 
-import aiosqlite
-import asyncpg
 import msgspec
 import pytest
 
@@ -21,119 +17,11 @@ from server.backends import create_store
 from store import migrations
 from store.postgres import PostgresStore
 from store.sqlite import SQLiteStore
-from store.store import MessageRecord, MessageRole, SessionRecord, Store
+from store.store import MessageRecord, Store
+from tests.store.factory import StoreFactory, make_message, new_session
 from tests.support.postgres import temporary_database
 
-Kind = Literal["sqlite", "postgres"]
-
 UNREACHABLE_POSTGRES = "postgresql://postgres@127.0.0.1:1/postgres"
-
-
-@dataclass
-class StoreFactory:
-    """Makes stores on one database and closes every one it made."""
-
-    kind: Kind
-    # A file path for SQLite, a DSN for PostgreSQL.
-    location: str
-    made: list[Store] = field(default_factory=list)
-
-    def make(self, **overrides: Any) -> Store:
-        """A store on this database, not yet open."""
-        url = self.location if self.kind == "postgres" else f"sqlite:///{self.location}"
-        values: dict[str, Any] = {"database_url": url, "pool_min": 1, "pool_max": 4}
-        store = create_store(Settings(store=StoreSettings(**(values | overrides))))
-        self.made.append(store)
-        return store
-
-    async def open(self, **overrides: Any) -> Store:
-        """An open store on this database."""
-        store = self.make(**overrides)
-        await store.open()
-        return store
-
-    async def fetch(self, sql: str) -> list[tuple[Any, ...]]:
-        """Rows of ``sql`` read straight from the database, around the store."""
-        if self.kind == "sqlite":
-            async with aiosqlite.connect(self.location) as sqlite:
-                return [tuple(row) for row in await sqlite.execute_fetchall(sql)]
-        postgres = await asyncpg.connect(self.location)
-        try:
-            return [tuple(row) for row in await postgres.fetch(sql)]
-        finally:
-            await postgres.close()
-
-    async def applied_versions(self) -> list[int]:
-        """Versions recorded in ``schema_migrations``."""
-        return [row[0] for row in await self.fetch("SELECT version FROM schema_migrations")]
-
-    async def close_all(self) -> None:
-        """Close every store made, open or not."""
-        for store in self.made:
-            await store.close()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
-    """A factory of stores on a fresh database of each kind."""
-    if request.param == "sqlite":
-        # A directory that does not exist yet: opening must create it.
-        factory = StoreFactory("sqlite", str(tmp_path / "data" / "livetutor.sqlite3"))
-        try:
-            yield factory
-        finally:
-            await factory.close_all()
-        return
-    async with temporary_database() as url:
-        factory = StoreFactory("postgres", url)
-        try:
-            yield factory
-        finally:
-            await factory.close_all()
-
-
-@pytest.fixture
-async def store(stores: StoreFactory) -> Store:
-    """An open store on a fresh database."""
-    return await stores.open()
-
-
-@pytest.fixture
-async def postgres_stores() -> AsyncIterator[StoreFactory]:
-    """A factory of PostgreSQL stores on a fresh database."""
-    async with temporary_database() as url:
-        factory = StoreFactory("postgres", url)
-        try:
-            yield factory
-        finally:
-            await factory.close_all()
-
-
-async def new_session(
-    store: Store, session_id: str = "s1", user_id: str = "u1", course: str = "calculus"
-) -> SessionRecord:
-    """Create the user and open a session for it."""
-    await store.ensure_user(user_id, "learner")
-    return await store.open_session(session_id, user_id, course)
-
-
-def make_message(
-    number: int,
-    session_id: str = "s1",
-    role: MessageRole = "learner",
-    created_at: float | None = None,
-    **fields: Any,
-) -> MessageRecord:
-    """A message with a predictable id, text unless given, and time unless given."""
-    fields.setdefault("text", f"message {number}")
-    return MessageRecord(
-        id=f"{session_id}-m{number}",
-        session_id=session_id,
-        role=role,
-        created_at=time.time() + number if created_at is None else created_at,
-        **fields,
-    )
-
 
 # Migrations
 
