@@ -81,6 +81,18 @@ class Metrics:
         )
         self.tokens = Counter("tokens_streamed", "Model tokens streamed to learners", registry=r)
         self.answers = Counter("answers", "Answers by how they ended", ["reason"], registry=r)
+        self.attempts = Counter(
+            "problem_attempts",
+            "Learners' attempts at course problems, by grade",
+            ["grade"],
+            registry=r,
+        )
+        self.hint_guard_withheld = Counter(
+            "hint_guard_withheld",
+            "Hint sentences the stream guard kept back, by what they gave away",
+            ["reason"],
+            registry=r,
+        )
         self.llm_requests = Counter(
             "llm_requests", "Model requests by outcome", ["provider", "outcome"], registry=r
         )

@@ -31,6 +31,10 @@ class StreamMeta:
     question: str = ""
     owner: str = ""
     hint_level: int = 0
+    # The course problem a hint is about ("" for a free question), and whether an
+    # explain ask became a hint by course policy: a pod taking over rebuilds the guard.
+    problem: str = ""
+    hint_only: bool = False
     epoch: str = ""
     started_at: float = field(default_factory=time.time)
 
@@ -51,6 +55,8 @@ class StreamMeta:
             question=raw.get("question", ""),
             owner=raw.get("owner", ""),
             hint_level=int(raw.get("hint_level", "0")),
+            problem=raw.get("problem", ""),
+            hint_only=raw.get("hint_only", "False") == "True",
             epoch=raw.get("epoch", ""),
             started_at=float(raw.get("started_at", "0")),
         )

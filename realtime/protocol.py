@@ -56,6 +56,7 @@ class ErrorCode:
     COURSE_UNKNOWN: Final = "course_unknown"
     SESSION_FORBIDDEN: Final = "session_forbidden"
     SESSION_COURSE: Final = "session_course"
+    PROBLEM_UNKNOWN: Final = "problem_unknown"
     STREAM_UNKNOWN: Final = "stream_unknown"
     LLM_UNAVAILABLE: Final = "llm_unavailable"
     STREAM_RESYNC: Final = "stream_resync"
@@ -92,6 +93,17 @@ class Ask(_ClientFrame, tag="ask", kw_only=True):
     text: str
     session: Ident | None = None
     mode: Mode = "explain"
+    # A problem of the course (PUT /courses/{course}/problems/{id}): hints walk its ladder.
+    problem: Ident | None = None
+
+
+class Attempt(_ClientFrame, tag="attempt", kw_only=True):
+    """The learner's answer to a course problem; answered with ``feedback``."""
+
+    id: Ref
+    course: Ident
+    problem: Ident
+    text: str
 
 
 class Cancel(_ClientFrame, tag="cancel", kw_only=True):
@@ -125,8 +137,8 @@ class Ping(_ClientFrame, tag="ping", kw_only=True):
     """Liveness probe; answered with ``pong``."""
 
 
-ClientFrame = Ask | Cancel | Resume | Open | Typing | Ping
-CLIENT_TYPES: Final = ("ask", "cancel", "resume", "open", "typing", "ping")
+ClientFrame = Ask | Attempt | Cancel | Resume | Open | Typing | Ping
+CLIENT_TYPES: Final = ("ask", "attempt", "cancel", "resume", "open", "typing", "ping")
 SERVER_TYPES: Final = (
     "welcome",
     "stream.start",
@@ -138,6 +150,7 @@ SERVER_TYPES: Final = (
     "reconnect",
     "predictions",
     "document.progress",
+    "feedback",
 )
 
 _decoder = msgspec.json.Decoder(ClientFrame)
@@ -158,14 +171,14 @@ def parse_client_frame(text: str, *, max_text_chars: int) -> ClientFrame:
 
 
 def _check_lengths(frame: ClientFrame, max_text_chars: int) -> ClientFrame:
-    if isinstance(frame, Ask | Typing):
+    if isinstance(frame, Ask | Typing | Attempt):
         if len(frame.text) > max_text_chars:
             raise FrameError(
                 ErrorCode.TOO_LONG,
                 f"text is {len(frame.text)} characters; the limit is {max_text_chars}",
                 frame.id,
             )
-        if isinstance(frame, Ask) and not frame.text.strip():
+        if isinstance(frame, Ask | Attempt) and not frame.text.strip():
             raise FrameError(ErrorCode.INVALID_FRAME, "text must not be empty", frame.id)
         if "\x00" in frame.text:
             raise FrameError(ErrorCode.INVALID_FRAME, "text must not contain NUL", frame.id)
@@ -232,9 +245,22 @@ def error(
 
 
 def stream_start(
-    stream: str, ask: str, session: str, course: str, mode: str, *, text: str | None = None
+    stream: str,
+    ask: str,
+    session: str,
+    course: str,
+    mode: str,
+    *,
+    text: str | None = None,
+    hint_level: int | None = None,
+    problem: str | None = None,
+    hint_only: bool = False,
 ) -> dict[str, Any]:
-    """A stream opened for ``ask``; ``text`` is the question, so other tabs can show it."""
+    """A stream opened for ``ask``; ``text`` is the question, so other tabs can show it.
+
+    A hint carries its rung of the ladder (``hint_level``, 1 to 4) and the problem it is
+    about; ``hint_only`` says an ``explain`` ask was answered as a hint by course policy.
+    """
     frame: dict[str, Any] = {
         "type": "stream.start",
         "stream": stream,
@@ -245,6 +271,12 @@ def stream_start(
     }
     if text is not None:
         frame["text"] = text
+    if hint_level is not None:
+        frame["hint_level"] = hint_level
+    if problem is not None:
+        frame["problem"] = problem
+    if hint_only:
+        frame["hint_only"] = True
     return frame
 
 
@@ -264,10 +296,15 @@ def stream_end(
     fallback: bool = False,
     message: str | None = None,
     taken_over: bool | None = None,
+    hint_level: int | None = None,
+    hint_only: bool = False,
+    withheld: list[int] | None = None,
 ) -> dict[str, Any]:
     """The last frame of a stream; ``seq`` is the last delta's seq (0 if none).
 
-    ``taken_over`` says whether another pod finished the answer from the journal.
+    ``taken_over`` says whether another pod finished the answer from the journal. A hint
+    repeats its ``hint_level`` and ``hint_only``, and lists in ``withheld`` the seqs of
+    the deltas that stand in for sentences the guard kept back.
     """
     frame: dict[str, Any] = {
         "type": "stream.end",
@@ -282,6 +319,11 @@ def stream_end(
     }
     if taken_over is not None:
         frame["taken_over"] = taken_over
+    if hint_level is not None:
+        frame["hint_level"] = hint_level
+        frame["withheld"] = list(withheld or [])
+    if hint_only:
+        frame["hint_only"] = True
     return frame
 
 
@@ -337,6 +379,17 @@ def document_progress(
     if reason:
         frame["reason"] = reason
     return frame
+
+
+def feedback(ref: str, problem: str, *, correct: bool, message: str) -> dict[str, Any]:
+    """The grade of an ``attempt``: ``correct`` unlocks the worked solution for this learner."""
+    return {
+        "type": "feedback",
+        "ref": ref,
+        "problem": problem,
+        "correct": correct,
+        "message": message,
+    }
 
 
 def pong(ref: str | None) -> dict[str, Any]:

@@ -73,6 +73,8 @@ def answer_prompt(
     history: Sequence[MessageRecord] = (),
     hint_level: int = 0,
     continuation: str = "",
+    rung_rule: str = "",
+    problem: str = "",
 ) -> Prompt:
     """The prompt that answers ``question`` from ``passages`` (and the learner's history)."""
     return prompts.build(
@@ -83,6 +85,8 @@ def answer_prompt(
         history=list(history),
         hint_level=hint_level,
         continuation=continuation,
+        rung_rule=rung_rule,
+        problem=problem,
     )
 
 

@@ -34,6 +34,8 @@ class Prompt:
     hint_level: int = 0
     # Text already sent to the learner; the provider continues after it.
     continuation: str = ""
+    # A tighter output limit than the provider's own (a private reference answer).
+    max_tokens: int | None = None
 
 
 class LLMProvider(Protocol):

@@ -94,7 +94,7 @@ class OpenAIProvider:
 
     async def stream(self, prompt: Prompt) -> AsyncGenerator[str, None]:
         """Yield the answer's text as the endpoint streams it."""
-        upstream, first = await self._open(_messages(prompt))
+        upstream, first = await self._open(_messages(prompt), prompt.max_tokens)
         try:
             if first is None:
                 return
@@ -131,14 +131,14 @@ class OpenAIProvider:
         await self._client.close()
 
     async def _open(
-        self, messages: list[ChatCompletionMessageParam]
+        self, messages: list[ChatCompletionMessageParam], max_tokens: int | None = None
     ) -> tuple[_Upstream, str | None]:
         """Start a stream and wait for its first content token, retrying as the policy allows."""
         attempt = 0
         while True:
             self.breaker.before_call()
             try:
-                opened = await self._attempt(messages)
+                opened = await self._attempt(messages, max_tokens)
             except Exception as exc:
                 error = _map_error(exc)
                 if isinstance(error, LLMRejected):
@@ -164,7 +164,7 @@ class OpenAIProvider:
             attempt += 1
 
     async def _attempt(
-        self, messages: list[ChatCompletionMessageParam]
+        self, messages: list[ChatCompletionMessageParam], max_tokens: int | None = None
     ) -> tuple[_Upstream, str | None]:
         """One request: the stream and its first content token, or None if it ended without one."""
         upstream: _Upstream | None = None
@@ -176,7 +176,10 @@ class OpenAIProvider:
                     messages=messages,
                     stream=True,
                     temperature=self._settings.temperature,
-                    max_tokens=self._settings.max_output_tokens,
+                    max_tokens=min(
+                        max_tokens or self._settings.max_output_tokens,
+                        self._settings.max_output_tokens,
+                    ),
                 )
                 while True:
                     try:

@@ -31,7 +31,17 @@ def full_server_frames() -> list[dict[str, Any]]:
     """One frame per server type, every optional field given."""
     return [
         p.welcome("c-1", "pod-a", "ann", {"max_streams": 2}),
-        p.stream_start("st-1", "q1", "s-1", "bio", "explain", text="Why?"),
+        p.stream_start(
+            "st-1",
+            "q1",
+            "s-1",
+            "bio",
+            "hint",
+            text="Why?",
+            hint_level=2,
+            problem="p-1",
+            hint_only=True,
+        ),
         p.delta("st-1", 1, "Hi"),
         p.stream_end(
             "st-1",
@@ -43,6 +53,9 @@ def full_server_frames() -> list[dict[str, Any]]:
             fallback=True,
             message="why",
             taken_over=True,
+            hint_level=2,
+            hint_only=True,
+            withheld=[1],
         ),
         p.error(p.ErrorCode.RATE_LIMITED, "slow down", "q1", retry_after_ms=1500),
         p.session("o1", "s-1", "bio", "Cells", [], [p.running_stream("st-1", "q1", 1, "Hi")], []),
@@ -50,6 +63,7 @@ def full_server_frames() -> list[dict[str, Any]]:
         p.reconnect("draining", 250),
         p.predictions("cel", ["cells"], "t1"),
         p.document_progress("d-1", "bio", "failed", 1.0, "the PDF is encrypted"),
+        p.feedback("a1", "p-1", correct=False, message="Not yet."),
     ]
 
 

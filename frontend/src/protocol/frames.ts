@@ -74,6 +74,11 @@ export interface StreamStartFrame {
   course: string;
   mode: Mode;
   text?: string;
+  /** A hint's rung of the ladder, 1 to 4. */
+  hint_level?: number;
+  problem?: string;
+  /** An explain ask answered as a hint by course or problem policy. */
+  hint_only?: boolean;
 }
 export interface DeltaFrame {
   type: "delta";
@@ -92,6 +97,17 @@ export interface StreamEndFrame {
   fallback?: boolean;
   message?: string | null;
   taken_over?: boolean;
+  hint_level?: number;
+  hint_only?: boolean;
+  /** Seqs of the deltas that stand in for sentences the guard kept back. */
+  withheld?: number[];
+}
+export interface FeedbackFrame {
+  type: "feedback";
+  ref: string;
+  problem: string;
+  correct: boolean;
+  message: string;
 }
 export interface ErrorFrame {
   type: "error";
@@ -145,7 +161,8 @@ export type ServerFrame =
   | PongFrame
   | ReconnectFrame
   | PredictionsFrame
-  | DocumentProgressFrame;
+  | DocumentProgressFrame
+  | FeedbackFrame;
 
 export interface AskFrame {
   type: "ask";
@@ -154,10 +171,12 @@ export interface AskFrame {
   text: string;
   session: string;
   mode: Mode;
+  problem?: string;
 }
 
 export type ClientFrame =
   | AskFrame
+  | { type: "attempt"; id: string; course: string; problem: string; text: string }
   | { type: "cancel"; id?: string; stream: string }
   | { type: "resume"; id?: string; stream: string; after: number }
   | { type: "open"; id?: string; session: string }
