@@ -1,0 +1,572 @@
+"""The stream guard: text reaches a learner in hint mode only once it gives nothing away.
+
+:class:`LeakCheck` says whether a piece of text gives away a problem's
+answer, and why; :class:`SentenceGate` sits on the model's token stream,
+holds text back until a sentence is complete, checks it together with what
+was already released, and releases it or withholds it (with a safe text in
+its place). After ``max_withheld`` withheld sentences it asks for the model
+call to stop. The rules, precisely, are in docs/pedagogy.md ("The guard").
+
+What counts as giving the answer away, per form of the key (the answer, each
+accepted form, or the private reference answer):
+
+- text: the form's normalised words appear as whole words in the text's
+  normalised words (``answer``, ``accepted_form``, ``reference``). A form of
+  one or two characters, or a very common word, counts only where it is
+  named as an option: "(b)", "b)", "option b", "the answer is b", or alone.
+- number: any reading of a number in the text equals the form's value within
+  the tolerance, whatever the notation ("0.5", "1/2", "50%", "\\frac{1}{2}",
+  "half"); numbers right after "page", "step", "p." and the like, and list
+  markers ("2." at the start of a line) are references, not answers.
+- verdict: the text asserts a verdict on the key's axis, either way ("it is
+  valid" and "it is not valid" both count: stating a verdict is the answer).
+  Not counted: genuine questions ("Is it valid?", but "Isn't it valid?" and
+  "So it's valid?" count), clauses under "whether", "if", "when", "unless",
+  "suppose", "assume", "imagine", "either"; sentences naming both verdicts
+  ("valid or invalid"); general mentions after "a", "any", "every" ("a valid
+  argument can have false premises", but "this is a valid argument" counts);
+  "yes" and "no" only count as the first or last word of their clause.
+- obfuscated: any of the above found after undoing letter spacing ("v a l i d",
+  "v-a-l-i-d"), separators inside a word ("val-id"), or reversal ("dilav"),
+  for forms and verdict words of at least four letters.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sentencex import segment  # type: ignore[import-untyped]
+
+from tutor.grading import (
+    ARTICLES,
+    NEGATORS,
+    VERDICT_WORDS,
+    AnswerKey,
+    NumberMention,
+    clauses,
+    fold,
+    key_number,
+    key_verdict,
+    normalise_answer,
+    number_matches,
+    numbers_in,
+    stated_verdicts,
+    words,
+)
+
+LeakReason = str  # "answer", "accepted_form", "reference", "verdict", "number", "obfuscated"
+
+# Forms and verdict words shorter than this are not searched for in spaced or reversed
+# text: "on" reversed is "no", and every text is full of short words.
+MIN_OBFUSCATED_CHARS = 4
+# A form this short, or one of these words, counts only where it is named as an option.
+SHORT_FORM_CHARS = 2
+COMMON_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "can",
+        "do",
+        "for",
+        "from",
+        "has",
+        "have",
+        "he",
+        "her",
+        "his",
+        "i",
+        "if",
+        "in",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "no",
+        "of",
+        "on",
+        "one",
+        "or",
+        "our",
+        "she",
+        "so",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "they",
+        "this",
+        "to",
+        "two",
+        "up",
+        "us",
+        "was",
+        "we",
+        "what",
+        "when",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "yes",
+        "you",
+        "your",
+    ]
+)
+_OPTION_CUES = frozenset({"option", "choice", "answer", "letter", "pick", "choose", "select"})
+# A number right after one of these words refers to a place, not to the answer.
+_REFERENCE_WORDS = frozenset(
+    [
+        "page",
+        "pages",
+        "p",
+        "pp",
+        "step",
+        "steps",
+        "rung",
+        "chapter",
+        "section",
+        "sec",
+        "part",
+        "line",
+        "lines",
+        "item",
+        "question",
+        "problem",
+        "exercise",
+        "example",
+        "figure",
+        "fig",
+        "table",
+        "hint",
+        "lecture",
+        "week",
+        "unit",
+        "slide",
+    ]
+)
+# Words that make a clause hypothetical or open: a verdict word after them is not asserted.
+_OPEN_MARKERS = frozenset(
+    {
+        "whether",
+        "if",
+        "when",
+        "unless",
+        "suppose",
+        "supposing",
+        "assume",
+        "assuming",
+        "imagine",
+        "either",
+        "decide",
+        "determine",
+        "check",
+        "whenever",
+    }
+)
+_GENERIC_DETERMINERS = frozenset({"a", "an", "any", "every", "each", "all", "some"})
+_COPULAS = frozenset(
+    {"is", "are", "was", "were", "be", "been", "being", "s", "seems", "looks", "remains"}
+)
+# A sentence that starts with one of these and ends with "?" asks rather than tells.
+_QUESTION_OPENERS = frozenset(
+    [
+        "is",
+        "are",
+        "was",
+        "were",
+        "do",
+        "does",
+        "did",
+        "can",
+        "could",
+        "would",
+        "will",
+        "should",
+        "shall",
+        "may",
+        "might",
+        "must",
+        "has",
+        "have",
+        "had",
+        "what",
+        "which",
+        "why",
+        "how",
+        "when",
+        "where",
+        "who",
+        "whom",
+        "whose",
+        "whether",
+    ]
+)
+_YES_NO = frozenset(w for w, (axis, _) in VERDICT_WORDS.items() if axis == "affirm") - {
+    "true",
+    "false",
+    "correct",
+    "incorrect",
+    "affirmative",
+}
+_SENTENCE_END = re.compile(r"(?<=[.!?\n])")
+_LETTER_RUN = re.compile(r"(?<![^\W\d_])[^\W\d_](?:[\W_]{1,3}[^\W\d_](?![^\W\d_])){2,}(?![^\W\d_])")
+_INNER_SEPARATOR = re.compile(r"(?<=[^\W\d_])[-_*.'`~·|\u2010-\u2015]+(?=[^\W\d_])")
+_LIST_MARKER = re.compile(r"^\s*(?:[-*+]\s+)?\d+[.)]\s")
+
+
+def _despaced(text: str) -> str:
+    """Letter-spaced runs ("v a l i d", "v-a-l-i-d") joined, separators inside words removed."""
+    joined = _LETTER_RUN.sub(lambda m: "".join(ch for ch in m.group(0) if ch.isalpha()), text)
+    return _INNER_SEPARATOR.sub("", joined)
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+def _asserts_verdict(text: str, axis: str, *, min_chars: int = 0) -> bool:
+    """True when ``text`` asserts a verdict on ``axis``, either way (rules in the module doc)."""
+    for sentence in _sentences(text):
+        sentence_words = words(sentence)
+        if not sentence_words:
+            continue
+        asks = sentence.rstrip().endswith("?")
+        leading_negation = any(w in NEGATORS for w in sentence_words[1:3])
+        if asks and sentence_words[0] in _QUESTION_OPENERS and not leading_negation:
+            continue
+        signs: set[int] = set()
+        for clause in clauses(sentence):
+            for i, word in enumerate(clause):
+                entry = VERDICT_WORDS.get(word)
+                if entry is None or entry[0] != axis or len(word) < min_chars:
+                    continue
+                if any(w in _OPEN_MARKERS for w in clause[:i]):
+                    continue
+                if word in _YES_NO and 0 < i < len(clause) - 1:
+                    continue
+                before = clause[i - 1] if i else ""
+                if before in _GENERIC_DETERMINERS and (i < 2 or clause[i - 2] not in _COPULAS):
+                    continue
+                flips = sum(1 for w in clause[max(0, i - 4) : i] if w in NEGATORS)
+                signs.add(entry[1] * (-1) ** flips)
+        if len(signs) == 1:
+            return True
+    return False
+
+
+def _is_reference(folded: str, mention: NumberMention) -> bool:
+    """True when the number names a page, step or list item rather than a value."""
+    before = re.findall(r"[^\W_]+", folded[: mention.start])
+    if before and before[-1] in _REFERENCE_WORDS:
+        return True
+    line_start = folded.rfind("\n", 0, mention.start) + 1
+    return _LIST_MARKER.match(folded[line_start : mention.end + 2]) is not None and not (
+        folded[line_start : mention.start].strip(" -*+")
+    )
+
+
+def _has_words(haystack: list[str], needle: list[str]) -> bool:
+    n = len(needle)
+    return n > 0 and any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
+
+
+@dataclass(frozen=True, slots=True)
+class _Form:
+    text: str
+    reason: LeakReason
+
+
+class LeakCheck:
+    """Whether text gives away a key, any of its accepted forms or a private reference answer."""
+
+    def __init__(
+        self,
+        key: AnswerKey | None,
+        *,
+        reference: str | None = None,
+        rel_tol: float = 1e-6,
+    ) -> None:
+        forms: list[_Form] = []
+        if key is not None:
+            forms.append(_Form(key.answer, "answer"))
+            forms += [_Form(a, "accepted_form") for a in key.accept]
+        if reference is not None:
+            short = reference_form(reference)
+            if short is not None:
+                forms.append(_Form(short, "reference"))
+        self._forms = [f for f in forms if words(f.text)]
+        self._rel_tol = rel_tol
+
+    @property
+    def empty(self) -> bool:
+        """True when there is nothing to guard against."""
+        return not self._forms
+
+    def leaks(self, text: str) -> LeakReason | None:
+        """Why ``text`` gives the answer away, or None when it does not."""
+        for form in self._forms:
+            reason = self._plain(form, text)
+            if reason is not None:
+                return reason
+        for form in self._forms:
+            if self._obfuscated(form, text):
+                return "obfuscated"
+        return None
+
+    def _plain(self, form: _Form, text: str) -> LeakReason | None:
+        verdict = key_verdict(form.text)
+        if verdict is not None:
+            return "verdict" if _asserts_verdict(text, verdict.axis) else None
+        number = key_number(form.text)
+        if number is not None:
+            folded = fold(text)
+            for mention in numbers_in(text):
+                if not _is_reference(folded, mention) and number_matches(
+                    number, mention, self._rel_tol
+                ):
+                    return "number"
+            return None
+        return form.reason if self._words_match(form.text, text) else None
+
+    def _words_match(self, form: str, text: str) -> bool:
+        needle = normalise_answer(form).split()
+        haystack = [w for w in words(text) if w not in ARTICLES]
+        if len(needle) == 1 and (len(needle[0]) <= SHORT_FORM_CHARS or needle[0] in COMMON_WORDS):
+            return _named_as_option(needle[0], text)
+        return _has_words(haystack, needle)
+
+    def _obfuscated(self, form: _Form, text: str) -> bool:
+        folded = fold(text)
+        variants = [_despaced(folded), folded[::-1], _despaced(folded)[::-1]]
+        verdict = key_verdict(form.text)
+        if verdict is not None:
+            return any(
+                _asserts_verdict(v, verdict.axis, min_chars=MIN_OBFUSCATED_CHARS) for v in variants
+            )
+        if key_number(form.text) is not None:
+            return False
+        if sum(ch.isalnum() for ch in form.text) < MIN_OBFUSCATED_CHARS:
+            return False
+        squashed = "".join(normalise_answer(form.text).split())
+        return any(
+            self._words_match(form.text, v) or squashed in "".join(words(v)).split()
+            for v in variants
+        )
+
+
+def _named_as_option(word: str, text: str) -> bool:
+    """True when a one-letter or common-word form is named as an answer option in ``text``."""
+    folded = fold(text)
+    if re.search(rf"\(\s*{re.escape(word)}\s*\)|(?<![^\W_]){re.escape(word)}\)", folded):
+        return True
+    for sentence in _sentences(folded):
+        ws = [w for w in words(sentence) if w not in ARTICLES or w == word]
+        if ws == [word]:
+            return True
+        for i, w in enumerate(ws):
+            if w == word and any(c in _OPTION_CUES for c in ws[max(0, i - 3) : i]):
+                return True
+    return False
+
+
+_ANSWER_LINE = re.compile(r"(?im)^\W*(?:final\s+)?answer\s*[:=\-]\s*(.+?)\s*$")
+_MAX_REFERENCE_WORDS = 8
+
+
+def reference_form(text: str) -> str | None:
+    """The short answer to guard against, from a model's private reference answer.
+
+    An "Answer: …" line wins; then a text that states exactly one verdict;
+    then a text's last number; then the whole text if it is at most eight
+    words. None when nothing short enough can be told apart.
+    """
+    line = _ANSWER_LINE.search(text)
+    if line is not None:
+        return line.group(1)
+    stated = {
+        (v.axis, v.sign, v.word)
+        for axis in {a for a, _ in VERDICT_WORDS.values()}
+        for v in stated_verdicts(text, axis)
+    }
+    if len({(a, s) for a, s, _ in stated}) == 1:
+        _axis, sign, word = next(iter(stated))
+        return word if VERDICT_WORDS[word][1] == sign else f"not {word}"
+    mentions = numbers_in(text)
+    if mentions:
+        last = mentions[-1]
+        return fold(text)[last.start : last.end]
+    if 0 < len(words(text)) <= _MAX_REFERENCE_WORDS:
+        return text
+    return None
+
+
+# ---------------------------------------------------------------- the gate
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Text to send to the learner."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Withhold:
+    """A sentence kept back: ``replacement_text`` goes to the learner, ``text`` never does.
+
+    ``stop`` is set on the withhold that reaches ``max_withheld``: the caller
+    cancels the model call.
+    """
+
+    reason: LeakReason
+    replacement_text: str
+    text: str
+    stop: bool = False
+
+
+GateEvent = Release | Withhold
+
+
+class GateClosed(RuntimeError):
+    """Text was fed to a gate after :meth:`SentenceGate.close`."""
+
+
+# A piece with fewer words of two or more letters than this waits for the next one, so
+# an answer spelled a letter or a word per line is checked whole.
+MIN_PIECE_WORDS = 2
+_REAL_WORD = re.compile(r"[^\W_]{2,}")
+_TRAILING_SPACE = re.compile(r"\s*$")
+
+
+def _split_line(line: str) -> list[str]:
+    """A line's sentences, whitespace kept: their concatenation is the line."""
+    pieces = [s for s in segment("en", line) if s]
+    return pieces if "".join(pieces) == line else [line]
+
+
+class SentenceGate:
+    """Releases a stream of text a sentence at a time, after a :class:`LeakCheck`.
+
+    Text is held until a sentence ends (a line break, or a boundary the
+    sentence segmenter sees, which knows abbreviations and decimals such as
+    3.5); each sentence is checked together with the last ``context_chars``
+    of released text, so an answer split across sentences is caught too.
+    Latency is one sentence at most, more only for fragments of fewer than
+    :data:`MIN_PIECE_WORDS` words, which wait for the next sentence.
+    """
+
+    def __init__(
+        self,
+        check: LeakCheck,
+        *,
+        replacement: str,
+        max_withheld: int = 2,
+        context_chars: int = 400,
+    ) -> None:
+        if max_withheld < 1:
+            raise ValueError("max_withheld must be at least 1")
+        self._check = check
+        # The replacement reaches the learner: it must not give the answer away itself.
+        self._replacement = replacement if check.leaks(replacement) is None else FALLBACK_NOTE
+        self._max_withheld = max_withheld
+        self._context_chars = context_chars
+        self._pending = ""
+        self._released = ""
+        self._withheld = 0
+        self._last_withheld = False
+        self._closed = False
+
+    @property
+    def withheld(self) -> int:
+        """Sentences withheld so far."""
+        return self._withheld
+
+    @property
+    def stopped(self) -> bool:
+        """True once ``max_withheld`` sentences were withheld: further text is dropped."""
+        return self._withheld >= self._max_withheld
+
+    def feed(self, text: str) -> list[GateEvent]:
+        """Take more of the stream; returns what the complete sentences in it became."""
+        if self._closed:
+            raise GateClosed("the gate is closed")
+        if self.stopped:
+            return []
+        self._pending += text
+        return self._drain(final=False)
+
+    def close(self) -> list[GateEvent]:
+        """The stream ended: check and hand out whatever is left."""
+        if self._closed:
+            return []
+        events = [] if self.stopped else self._drain(final=True)
+        self._closed = True
+        self._pending = ""
+        return events
+
+    def _drain(self, *, final: bool) -> list[GateEvent]:
+        pieces = self._complete_pieces(final)
+        events: list[GateEvent] = []
+        unit = ""
+        for i, piece in enumerate(pieces):
+            unit += piece
+            last = i == len(pieces) - 1
+            if len(_REAL_WORD.findall(unit)) < MIN_PIECE_WORDS and unit.strip() and not last:
+                continue
+            if len(_REAL_WORD.findall(unit)) < MIN_PIECE_WORDS and unit.strip() and not final:
+                break
+            events.append(self._judge(unit))
+            unit = ""
+            if self.stopped:
+                self._pending = ""
+                return events
+        self._pending = unit + self._pending
+        return events
+
+    def _complete_pieces(self, final: bool) -> list[str]:
+        """Takes the complete sentences off the front of the pending text."""
+        text = self._pending
+        cut = len(text) if final else text.rfind("\n") + 1
+        pieces: list[str] = []
+        for line in text[:cut].splitlines(keepends=True):
+            pieces += _split_line(line)
+        rest = text[cut:]
+        if not final and rest:
+            tail = _split_line(rest)
+            # The last sentence of an unfinished line may still grow.
+            pieces += tail[:-1]
+            rest = tail[-1]
+        self._pending = "" if final else rest
+        return pieces
+
+    def _judge(self, unit: str) -> GateEvent:
+        context = self._released[-self._context_chars :]
+        reason = self._check.leaks(context + unit)
+        if reason is not None and self._check.leaks(context) is not None:
+            reason = self._check.leaks(unit)
+        if reason is None:
+            self._released += unit
+            self._last_withheld = False
+            return Release(unit)
+        self._withheld += 1
+        space = _TRAILING_SPACE.search(unit)
+        trailing = space.group(0) if space else ""
+        note = trailing if self._last_withheld else self._replacement + (trailing or " ")
+        self._last_withheld = True
+        return Withhold(reason, note, unit, stop=self.stopped)
+
+
+FALLBACK_NOTE = "(The tutor kept this back: it would give the answer away.)"
