@@ -70,7 +70,7 @@ _CLAUSE = re.compile(r"[,;:()\[\]\"“”.!?\n]|\bbut\b|\bwhereas\b|\bhowever\b"
 def fold(text: str) -> str:
     """NFKC, case folded, accents and invisible characters removed, contractions spelled out."""
     text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
-    text = _MARK.sub("", unicodedata.normalize("NFC", text))
+    text = unicodedata.normalize("NFC", _MARK.sub("", text))
     text = _CANT.sub(lambda m: ("can" if m.group(1) == "can" else "will") + " not", text)
     return _CONTRACTION.sub(r"\1 not", text)
 
@@ -238,12 +238,19 @@ def number_matches(
     """True when some reading of ``mention`` is the key's value.
 
     A percentage key ("50%") also matches its bare number ("50"): the learner
-    gave the percentage without its sign.
+    gave the percentage without its sign. Two whole numbers must be equal.
     """
     targets = list(key.values)
     if key.percent:
         targets += [v * 100 for v in key.values]
-    return any(same_number(t, v, rel_tol, abs_tol) for t in targets for v in mention.values)
+    return any(_close(t, v, rel_tol, abs_tol) for t in targets for v in mention.values)
+
+
+def _close(a: float, b: float, rel_tol: float, abs_tol: float) -> bool:
+    # Whole numbers are counted, not measured: 999999 is not 1000000 at any tolerance.
+    if a.is_integer() and b.is_integer():
+        return a == b
+    return same_number(a, b, rel_tol, abs_tol)
 
 
 # ---------------------------------------------------------------- verdicts
