@@ -13,7 +13,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 
 from core.errors import StoreError
 from core.settings import Settings
-from server import documents, http, questions, signin
+from server import documents, http, problems, questions, signin
 from server.middleware import ApiHeaders, BodyLimit, RequestContext
 from server.runtime import Runtime
 from server.ui import UI, ui_dir
@@ -62,6 +62,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             Route("/documents/{doc_id}", documents.delete_document, methods=["DELETE"]),
             Route("/courses/{course}/questions", questions.list_questions, methods=["GET"]),
             Route("/courses/{course}/questions", questions.remove_question, methods=["DELETE"]),
+            Route("/courses/{course}/problems", problems.list_problems, methods=["GET"]),
+            Route("/courses/{course}/problems/{problem_id}", problems.put_problem, methods=["PUT"]),
+            Route("/courses/{course}/problems/{problem_id}", problems.get_problem, methods=["GET"]),
+            Route(
+                "/courses/{course}/problems/{problem_id}",
+                problems.delete_problem,
+                methods=["DELETE"],
+            ),
+            Route("/courses/{course}/policy", problems.put_policy, methods=["PUT"]),
+            Route("/courses/{course}/policy", problems.get_policy, methods=["GET"]),
             WebSocketRoute("/ws", ws_endpoint),
         ],
         exception_handlers={StoreError: _store_down},
