@@ -11,6 +11,7 @@ import pytest
 
 from core.auth import Role
 from core.settings import Settings
+from server import problems
 from tests.support.documents import bearer, upload
 from tests.support.pdfs import HARBOUR_FACTS, make_pdf
 from tests.support.postgres import temporary_database
@@ -122,6 +123,20 @@ async def test_instructor_deletes_a_problem(server: RunningServer, http: httpx.A
     assert deleted.json() == {"id": "p1", "course": "demo", "status": "deleted"}
     assert (again.status_code, again.json()["error"]) == (404, "problem_unknown")
     assert (read.status_code, read.json()["error"]) == (404, "problem_unknown")
+
+
+async def test_a_full_course_takes_no_new_problem(
+    server: RunningServer, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At the cap a new problem gets 409 rejected, while an existing one can still be replaced."""
+    monkeypatch.setattr(problems, "MAX_PROBLEMS_PER_COURSE", 2)
+    instructor = as_user(server, "instructor")
+    for problem_id in ("p1", "p2"):
+        assert (await put(http, instructor, problem_id)).status_code == 201
+    third = await put(http, instructor, "p3")
+    replaced = await put(http, instructor, "p1", answer="valid")
+    assert (third.status_code, third.json()["error"]) == (409, "rejected")
+    assert replaced.status_code == 200
 
 
 # Reading
