@@ -16,8 +16,8 @@ accepted form, or the private reference answer):
   named as an option: "(b)", "b)", "option b", "the answer is b", or alone.
 - number: any reading of a number in the text equals the form's value within
   the tolerance, whatever the notation ("0.5", "1/2", "50%", "\\frac{1}{2}",
-  "half"); numbers right after "page", "step", "p." and the like, and list
-  markers ("2." at the start of a line) are references, not answers.
+  "half"), page and step numbers included; only list markers ("2." at the
+  start of a line) are structure, not content.
 - verdict: the text asserts a verdict on the key's axis, either way ("it is
   valid" and "it is not valid" both count: stating a verdict is the answer).
   Not counted: genuine questions ("Is it valid?", but "Isn't it valid?" and
@@ -126,37 +126,6 @@ COMMON_WORDS = frozenset(
     ]
 )
 _OPTION_CUES = frozenset({"option", "choice", "answer", "letter", "pick", "choose", "select"})
-# A number right after one of these words refers to a place, not to the answer.
-_REFERENCE_WORDS = frozenset(
-    [
-        "page",
-        "pages",
-        "p",
-        "pp",
-        "step",
-        "steps",
-        "rung",
-        "chapter",
-        "section",
-        "sec",
-        "part",
-        "line",
-        "lines",
-        "item",
-        "question",
-        "problem",
-        "exercise",
-        "example",
-        "figure",
-        "fig",
-        "table",
-        "hint",
-        "lecture",
-        "week",
-        "unit",
-        "slide",
-    ]
-)
 # Words that make a clause hypothetical or open: a verdict word after them is not asserted.
 _OPEN_MARKERS = frozenset(
     {
@@ -267,11 +236,8 @@ def _asserts_verdict(text: str, axis: str, *, min_chars: int = 0) -> bool:
     return False
 
 
-def _is_reference(folded: str, mention: NumberMention) -> bool:
-    """True when the number names a page, step or list item rather than a value."""
-    before = re.findall(r"[^\W_]+", folded[: mention.start])
-    if before and before[-1] in _REFERENCE_WORDS:
-        return True
+def _is_list_marker(folded: str, mention: NumberMention) -> bool:
+    """True when the number is a list marker ("2. " or "- 2) " at the start of a line)."""
     line_start = folded.rfind("\n", 0, mention.start) + 1
     return _LIST_MARKER.match(folded[line_start : mention.end + 2]) is not None and not (
         folded[line_start : mention.start].strip(" -*+")
@@ -334,7 +300,7 @@ class LeakCheck:
         if number is not None:
             folded = fold(text)
             for mention in numbers_in(text):
-                if not _is_reference(folded, mention) and number_matches(
+                if not _is_list_marker(folded, mention) and number_matches(
                     number, mention, self._rel_tol
                 ):
                     return "number"
