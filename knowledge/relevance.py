@@ -56,22 +56,37 @@ def words(text: str) -> set[str]:
     return set(_WORD.findall(plain))
 
 
-def unknown_rare_word(question: str, passages: Iterable[str]) -> str:
-    """A rare word of the question that none of ``passages`` uses (nor a close spelling), or ""."""
+def rare_words(question: str, passages: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """The question's rare words that none of ``passages`` uses.
+
+    Returns those that are a misspelling of a word the passages use (mapped to that
+    word), and the others: words the course never uses.
+    """
     wanted = [
         w
         for w in sorted(words(question))
         if len(w) >= _MIN_CHARS and terms(w) and _pieces(w) >= RARE_PIECES
     ]
     if not wanted:
-        return ""
+        return {}, []
     known: set[str] = set()
     for text in passages:
         known |= words(text)
     candidates = [w for w in known if len(w) >= _MIN_CHARS]
+    misspelled: dict[str, str] = {}
+    unknown: list[str] = []
     for word in wanted:
         if word in known:
             continue
-        if not difflib.get_close_matches(word, candidates, n=1, cutoff=MISSPELLING_RATIO):
-            return word
-    return ""
+        close = difflib.get_close_matches(word, candidates, n=1, cutoff=MISSPELLING_RATIO)
+        if close:
+            misspelled[word] = close[0]
+        else:
+            unknown.append(word)
+    return misspelled, unknown
+
+
+def unknown_rare_word(question: str, passages: Iterable[str]) -> str:
+    """A rare word of the question that none of ``passages`` uses (nor a close spelling), or ""."""
+    unknown = rare_words(question, passages)[1]
+    return unknown[0] if unknown else ""

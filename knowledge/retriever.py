@@ -38,13 +38,13 @@ from core.retrieval import Passage
 from core.text import terms
 from knowledge.embedders import Embedder, MiniLMEmbedder
 from knowledge.lexical import LexicalRetriever
-from knowledge.relevance import unknown_rare_word
+from knowledge.relevance import rare_words
 from knowledge.vectors import Hit, KnowledgeBase
 
 # Fused score = SEMANTIC_WEIGHT * semantic cosine + (1 - SEMANTIC_WEIGHT) * lexical cosine.
 SEMANTIC_WEIGHT = 0.5
 # Calibrated on the tuning part of bench/learner_questions.py (docs/knowledge.md).
-NOT_COVERED_BELOW = 0.186
+NOT_COVERED_BELOW = 0.175
 RARE_WORD_PENALTY = 0.15
 # Chunks sharing this share of their word pairs say the same thing.
 NEAR_DUPLICATE = 0.6
@@ -242,10 +242,15 @@ class CourseRetriever:
             ranked = [(1 - h.distance, h) for h in semantic]
         else:
             lexical_hits = lexical.result()
-            ranked = fuse_scores(semantic, lexical_hits)
-            if self._calibrated and unknown_rare_word(
+            misspelled, unknown = rare_words(
                 question, (f"{h.heading} {h.text}" for h in semantic + lexical_hits)
-            ):
+            )
+            if misspelled:
+                # The lexical ranking matches exact words: ask it again, spelled as the course does.
+                respelled = f"{question} {' '.join(misspelled.values())}"
+                lexical_hits = self._ranking(self.lexical, course, respelled, n)
+            ranked = fuse_scores(semantic, lexical_hits)
+            if self._calibrated and unknown:
                 ranked = [(score - RARE_WORD_PENALTY, hit) for score, hit in ranked]
         return [
             Passage(

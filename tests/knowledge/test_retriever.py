@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from knowledge.relevance import unknown_rare_word
+from knowledge.relevance import rare_words, unknown_rare_word
 from knowledge.retriever import (
     SEMANTIC_WEIGHT,
     CourseRetriever,
@@ -55,6 +55,12 @@ def test_a_rare_word_the_course_never_uses_is_found() -> None:
     assert unknown_rare_word("is it legit to sail a boat", passages) == ""
 
 
+def test_a_misspelled_rare_word_is_respelled_as_the_passages_spell_it() -> None:
+    """A rare word close to a passage's word is a misspelling of it, not an unknown word."""
+    passages = ["Euthanasia is the ending of a life to avoid suffering."]
+    assert rare_words("is euthenasia ever ok", passages) == ({"euthenasia": "euthanasia"}, [])
+
+
 @pytest.fixture
 def harbour(tmp_path: Path) -> Iterator[CourseRetriever]:
     """A course of three pages, indexed with MiniLM and the lexical embedder."""
@@ -67,6 +73,13 @@ def harbour(tmp_path: Path) -> Iterator[CourseRetriever]:
 def test_a_question_the_course_answers_is_covered(harbour: CourseRetriever) -> None:
     """The page on knots answers a question about knots, and says it covers it."""
     passages = harbour.search("harbour", "which knot makes a loop that won't slip?", 2)
+    assert passages[0].page == 2
+    assert passages[0].covers
+
+
+def test_a_misspelled_question_finds_its_page(harbour: CourseRetriever) -> None:
+    """A badly spelled key word still reaches the page that spells it right."""
+    passages = harbour.search("harbour", "what is a bowlnie knot", 1)
     assert passages[0].page == 2
     assert passages[0].covers
 
