@@ -233,12 +233,13 @@ class CourseRetriever:
     def search(self, course: str, question: str, k: int) -> list[Passage]:
         """The blocking search (also used by the benchmarks)."""
         n = max(self._candidates, k * 4)
+        words_embedder = self.lexical
         lexical = None
-        if self.lexical is not None:
+        if words_embedder is not None:
             # Both legs release the GIL (onnxruntime, chromadb): run them side by side.
-            lexical = self._pool.submit(self._ranking, self.lexical, course, question, n)
+            lexical = self._pool.submit(self._ranking, words_embedder, course, question, n)
         semantic = self._ranking(self.embedder, course, question, n)
-        if lexical is None:
+        if lexical is None or words_embedder is None:
             ranked = [(1 - h.distance, h) for h in semantic]
         else:
             lexical_hits = lexical.result()
@@ -248,7 +249,7 @@ class CourseRetriever:
             if misspelled:
                 # The lexical ranking matches exact words: ask it again, spelled as the course does.
                 respelled = f"{question} {' '.join(misspelled.values())}"
-                lexical_hits = self._ranking(self.lexical, course, respelled, n)
+                lexical_hits = self._ranking(words_embedder, course, respelled, n)
             ranked = fuse_scores(semantic, lexical_hits)
             if self._calibrated and unknown:
                 ranked = [(score - RARE_WORD_PENALTY, hit) for score, hit in ranked]
