@@ -7,6 +7,8 @@ as such when it is rare in English, judged by the MiniLM WordPiece vocabulary sh
 word), appears in none of the passages found for the question, and is no misspelling of
 a word that does ("euthenasia" for "euthanasia": a close match by :mod:`difflib`).
 Common words a learner uses instead of the book's ("boat", "legit") never count.
+:func:`rare_words` returns the misspellings too, mapped to the passages' spelling, so
+the retriever can ask its exact-word ranking again as the course spells them.
 
 The passages found are the union of both rankings' candidates: a rare word the course
 does use is found by the lexical ranking, which matches exact words, so the candidates

@@ -10,7 +10,9 @@ and how close the best passage comes is kept as a number. A candidate only one
 ranking returned gets, for the other, the lowest cosine that ranking returned
 (its own can be no higher). Near-duplicate chunks (the overlap between
 neighbours, repeated boilerplate) are dropped from the answer so the ``k``
-passages say ``k`` different things.
+passages say ``k`` different things. A misspelled rare word of the question
+(:func:`knowledge.relevance.rare_words`) is added as the candidates spell it,
+and the lexical ranking asked again.
 
 Relevance: with the default ranking (MiniLM fused with the lexical one) a
 passage's score is that fused cosine, less ``RARE_WORD_PENALTY`` when the
