@@ -1,4 +1,4 @@
-"""Users' sessions and messages: one interface, SQLite or Postgres behind it.
+"""Users' sessions and messages, course problems and policies: one interface, two databases.
 
 - :mod:`store.store`: the :class:`~store.store.Store` interface and its records;
 - :mod:`store.sqlite`: the embedded default, a file in the data directory;
