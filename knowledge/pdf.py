@@ -94,6 +94,8 @@ def open_pages(
             )
         except subprocess.TimeoutExpired:
             raise DocumentRejected(f"text extraction took longer than {timeout_s:g} s") from None
+        # The file (up to LIVETUTOR_MAX_UPLOAD_BYTES) is not needed while the pages are read.
+        del data
         if done.returncode != 0:
             raise DocumentRejected(f"text extraction failed (exit code {done.returncode})")
         last = _last_line(out)
