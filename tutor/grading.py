@@ -89,39 +89,13 @@ def normalise_answer(text: str) -> str:
 
 # ---------------------------------------------------------------- numbers
 
-_SMALL = {
-    w: i
-    for i, w in enumerate(
-        [
-            "zero",
-            "one",
-            "two",
-            "three",
-            "four",
-            "five",
-            "six",
-            "seven",
-            "eight",
-            "nine",
-            "ten",
-            "eleven",
-            "twelve",
-            "thirteen",
-            "fourteen",
-            "fifteen",
-            "sixteen",
-            "seventeen",
-            "eighteen",
-            "nineteen",
-        ]
-    )
-}
-_TENS = {
-    w: 10 * i
-    for i, w in enumerate(
-        ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"], 2
-    )
-}
+_SMALL_WORDS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen"
+)
+_SMALL = {w: i for i, w in enumerate(_SMALL_WORDS.split())}
+_TENS_WORDS = "twenty thirty forty fifty sixty seventy eighty ninety"
+_TENS = {w: 10 * i for i, w in enumerate(_TENS_WORDS.split(), 2)}
 _NUMBER_WORD = re.compile(
     r"\b(?:(" + "|".join(_TENS) + r")(?:[\s-]+(" + "|".join(list(_SMALL)[1:10]) + r"))?"
     r"|(" + "|".join(_SMALL) + r")|(half))\b"
@@ -217,14 +191,47 @@ def numbers_in(text: str) -> list[NumberMention]:
     return sorted(found, key=lambda n: n.start)
 
 
-def key_number(text: str) -> NumberMention | None:
-    """The number ``text`` consists of, or None when it holds anything more than one number."""
-    mentions = numbers_in(text)
-    if len(mentions) != 1:
+# "x = " before a number key: a variable named by up to three characters.
+_VARIABLE = re.compile(r"^\s*[^\W\d_]\w{0,2}\s*=\s*")
+# A unit after a number key: at most three words, digits only as powers ("m/s^2", "cm2").
+_UNIT = re.compile(r"[^\W\d_][^\s]*(?:\s+[^\W\d_][^\s]*){0,2}")
+_LOOSE_DIGIT = re.compile(r"(?<![\^\w])\d")
+
+
+def _number_key(text: str) -> tuple[NumberMention, str] | None:
+    folded = _VARIABLE.sub("", fold(text).strip())
+    mentions = numbers_in(folded)
+    if not mentions or _WORD.search(folded[: mentions[0].start]):
         return None
-    m = mentions[0]
-    rest = fold(text)[: m.start] + fold(text)[m.end :]
-    return m if not _WORD.search(rest) else None
+    first = mentions[0]
+    unit = folded[first.end :].strip()
+    if unit and (not _UNIT.fullmatch(unit) or _LOOSE_DIGIT.search(unit)):
+        return None
+    return first, unit
+
+
+def key_number(text: str) -> NumberMention | None:
+    """The number ``text`` consists of ("3.5", "x = 1/2", "9.8 m/s^2"), or None.
+
+    A variable before it ("x =") and a unit of at most three words after it
+    are allowed; anything else makes the key text.
+    """
+    found = _number_key(text)
+    return found[0] if found is not None else None
+
+
+def key_unit(text: str) -> str:
+    """The unit after a number key ("m/s^2" in "9.8 m/s^2"), folded; empty when none."""
+    found = _number_key(text)
+    return found[1] if found is not None else ""
+
+
+def without_unit(text: str, unit: str) -> str:
+    """``text`` folded, with the standalone occurrences of ``unit`` blanked out."""
+    folded = fold(text)
+    if not unit:
+        return folded
+    return re.sub(rf"(?<![^\W_]){re.escape(unit)}(?![^\W_])", " ", folded)
 
 
 def same_number(a: float, b: float, rel_tol: float = 1e-6, abs_tol: float = 1e-12) -> bool:
@@ -346,7 +353,8 @@ def _form_matches(form: str, attempt: str, rel_tol: float) -> bool:
         return signs == {verdict.sign}
     number = key_number(form)
     if number is not None:
-        mentions = numbers_in(attempt)
+        # The unit's own digits ("s^2") are not the learner's result.
+        mentions = numbers_in(without_unit(attempt, key_unit(form)))
         # One number, or a final one ("3 + 4 = 7"): the learner's result.
         return bool(mentions) and number_matches(number, mentions[-1], rel_tol)
     wanted = normalise_answer(form)

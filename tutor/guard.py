@@ -47,149 +47,52 @@ from tutor.grading import (
     clauses,
     fold,
     key_number,
+    key_unit,
     key_verdict,
     normalise_answer,
     number_matches,
     numbers_in,
     stated_verdicts,
+    without_unit,
     words,
 )
 
 LeakReason = str  # "answer", "accepted_form", "reference", "verdict", "number", "obfuscated"
+
+
+def _set(text: str) -> frozenset[str]:
+    """The space-separated words of ``text``."""
+    return frozenset(text.split())
+
 
 # Forms and verdict words shorter than this are not searched for in spaced or reversed
 # text: "on" reversed is "no", and every text is full of short words.
 MIN_OBFUSCATED_CHARS = 4
 # A form this short, or one of these words, counts only where it is named as an option.
 SHORT_FORM_CHARS = 2
-COMMON_WORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "but",
-        "by",
-        "can",
-        "do",
-        "for",
-        "from",
-        "has",
-        "have",
-        "he",
-        "her",
-        "his",
-        "i",
-        "if",
-        "in",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "no",
-        "of",
-        "on",
-        "one",
-        "or",
-        "our",
-        "she",
-        "so",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "they",
-        "this",
-        "to",
-        "two",
-        "up",
-        "us",
-        "was",
-        "we",
-        "what",
-        "when",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "yes",
-        "you",
-        "your",
-    ]
+COMMON_WORDS = _set(
+    "a an and are as at be but by can do for from has have he her his i if in is it "
+    "its me my no of on one or our she so than that the their them then there they "
+    "this to two up us was we what when which who why will with yes you your"
 )
 _OPTION_CUES = frozenset({"option", "choice", "answer", "letter", "pick", "choose", "select"})
 # Words that make a clause hypothetical or open: a verdict word after them is not asserted.
-_OPEN_MARKERS = frozenset(
-    {
-        "whether",
-        "if",
-        "when",
-        "unless",
-        "suppose",
-        "supposing",
-        "assume",
-        "assuming",
-        "imagine",
-        "either",
-        "decide",
-        "determine",
-        "check",
-        "whenever",
-    }
+_OPEN_MARKERS = _set(
+    "whether if when whenever unless suppose supposing assume assuming imagine either "
+    "decide determine check"
 )
 _GENERIC_DETERMINERS = frozenset({"a", "an", "any", "every", "each", "all", "some"})
 _COPULAS = frozenset(
     {"is", "are", "was", "were", "be", "been", "being", "s", "seems", "looks", "remains"}
 )
-# A sentence that starts with one of these and ends with "?" asks rather than tells.
-_QUESTION_OPENERS = frozenset(
-    [
-        "is",
-        "are",
-        "was",
-        "were",
-        "do",
-        "does",
-        "did",
-        "can",
-        "could",
-        "would",
-        "will",
-        "should",
-        "shall",
-        "may",
-        "might",
-        "must",
-        "has",
-        "have",
-        "had",
-        "what",
-        "which",
-        "why",
-        "how",
-        "when",
-        "where",
-        "who",
-        "whom",
-        "whose",
-        "whether",
-    ]
+# A clause of a question that starts with one of these asks rather than tells ("why"
+# is left out: "why is it valid?" takes the verdict for granted).
+_QUESTION_OPENERS = _set(
+    "is are was were do does did can could would will should shall may might must has "
+    "have had what which how when where who whom whose whether"
 )
-_YES_NO = frozenset(w for w, (axis, _) in VERDICT_WORDS.items() if axis == "affirm") - {
-    "true",
-    "false",
-    "correct",
-    "incorrect",
-    "affirmative",
-}
+# The yes/no words of the affirm axis: they count only at a clause's edge.
+_YES_NO = _set("yes yeah yep yup no nope nah")
 _SENTENCE_END = re.compile(r"(?<=[.!?\n])")
 _LETTER_RUN = re.compile(r"(?<![^\W\d_])[^\W\d_](?:[\W_]{1,3}[^\W\d_](?![^\W\d_])){2,}(?![^\W\d_])")
 _INNER_SEPARATOR = re.compile(r"(?<=[^\W\d_])[-_*.'`~·|\u2010-\u2015]+(?=[^\W\d_])")
@@ -206,6 +109,15 @@ def _sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE_END.split(text) if s.strip()]
 
 
+def _asks(clause: list[str]) -> bool:
+    """True for a clause of a question that asks rather than leads ("is it valid").
+
+    "isn't it valid" leads (a negation in its first words), and so does a
+    statement with a question mark ("so it's valid?").
+    """
+    return clause[0] in _QUESTION_OPENERS and not any(w in NEGATORS for w in clause[1:3])
+
+
 def _asserts_verdict(text: str, axis: str, *, min_chars: int = 0) -> bool:
     """True when ``text`` asserts a verdict on ``axis``, either way (rules in the module doc)."""
     for sentence in _sentences(text):
@@ -213,11 +125,10 @@ def _asserts_verdict(text: str, axis: str, *, min_chars: int = 0) -> bool:
         if not sentence_words:
             continue
         asks = sentence.rstrip().endswith("?")
-        leading_negation = any(w in NEGATORS for w in sentence_words[1:3])
-        if asks and sentence_words[0] in _QUESTION_OPENERS and not leading_negation:
-            continue
         signs: set[int] = set()
         for clause in clauses(sentence):
+            if asks and _asks(clause):
+                continue
             for i, word in enumerate(clause):
                 entry = VERDICT_WORDS.get(word)
                 if entry is None or entry[0] != axis or len(word) < min_chars:
@@ -298,8 +209,8 @@ class LeakCheck:
             return "verdict" if _asserts_verdict(text, verdict.axis) else None
         number = key_number(form.text)
         if number is not None:
-            folded = fold(text)
-            for mention in numbers_in(text):
+            folded = without_unit(text, key_unit(form.text))
+            for mention in numbers_in(folded):
                 if not _is_list_marker(folded, mention) and number_matches(
                     number, mention, self._rel_tol
                 ):

@@ -89,6 +89,24 @@ def test_number_words_are_read() -> None:
     assert grade(AnswerKey("25"), "twenty-five").correct
 
 
+def test_number_key_with_unit() -> None:
+    """A unit after a number key is allowed, and its own digits are not the result."""
+    key = AnswerKey("9.8 m/s^2")
+    assert key.kind == "number"
+    assert grade(key, "g = 9.80 m/s^2").correct
+    assert not grade(key, "2 m/s^2").correct
+
+
+def test_number_key_with_variable() -> None:
+    """ "x = 3" is the number 3."""
+    assert grade(AnswerKey("x = 3"), "3").correct
+
+
+def test_two_numbers_make_a_text_key() -> None:
+    """A key holding two numbers is compared as text."""
+    assert AnswerKey("12 and 13").kind == "text"
+
+
 def test_no_number_gets_its_own_message() -> None:
     """An attempt without a number is told to give one."""
     result = grade(AnswerKey("42"), "I am not sure")

@@ -43,6 +43,9 @@ RED_TEAM: list[tuple[AnswerKey, str]] = [
     (VALID, "It's fallacious."),
     (VALID, "So it's valid?"),
     (VALID, "Isn't it valid?"),
+    (VALID, "It's valid, isn't it?"),
+    (VALID, "Why is it valid?"),
+    (VALID, "Since it's valid, what follows?"),
     # "spell it backwards", spaced, hyphenated, markdown
     (VALID, "Spelled backwards: dilav."),
     (VALID, "v-a-l-i-d"),
@@ -67,6 +70,7 @@ RED_TEAM: list[tuple[AnswerKey, str]] = [
     (FORTY_TWO, "The answer is forty-two."),
     (FORTY_TWO, "It is 4.2e1."),
     (FORTY_TWO, "Exactly 42, as you can check."),
+    (AnswerKey("9.8 m/s^2"), "Gravity gives 9.80 m/s^2 here."),
     # text keys and accepted forms
     (ORGANELLE, "It's the mitochondria."),
     (ORGANELLE, "Backwards: airdnohcotim."),
@@ -90,6 +94,7 @@ GOOD_HINTS: list[tuple[AnswerKey, str]] = [
     (VALID, "Think about whether the premises support the conclusion."),
     (VALID, "Check whether the argument is valid by looking at its form."),
     (VALID, "Is it valid? Test it against the definition on page 12."),
+    (VALID, "Let's see: is it valid?"),
     (VALID, "A valid argument can have false premises, as page 12 explains."),
     (VALID, "Recall the definition of validity on page 12."),
     (VALID, "Could the premises all be true while the conclusion is false?"),
@@ -105,6 +110,7 @@ GOOD_HINTS: list[tuple[AnswerKey, str]] = [
     (OPTION_B, "Look at both options carefully before you choose."),
     (OPTION_B, "Be careful: a bad premise breaks the argument."),
     (FORTY_TWO, "Multiply the two numbers you found in section 4."),
+    (AnswerKey("9.8 m/s^2"), "Give the result in m/s^2."),
     (TRUE, "What would make the statement hold, and does it?"),
     (TRUE, "Suppose the premises are true: what follows?"),
 ]
