@@ -16,7 +16,9 @@ import { loadIdentity } from "../lib/token";
 import type { Mode, Source } from "../protocol/frames";
 import type { ChatMessage, ChatSnapshot, ChatStore } from "../state/chat";
 import { courseIsEmpty } from "../state/courses";
+import { solved } from "../state/hints";
 import { Message, type OpenSource } from "./Message";
+import { ProblemPanel } from "./ProblemPanel";
 
 // pdf.js comes with the viewer, in a chunk of its own, the first time a source is opened.
 const SourceViewer = lazy(() =>
@@ -90,6 +92,7 @@ export function ChatView({ store, snap, canUpload }: Props) {
           <Welcome course={snap.course} empty={empty} canUpload={canUpload} onPick={(q) => store.ask(q, "explain")} />
         )}
         <Announcer messages={messages} />
+        <ProblemPanel store={store} snap={snap} />
         <Composer store={store} snap={snap} running={running} />
       </div>
       {viewing && (
@@ -332,7 +335,7 @@ function Composer({ store, snap, running }: { store: ChatStore; snap: ChatSnapsh
   const [active, setActive] = useState(0);
   const [dismissed, setDismissed] = useState<string | null>(null);
   const areaRef = useRef<HTMLTextAreaElement>(null);
-  const ids = { list: useId(), hint: useId(), mode: useId() };
+  const ids = { list: useId(), hint: useId(), mode: useId(), only: useId() };
   const limit = snap.maxQuestionChars;
 
   const suggestions = useMemo(() => {
@@ -410,6 +413,13 @@ function Composer({ store, snap, running }: { store: ChatStore; snap: ChatSnapsh
   };
 
   const over = text.length > limit;
+  const problem = snap.problem ? snap.problems.list?.find((p) => p.id === snap.problem) : undefined;
+  // Hints only: say so before the learner asks for an explanation and gets a hint.
+  const hintOnly = snap.policy?.course === snap.course && snap.policy.hint_only_now
+    ? "Hints only in this course right now"
+    : problem?.policy === "hint_only" && !solved(snap.attempts, snap.course, problem.id)
+      ? "Hints only for this problem"
+      : null;
   return (
     <div className="border-t border-slate-200 bg-white px-3 pb-[max(0.75rem,env(safe-area-inset-bottom))] pt-2 sm:px-6">
       <form
@@ -420,7 +430,7 @@ function Composer({ store, snap, running }: { store: ChatStore; snap: ChatSnapsh
         }}
       >
         <div className="mb-2 flex flex-wrap items-center gap-2">
-          <fieldset className="flex rounded-lg border border-slate-300 p-0.5 text-sm" aria-describedby={ids.mode}>
+          <fieldset className="flex rounded-lg border border-slate-300 p-0.5 text-sm" aria-describedby={hintOnly ? `${ids.mode} ${ids.only}` : ids.mode}>
             <legend className="sr-only">Tutoring mode</legend>
             {(["explain", "hint"] as const).map((m) => (
               <label
@@ -437,6 +447,11 @@ function Composer({ store, snap, running }: { store: ChatStore; snap: ChatSnapsh
           <span id={ids.mode} className="text-xs text-slate-600">
             {mode === "explain" ? "Full explanation with sources" : "A nudge, not the answer"}
           </span>
+          {hintOnly && (
+            <span id={ids.only} data-testid="hint-only-notice" className="rounded-full bg-indigo-100 px-2 py-0.5 text-xs font-medium text-indigo-950">
+              {hintOnly}
+            </span>
+          )}
           {running.length > 0 && (
             <button
               type="button"
@@ -487,7 +502,7 @@ function Composer({ store, snap, running }: { store: ChatStore; snap: ChatSnapsh
               value={text}
               onChange={(e) => setText(e.target.value)}
               onKeyDown={onKeyDown}
-              placeholder={`Ask about ${snap.course}…`}
+              placeholder={problem ? "Ask about this problem…" : `Ask about ${snap.course}…`}
               aria-describedby={ids.hint}
               aria-autocomplete="list"
               aria-controls={suggestions.length ? ids.list : undefined}

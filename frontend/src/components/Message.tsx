@@ -4,6 +4,7 @@ import { Markdown } from "../lib/markdown";
 import { MathText } from "../lib/mathFormula";
 import type { Source } from "../protocol/frames";
 import type { ChatMessage } from "../state/chat";
+import { hintLabel } from "../state/hints";
 
 /** Opens a cited source in the viewer; ``trigger`` gets the focus back when it closes. */
 export type OpenSource = (source: Source, trigger: HTMLElement) => void;
@@ -60,15 +61,20 @@ function Citations({ message, onOpenSource }: { message: ChatMessage; onOpenSour
 
 function Badges({ message }: { message: ChatMessage }) {
   const items: { text: string; tone: "info" | "warn" }[] = [];
-  if (message.mode === "hint") items.push({ text: "Hint", tone: "info" });
   if (message.reason && REASONS[message.reason]) items.push({ text: REASONS[message.reason] as string, tone: "warn" });
   if (message.fallback) items.push({ text: "Model unavailable: offline answer", tone: "warn" });
   if (message.takenOver) items.push({ text: "Finished by another server", tone: "info" });
   if (message.cached) items.push({ text: "From cache", tone: "info" });
   if (message.model === "offline" && message.status === "done") items.push({ text: "Offline tutor", tone: "info" });
-  if (!items.length && !message.note) return null;
+  const hint = message.mode === "hint" || message.hintLevel !== undefined;
+  if (!items.length && !message.note && !hint) return null;
   return (
     <div className="mt-2 flex flex-wrap items-center gap-1.5 text-xs">
+      {hint && (
+        <span data-testid="hint-level" className="rounded-full bg-indigo-100 px-2 py-0.5 font-medium text-indigo-950">
+          {hintLabel(message.hintLevel)}
+        </span>
+      )}
       {items.map((b) => (
         <span
           key={b.text}
@@ -127,9 +133,14 @@ export const Message = memo(function Message({ message, onRetry, onOpenSource }:
         aria-label="Tutor answer"
         className="min-w-0 max-w-[min(100%,48rem)] flex-1 rounded-2xl rounded-tl-md bg-white px-4 py-3 text-slate-900 shadow-sm ring-1 ring-slate-200"
       >
+        {message.hintOnly && (
+          <p className="mb-2 text-sm text-slate-700" data-testid="hint-only-answer">
+            Answered with a hint: hints only here right now.
+          </p>
+        )}
         {message.text ? (
           <div className={streaming ? "streaming" : undefined} data-testid="answer-text">
-            <Markdown text={message.text} />
+            <Markdown text={message.text} keptBack={streaming ? undefined : message.withheld} />
           </div>
         ) : streaming ? (
           <p className="text-slate-600" data-testid="answer-text">

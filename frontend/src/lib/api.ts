@@ -76,6 +76,29 @@ export interface CourseDocument {
   course?: string;
 }
 
+export type TutoringPolicy = "open" | "hint_only";
+
+/** A course problem (`GET /courses/{course}/problems`); `answer` and `accept` only for instructors. */
+export interface Problem {
+  id: string;
+  course: string;
+  statement: string;
+  policy: TutoringPolicy;
+  pages: number[];
+  answer?: string;
+  accept?: string[];
+}
+
+/** A course's tutoring policy (`GET /courses/{course}/policy`). */
+export interface CoursePolicy {
+  course: string;
+  mode: TutoringPolicy;
+  hint_only_from: string | null;
+  hint_only_until: string | null;
+  /** Hints only hold at this moment (the mode is hint_only and now is in its window). */
+  hint_only_now: boolean;
+}
+
 export const api = {
   authConfig: () => call<AuthConfig>("/auth/config"),
   devToken: (user: string, role: string, courses: string[]) =>
@@ -120,4 +143,13 @@ export const api = {
     );
     return Array.isArray(body) ? body : (body.documents ?? []);
   },
+  problems: async (token: string, course: string): Promise<Problem[]> => {
+    const body = await call<{ course: string; problems: Problem[] }>(
+      `/courses/${encodeURIComponent(course)}/problems`,
+      { token },
+    );
+    return body?.problems ?? [];
+  },
+  policy: (token: string, course: string) =>
+    call<CoursePolicy>(`/courses/${encodeURIComponent(course)}/policy`, { token }),
 };

@@ -8,10 +8,15 @@
 // **bold**, *italic* / _italic_, [links](https://...), formulas ($…$, \(…\),
 // $$…$$, \[…\]; mathSyntax.ts has the rules, mathFormula.tsx renders them with
 // KaTeX, loaded on demand).
+//
+// Parts of the text may be marked as kept back (a hint's withheld sentences, whose text
+// is the server's neutral replacement): each renders as a "kept back" marker in place,
+// inside whatever block holds it.
 
 import { Fragment, type ReactNode } from "react";
 
 import { Formula, useMathFor } from "./mathFormula";
+import { KeptBack } from "./keptBack";
 import { MATH_PATTERNS, type MathGroups, displayBlockAt, mathOf } from "./mathSyntax";
 
 type Block =
@@ -142,20 +147,61 @@ function safeHref(href: string): string | null {
   return /^(https?:|mailto:)/i.test(href) ? href : null;
 }
 
-export function renderInline(text: string, keyPrefix = "i"): ReactNode[] {
+// A kept-back part stands in the text as MARK_OPEN, its index, MARK_CLOSE: private-use
+// characters that no Markdown rule (and no answer) uses.
+const MARK_OPEN = "\uE000";
+const MARK_CLOSE = "\uE001";
+const MARK = /\uE000(\d+)\uE001/g;
+
+/** Plain text, with any kept-back marks in it as markers. */
+function plain(text: string, key: string, marks: readonly string[] | undefined): ReactNode[] {
+  if (!marks?.length || !text.includes(MARK_OPEN)) return [text];
+  const out: ReactNode[] = [];
+  let last = 0;
+  for (const m of text.matchAll(MARK)) {
+    const at = m.index ?? 0;
+    if (at > last) out.push(text.slice(last, at));
+    const i = Number(m[1]);
+    out.push(<KeptBack key={`${key}-k${i}`} text={marks[i] ?? ""} />);
+    last = at + m[0].length;
+  }
+  if (last < text.length) out.push(text.slice(last));
+  return out;
+}
+
+/** `text` with its marks back as the text they stand for (code shows as written). */
+function unmark(text: string, marks: readonly string[] | undefined): string {
+  return marks?.length ? text.replace(MARK, (_, i: string) => marks[Number(i)] ?? "") : text;
+}
+
+/** `text` with each range in `ranges` replaced by a mark, and the marked texts in order. */
+export function withMarks(text: string, ranges: readonly { start: number; end: number }[]): { text: string; marks: string[] } {
+  const marks: string[] = [];
+  let out = "";
+  let last = 0;
+  for (const r of ranges) {
+    if (r.start < last || r.end > text.length || r.end <= r.start) continue;
+    out += text.slice(last, r.start) + MARK_OPEN + marks.length + MARK_CLOSE;
+    marks.push(text.slice(r.start, r.end));
+    last = r.end;
+  }
+  return { text: out + text.slice(last), marks };
+}
+
+export function renderInline(text: string, keyPrefix = "i", marks?: readonly string[]): ReactNode[] {
   const out: ReactNode[] = [];
   let last = 0;
   let n = 0;
   for (const m of text.matchAll(INLINE)) {
     const at = m.index ?? 0;
-    if (at > last) out.push(text.slice(last, at));
+    if (at > last) out.push(...plain(text.slice(last, at), `${keyPrefix}-t${n}`, marks));
     const key = `${keyPrefix}-${n++}`;
     const g = (m.groups ?? {}) as InlineGroups;
-    if (g.code !== undefined) out.push(<code key={key} className="md-code">{g.code}</code>);
+    if (g.code !== undefined) out.push(<code key={key} className="md-code">{unmark(g.code, marks)}</code>);
     else if (g.strong !== undefined || g.strong2 !== undefined)
-      out.push(<strong key={key}>{renderInline(g.strong ?? g.strong2 ?? "", key)}</strong>);
+      out.push(<strong key={key}>{renderInline(g.strong ?? g.strong2 ?? "", key, marks)}</strong>);
     else if (g.em !== undefined || g.em2 !== undefined)
-      out.push(<em key={key}>{renderInline(g.em ?? g.em2 ?? "", key)}</em>);
+      out.push(<em key={key}>{renderInline(g.em ?? g.em2 ?? "", key, marks)}</em>);
     else if (g.label !== undefined) {
       const href = safeHref(g.href ?? "");
       out.push(
@@ -175,37 +221,40 @@ export function renderInline(text: string, keyPrefix = "i"): ReactNode[] {
     }
     last = at + m[0].length;
   }
-  if (last < text.length) out.push(text.slice(last));
+  if (last < text.length) out.push(...plain(text.slice(last), `${keyPrefix}-t${n}`, marks));
   return out;
 }
 
-function withBreaks(text: string, key: string): ReactNode[] {
+function withBreaks(text: string, key: string, marks?: readonly string[]): ReactNode[] {
   const lines = text.split("\n");
   return lines.flatMap((line, i) => {
-    const nodes = renderInline(line, `${key}-${i}`);
+    const nodes = renderInline(line, `${key}-${i}`, marks);
     return i < lines.length - 1 ? [...nodes, <br key={`${key}-br-${i}`} />] : nodes;
   });
 }
 
-export function Markdown({ text }: { text: string }): ReactNode {
+/** An answer; the parts of `text` in `keptBack` (sorted, apart) show as "kept back" markers. */
+export function Markdown({ text, keptBack }: { text: string; keptBack?: readonly { start: number; end: number }[] }): ReactNode {
   useMathFor(text);
-  const blocks = parseBlocks(text);
+  const marked = keptBack?.length ? withMarks(text, keptBack) : null;
+  const marks = marked?.marks;
+  const blocks = parseBlocks(marked?.text ?? text);
   return (
     <div className="md">
       {blocks.map((b, i) => {
         const key = `b${i}`;
         switch (b.kind) {
           case "p":
-            return <p key={key}>{withBreaks(b.text, key)}</p>;
+            return <p key={key}>{withBreaks(b.text, key, marks)}</p>;
           case "h": {
             const Tag = (`h${Math.min(b.level + 2, 6)}`) as "h3" | "h4" | "h5" | "h6";
-            return <Tag key={key}>{renderInline(b.text, key)}</Tag>;
+            return <Tag key={key}>{renderInline(b.text, key, marks)}</Tag>;
           }
           case "ul":
             return (
               <ul key={key}>
                 {b.items.map((item, j) => (
-                  <li key={j}>{withBreaks(item, `${key}-${j}`)}</li>
+                  <li key={j}>{withBreaks(item, `${key}-${j}`, marks)}</li>
                 ))}
               </ul>
             );
@@ -213,16 +262,16 @@ export function Markdown({ text }: { text: string }): ReactNode {
             return (
               <ol key={key} start={b.start}>
                 {b.items.map((item, j) => (
-                  <li key={j}>{withBreaks(item, `${key}-${j}`)}</li>
+                  <li key={j}>{withBreaks(item, `${key}-${j}`, marks)}</li>
                 ))}
               </ol>
             );
           case "quote":
-            return <blockquote key={key}>{withBreaks(b.text, key)}</blockquote>;
+            return <blockquote key={key}>{withBreaks(b.text, key, marks)}</blockquote>;
           case "code":
             return (
               <pre key={key} className="md-pre" data-lang={b.lang || undefined} aria-busy={b.open || undefined}>
-                <code>{b.text}</code>
+                <code>{unmark(b.text, marks)}</code>
               </pre>
             );
           case "hr":

@@ -24,6 +24,7 @@ import {
   type DeltaFrame,
   type DocumentProgressFrame,
   type ErrorFrame,
+  type FeedbackFrame,
   type Limits,
   type Mode,
   type PredictionsFrame,
@@ -96,6 +97,15 @@ export interface AskRequest {
   course: string;
   text: string;
   mode: Mode;
+  /** A problem of the course the question is about. */
+  problem?: string;
+}
+
+export interface AttemptRequest {
+  id?: string;
+  course: string;
+  problem: string;
+  text: string;
 }
 
 export interface ClientEvents {
@@ -109,6 +119,8 @@ export interface ClientEvents {
   error: ErrorFrame;
   predictions: PredictionsFrame;
   document: DocumentProgressFrame;
+  /** The grade of an attempt (`ref` is the attempt's id). */
+  feedback: FeedbackFrame;
   /** An ask left the outbox (sent, or sent again after a reconnect). */
   sent: AskFrame;
 }
@@ -251,6 +263,7 @@ export class TutorClient {
       text: request.text,
       mode: request.mode,
     };
+    if (request.problem) frame.problem = request.problem;
     this.joined.add(request.session);
     if (this.connected && !this.draining) {
       this.sendAsk(frame);
@@ -260,6 +273,16 @@ export class TutorClient {
       this.wake();
     }
     return frame.id;
+  }
+
+  /**
+   * Send an answer to a course problem for grading; answered by a `feedback` event.
+   * Not queued: returns null when offline (a grade is only useful while the learner waits).
+   */
+  sendAttempt(request: AttemptRequest): string | null {
+    const id = request.id ?? newId("t-");
+    const sent = this.send({ type: "attempt", id, course: request.course, problem: request.problem, text: request.text });
+    return sent ? id : null;
   }
 
   /** Stop a running answer. */
@@ -420,6 +443,9 @@ export class TutorClient {
         break;
       case "document.progress":
         this.emit("document", frame);
+        break;
+      case "feedback":
+        this.emit("feedback", frame);
         break;
       case "pong":
         break;

@@ -1,10 +1,12 @@
 // What the chat view shows, built from the protocol client's events and the HTTP API.
 // Plain TypeScript with a subscribe/getSnapshot pair for React's useSyncExternalStore.
 
-import { type SessionSummary, api } from "../lib/api";
+import { ApiError, type CoursePolicy, type Problem, type SessionSummary, api } from "../lib/api";
 import type { StateInfo, TutorClient } from "../protocol/client";
 import {
+  type DeltaFrame,
   type ErrorFrame,
+  type FeedbackFrame,
   type Mode,
   type PredictionsFrame,
   type SessionFrame,
@@ -15,6 +17,15 @@ import {
   newId,
 } from "../protocol/frames";
 import { type CourseMaterial, withDocuments, withProgress, withRefusal } from "./courses";
+import {
+  type Attempt,
+  type DeltaSpan,
+  type TextRange,
+  updateAttempt,
+  withAttempt,
+  withDelta,
+  withheldRanges,
+} from "./hints";
 
 export interface ChatMessage {
   /** Stable key: the stored id, or `ask:<id>` / `stream:<id>` while live. */
@@ -35,6 +46,24 @@ export interface ChatMessage {
   /** Why it failed, or what the model reported. */
   note?: string | null;
   createdAt: number;
+  /** A hint's rung of the ladder (1 to 4). */
+  hintLevel?: number;
+  /** The course problem the question is about. */
+  problem?: string;
+  /** An explain question answered as a hint because the course or problem holds hints only. */
+  hintOnly?: boolean;
+  /** While streaming: where each delta's text sits in `text` (hints.ts). */
+  spans?: DeltaSpan[];
+  /** Once ended: the parts of `text` that stand in for sentences the tutor kept back. */
+  withheld?: TextRange[];
+}
+
+/** The problems of the selected course, as `GET /courses/{course}/problems` listed them. */
+export interface CourseProblems {
+  course: string;
+  /** Null until the list arrived (or when it could not be read). */
+  list: Problem[] | null;
+  error?: string;
 }
 
 export interface SessionView {
@@ -64,6 +93,14 @@ export interface ChatSnapshot {
   maxQuestionChars: number;
   /** What the page learned about each course's material (see courses.ts). */
   material: ReadonlyMap<string, CourseMaterial>;
+  /** The selected course's problems. */
+  problems: CourseProblems;
+  /** The selected course's tutoring policy; null until known. */
+  policy: CoursePolicy | null;
+  /** The problem the learner works on (of the selected course): questions carry it. */
+  problem: string | null;
+  /** Answers given to problems, oldest first, with their grades. */
+  attempts: Attempt[];
 }
 
 const LEARNER_MATCH_WINDOW_MS = 10 * 60_000;
@@ -97,7 +134,10 @@ function fromStored(m: StoredMessage): ChatMessage {
 export function mergeMessages(current: ChatMessage[], stored: StoredMessage[]): ChatMessage[] {
   const old = current.filter((m) => m.id);
   const known = new Set(old.map((m) => m.id));
-  const incoming = stored.map(fromStored);
+  // Stored messages do not say which rung a hint was, nor what the guard kept back: keep
+  // what the page learned live (or from an earlier merge) about the same answer.
+  const seen = new Map(current.filter((m) => m.role === "tutor" && m.stream).map((m) => [m.stream as string, m]));
+  const incoming = stored.map((m) => carryHintFacts(seen.get(m.stream ?? ""), fromStored(m)));
   const updated = new Map(incoming.filter((m) => known.has(m.id)).map((m) => [m.id, m]));
   const firstKnown = incoming.findIndex((m) => known.has(m.id));
   let before: ChatMessage[] = [];
@@ -123,6 +163,20 @@ export function mergeMessages(current: ChatMessage[], stored: StoredMessage[]): 
   });
   return [...storedList, ...live];
 }
+
+/** `to` with the hint facts of `from` (the same answer, seen live or merged before). */
+export function carryHintFacts(from: ChatMessage | undefined, to: ChatMessage): ChatMessage {
+  if (!from || from.stream !== to.stream) return to;
+  const carried: ChatMessage = { ...to };
+  if (from.hintLevel !== undefined) carried.hintLevel = from.hintLevel;
+  if (from.problem !== undefined) carried.problem = from.problem;
+  if (from.hintOnly !== undefined) carried.hintOnly = from.hintOnly;
+  // Character ranges only hold for the same text.
+  if (from.withheld?.length && from.text === to.text) carried.withheld = from.withheld;
+  return carried;
+}
+
+const NO_PROBLEMS: CourseProblems = { course: "", list: null };
 
 export class ChatStore {
   private listeners = new Set<() => void>();
@@ -151,6 +205,10 @@ export class ChatStore {
       predictions: null,
       maxQuestionChars: 4000,
       material: new Map(),
+      problems: { ...NO_PROBLEMS, course: courses[0] as string },
+      policy: null,
+      problem: null,
+      attempts: [],
     };
   }
 
@@ -159,9 +217,14 @@ export class ChatStore {
     const client = this.client;
     this.offs.push(
       client.on("state", (s) => this.set({ connection: s })),
-      client.on("welcome", (w) => this.set({ maxQuestionChars: w.limits.max_question_chars })),
+      client.on("welcome", (w) => {
+        this.set({ maxQuestionChars: w.limits.max_question_chars });
+        // The policy may have changed while the page was away.
+        void this.refreshPolicy(this.snap.course);
+      }),
       client.on("start", (f) => this.onStart(f)),
-      client.on("delta", (f) => this.onDelta(f.stream, f.text)),
+      client.on("delta", (f) => this.onDelta(f)),
+      client.on("feedback", (f) => this.onFeedback(f)),
       client.on("end", (f) => this.onEnd(f)),
       client.on("session", ({ frame, adopted }) => this.onSession(frame, adopted)),
       client.on("error", (f) => this.onError(f)),
@@ -172,6 +235,7 @@ export class ChatStore {
       client.on("document", (f) => this.putMaterial(f.course, withProgress(this.snap.material.get(f.course), f.status))),
     );
     void this.checkCourse(this.snap.course);
+    void this.loadProblems(this.snap.course);
     if (typeof BroadcastChannel !== "undefined") {
       // Tabs of one browser tell each other when the session list changed.
       this.channel = new BroadcastChannel("livetutor.sessions");
@@ -208,8 +272,9 @@ export class ChatStore {
   setCourse(course: string): void {
     if (course === this.snap.course) return;
     if (this.snap.current) this.leave(this.snap.current);
-    this.set({ course, current: null, predictions: null });
+    this.set({ course, current: null, predictions: null, ...this.problemsReset(course) });
     void this.checkCourse(course);
+    void this.loadProblems(course);
   }
 
   /** Read the course's document list, to tell whether it has material yet. */
@@ -225,8 +290,60 @@ export class ChatStore {
   /** The selector follows the open conversation: its course becomes the selected one. */
   private follow(session: string, course: string): void {
     if (session !== this.snap.current || course === this.snap.course) return;
-    this.set({ course, predictions: null });
+    this.set({ course, predictions: null, ...this.problemsReset(course) });
     void this.checkCourse(course);
+    void this.loadProblems(course);
+  }
+
+  private problemsReset(course: string): Partial<ChatSnapshot> {
+    return { problems: { course, list: null }, policy: null, problem: null };
+  }
+
+  /** Read the course's problems and its policy (again). */
+  async loadProblems(course: string): Promise<void> {
+    const policy = this.refreshPolicy(course);
+    try {
+      const list = await api.problems(this.token(), course);
+      if (this.snap.course !== course) return;
+      const problem = this.snap.problem && list.some((p) => p.id === this.snap.problem) ? this.snap.problem : null;
+      this.set({ problems: { course, list }, problem });
+    } catch (e) {
+      if (this.snap.course !== course) return;
+      // A course without problems (or a server without them) shows no problem panel.
+      const error = e instanceof ApiError && e.status === 0 ? e.message : undefined;
+      this.set({ problems: { course, list: null, error } });
+    }
+    await policy;
+  }
+
+  /** Read the course's tutoring policy: whether hints only hold now. */
+  async refreshPolicy(course: string): Promise<void> {
+    try {
+      const policy = await api.policy(this.token(), course);
+      if (this.snap.course === course && policy) this.set({ policy });
+    } catch {
+      // Unknown then: the page claims nothing about the policy.
+    }
+  }
+
+  /** Work on a problem of the selected course (null: none); questions then carry it. */
+  selectProblem(problem: string | null): void {
+    if (problem !== null && !this.snap.problems.list?.some((p) => p.id === problem)) return;
+    if (problem !== this.snap.problem) this.set({ problem });
+  }
+
+  /** Send the learner's answer to the selected problem; false when there is none. */
+  attempt(text: string): boolean {
+    const problem = this.snap.problem;
+    const answer = text.trim();
+    if (!problem || !answer) return false;
+    const course = this.snap.course;
+    const id = newId("t-");
+    const sent = this.client.sendAttempt({ id, course, problem, text: answer });
+    const attempt: Attempt = { id, course, problem, text: answer, status: sent ? "checking" : "failed", at: Date.now() };
+    if (!sent) attempt.message = "Not sent: the connection is down. Try again once it is back.";
+    this.set({ attempts: withAttempt(this.snap.attempts, attempt) });
+    return true;
   }
 
   async refreshSessions(): Promise<void> {
@@ -309,7 +426,8 @@ export class ChatStore {
     }
   }
 
-  ask(text: string, mode: Mode): void {
+  /** Ask a question; it is about `problem` (by default the one the learner works on). */
+  ask(text: string, mode: Mode, problem: string | null = this.snap.problem): void {
     const course = this.snap.course;
     let session = this.snap.current;
     if (!session) {
@@ -328,8 +446,9 @@ export class ChatStore {
       status: offline ? "queued" : "sending",
       sources: [],
       createdAt: Date.now(),
+      ...(problem ? { problem } : {}),
     });
-    this.client.ask({ id, session, course, text, mode });
+    this.client.ask({ id, session, course, text, mode, ...(problem ? { problem } : {}) });
     this.set({ predictions: null });
   }
 
@@ -341,7 +460,7 @@ export class ChatStore {
     this.putView({ ...view, messages: view.messages.filter((x) => x.key !== key) });
     const previous = this.snap.current;
     this.set({ current: session });
-    this.ask(m.text, m.mode ?? "explain");
+    this.ask(m.text, m.mode ?? "explain", m.problem ?? null);
     this.set({ current: previous });
   }
 
@@ -379,27 +498,36 @@ export class ChatStore {
     if (mine >= 0) {
       messages = messages.map((m, i) => (i === mine ? { ...m, status: "sent" } : m));
     } else if (f.text) {
-      messages = [
-        ...messages,
-        { key: `ask:${f.ask}`, role: "learner", text: f.text, mode: f.mode, ask: f.ask, status: "sent", sources: [], createdAt: Date.now() },
-      ];
+      const asked: ChatMessage = { key: `ask:${f.ask}`, role: "learner", text: f.text, mode: f.mode, ask: f.ask, status: "sent", sources: [], createdAt: Date.now() };
+      if (f.problem) asked.problem = f.problem;
+      messages = [...messages, asked];
     }
-    if (!messages.some((m) => m.stream === f.stream)) {
-      messages = [...messages, this.liveAnswer(f.stream, f.ask, "", f.mode)];
+    const hint = hintFacts(f);
+    const at = messages.findIndex((m) => m.stream === f.stream);
+    if (at < 0) {
+      messages = [...messages, { ...this.liveAnswer(f.stream, f.ask, "", f.mode), ...hint }];
+    } else {
+      messages = messages.map((m, i) => (i === at ? { ...m, ...hint } : m));
     }
     this.putView({ ...view, messages });
     this.follow(f.session, f.course);
     if (isNew) this.announceSessions();
+    // An explain question answered as a hint: the policy says hints only; show it.
+    if (f.hint_only) void this.refreshPolicy(f.course);
   }
 
   private liveAnswer(stream: string, ask: string, text: string, mode?: Mode): ChatMessage {
     return { key: `stream:${stream}`, role: "tutor", text, mode, ask, stream, status: "streaming", sources: [], createdAt: Date.now() };
   }
 
-  private onDelta(stream: string, text: string): void {
-    const session = this.streamSession.get(stream);
+  private onDelta(f: DeltaFrame): void {
+    const session = this.streamSession.get(f.stream);
     if (!session) return;
-    this.updateMessage(session, `stream:${stream}`, (m) => ({ ...m, text: m.text + text }));
+    this.updateMessage(session, `stream:${f.stream}`, (m) => ({
+      ...m,
+      text: m.text + f.text,
+      spans: withDelta(m.spans, f.seq, m.text.length, f.text.length),
+    }));
   }
 
   private onEnd(f: StreamEndFrame): void {
@@ -415,8 +543,16 @@ export class ChatStore {
       fallback: f.fallback,
       takenOver: f.taken_over,
       note: f.message ?? null,
+      ...hintFacts(f, m),
+      withheld: withheldRanges(m.text, m.spans, f.withheld),
+      spans: undefined,
     }));
     if (!found) void this.loadHistory(session);
+  }
+
+  private onFeedback(f: FeedbackFrame): void {
+    const attempts = updateAttempt(this.snap.attempts, f.ref, { status: "graded", correct: f.correct, message: f.message });
+    if (attempts !== this.snap.attempts) this.set({ attempts });
   }
 
   private onSession(frame: SessionFrame, adopted: Set<string>): void {
@@ -432,7 +568,8 @@ export class ChatStore {
       this.streamSession.set(s.stream, frame.session);
       const at = messages.findIndex((m) => m.stream === s.stream);
       if (at < 0) messages = [...messages, this.liveAnswer(s.stream, s.ask, s.text)];
-      else if (adopted.has(s.stream)) messages = messages.map((m, i) => (i === at ? { ...m, text: s.text } : m));
+      // The text up to the frame's seq, delta by delta unknown: earlier spans no longer hold.
+      else if (adopted.has(s.stream)) messages = messages.map((m, i) => (i === at ? { ...m, text: s.text, spans: undefined } : m));
     }
     // Tutor entries still "streaming" that the server no longer lists ended while we were away.
     const running = new Set(frame.streams.map((s) => s.stream));
@@ -461,11 +598,18 @@ export class ChatStore {
 
   private onError(f: ErrorFrame): void {
     const ref = f.ref;
+    if (ref?.startsWith("t-")) {
+      const attempts = updateAttempt(this.snap.attempts, ref, { status: "failed", message: f.message });
+      if (attempts !== this.snap.attempts) this.set({ attempts });
+      if (f.code === "problem_unknown") void this.loadProblems(this.snap.course);
+      return;
+    }
     if (ref?.startsWith("a-")) {
       for (const view of this.snap.views.values()) {
         const hit = view.messages.find((m) => m.key === `ask:${ref}`);
         if (hit) {
           if (f.code === "course_unknown") this.putMaterial(view.course, withRefusal(this.snap.material.get(view.course)));
+          if (f.code === "problem_unknown") void this.loadProblems(this.snap.course);
           const note =
             f.code === "rate_limited" && f.retry_after_ms
               ? `Too many questions at once. Try again in ${Math.ceil(f.retry_after_ms / 1000)} s.`
@@ -535,4 +679,16 @@ export class ChatStore {
     }
     return false;
   }
+}
+
+/** The hint facts of a `stream.start` or `stream.end`, over what `m` knew already. */
+function hintFacts(f: StreamStartFrame | StreamEndFrame, m?: ChatMessage): Partial<ChatMessage> {
+  const facts: Partial<ChatMessage> = {};
+  const level = f.hint_level ?? m?.hintLevel;
+  if (level !== undefined) facts.hintLevel = level;
+  const problem = ("problem" in f ? f.problem : undefined) ?? m?.problem;
+  if (problem !== undefined) facts.problem = problem;
+  const hintOnly = f.hint_only ?? m?.hintOnly;
+  if (hintOnly !== undefined) facts.hintOnly = hintOnly;
+  return facts;
 }
