@@ -33,6 +33,8 @@ RARE_PIECES = 3
 MISSPELLING_RATIO = 0.8
 _MIN_CHARS = 4
 _WORD = re.compile(r"[a-z]+")
+# Combining accents, as NFKD separates them from their letters.
+_MARKS = re.compile("[\u0300-\u036f]")
 
 _tokenizer: Any = None
 _tokenizer_lock = threading.Lock()
@@ -53,8 +55,7 @@ def _pieces(word: str) -> int:
 
 def words(text: str) -> set[str]:
     """Lower-case words of ``text`` with accents removed ("Olúwọlé" is "oluwole")."""
-    folded = unicodedata.normalize("NFKD", text.casefold())
-    plain = "".join(c for c in folded if not unicodedata.combining(c))
+    plain = _MARKS.sub("", unicodedata.normalize("NFKD", text.casefold()))
     return set(_WORD.findall(plain))
 
 
