@@ -96,11 +96,16 @@ _YES_NO = _set("yes yeah yep yup no nope nah")
 _SENTENCE_END = re.compile(r"(?<=[.!?\n])")
 _LETTER_RUN = re.compile(r"(?<![^\W\d_])[^\W\d_](?:[\W_]{1,3}[^\W\d_](?![^\W\d_])){2,}(?![^\W\d_])")
 _INNER_SEPARATOR = re.compile(r"(?<=[^\W\d_])[-_*.'`~·|\u2010-\u2015]+(?=[^\W\d_])")
+_LINE_HYPHEN = re.compile(r"(?<=[^\W\d_])-[ \t]*\n\s*(?:[-*+]\s+)?(?=[^\W\d_])")
 _LIST_MARKER = re.compile(r"^\s*(?:[-*+]\s+)?\d+[.)]\s")
 
 
 def _despaced(text: str) -> str:
-    """Letter-spaced runs ("v a l i d", "v-a-l-i-d") joined, separators inside words removed."""
+    """Letter-spaced runs ("v a l i d", "v-a-l-i-d") joined, separators inside words removed.
+
+    A word hyphenated across a line break or list items ("mito-\\n- chondria") is joined.
+    """
+    text = _LINE_HYPHEN.sub("", text)
     joined = _LETTER_RUN.sub(lambda m: "".join(ch for ch in m.group(0) if ch.isalpha()), text)
     return _INNER_SEPARATOR.sub("", joined)
 
@@ -125,26 +130,31 @@ def _asserts_verdict(text: str, axis: str, *, min_chars: int = 0) -> bool:
         if not sentence_words:
             continue
         asks = sentence.rstrip().endswith("?")
-        signs: set[int] = set()
         for clause in clauses(sentence):
             if asks and _asks(clause):
                 continue
-            for i, word in enumerate(clause):
-                entry = VERDICT_WORDS.get(word)
-                if entry is None or entry[0] != axis or len(word) < min_chars:
-                    continue
-                if any(w in _OPEN_MARKERS for w in clause[:i]):
-                    continue
-                if word in _YES_NO and 0 < i < len(clause) - 1:
-                    continue
-                before = clause[i - 1] if i else ""
-                if before in _GENERIC_DETERMINERS and (i < 2 or clause[i - 2] not in _COPULAS):
-                    continue
-                flips = sum(1 for w in clause[max(0, i - 4) : i] if w in NEGATORS)
-                signs.add(entry[1] * (-1) ** flips)
-        if len(signs) == 1:
-            return True
+            counted = [
+                i
+                for i, word in enumerate(clause)
+                if _counts(clause, i, axis) and len(word) >= min_chars
+            ]
+            # "valid or invalid", "valid or not": alternatives, no verdict.
+            if counted and "or" not in clause:
+                return True
     return False
+
+
+def _counts(clause: list[str], i: int, axis: str) -> bool:
+    """True when ``clause[i]`` is a verdict word on ``axis`` that the clause asserts."""
+    entry = VERDICT_WORDS.get(clause[i])
+    if entry is None or entry[0] != axis:
+        return False
+    if any(w in _OPEN_MARKERS for w in clause[:i]):
+        return False
+    if clause[i] in _YES_NO and 0 < i < len(clause) - 1:
+        return False
+    before = clause[i - 1] if i else ""
+    return not (before in _GENERIC_DETERMINERS and (i < 2 or clause[i - 2] not in _COPULAS))
 
 
 def _is_list_marker(folded: str, mention: NumberMention) -> bool:
@@ -239,9 +249,27 @@ class LeakCheck:
             return False
         squashed = "".join(normalise_answer(form.text).split())
         return any(
-            self._words_match(form.text, v) or squashed in "".join(words(v)).split()
-            for v in variants
+            self._words_match(form.text, v) or _split_across_words(squashed, words(v))
+            for v in [folded, *variants]
         )
+
+
+def _split_across_words(squashed: str, text_words: list[str]) -> bool:
+    """True when consecutive whole words of the text spell ``squashed`` ("mito chon dria").
+
+    A common word among the pieces makes it ordinary text: "is land" is not "island".
+    """
+    for i in range(len(text_words)):
+        joined = ""
+        for word in text_words[i:]:
+            if word in COMMON_WORDS:
+                break
+            joined += word
+            if not squashed.startswith(joined):
+                break
+            if joined == squashed:
+                return True
+    return False
 
 
 def _named_as_option(word: str, text: str) -> bool:
