@@ -20,15 +20,18 @@ accepted form, or the private reference answer):
   start of a line) are structure, not content.
 - verdict: the text asserts a verdict on the key's axis, either way ("it is
   valid" and "it is not valid" both count: stating a verdict is the answer).
-  Not counted: genuine questions ("Is it valid?", but "Isn't it valid?" and
-  "So it's valid?" count), clauses under "whether", "if", "when", "unless",
-  "suppose", "assume", "imagine", "either"; sentences naming both verdicts
-  ("valid or invalid"); general mentions after "a", "any", "every" ("a valid
-  argument can have false premises", but "this is a valid argument" counts);
-  "yes" and "no" only count as the first or last word of their clause.
+  Not counted: clauses of genuine questions ("Is it valid?", but "Isn't it
+  valid?", "So it's valid?" and "Why is it valid?" count); clauses under
+  "whether", "if", "when", "unless", "suppose", "assume", "imagine",
+  "either", "check", …; clauses offering alternatives with "or" ("valid or
+  invalid"); general statements ("a valid argument can have false premises",
+  "an argument is valid when …", but "this is a valid argument" counts); "yes"
+  and "no" anywhere but the first or last word of their clause.
 - obfuscated: any of the above found after undoing letter spacing ("v a l i d",
-  "v-a-l-i-d"), separators inside a word ("val-id"), or reversal ("dilav"),
-  for forms and verdict words of at least four letters.
+  "v-a-l-i-d"), separators inside a word ("val-id"), hyphenation across lines,
+  or reversal ("dilav"), for forms and verdict words of at least four letters;
+  and a text form spelled by consecutive words ("mito chon dria") none of
+  which is a common word.
 """
 
 from __future__ import annotations
@@ -82,6 +85,8 @@ _OPEN_MARKERS = _set(
     "decide determine check"
 )
 _GENERIC_DETERMINERS = frozenset({"a", "an", "any", "every", "each", "all", "some"})
+# Words that point at this problem: a clause holding one is not a general statement.
+_SPECIFIC = _set("this that these those it its your yours here our")
 _COPULAS = frozenset(
     {"is", "are", "was", "were", "be", "been", "being", "s", "seems", "looks", "remains"}
 )
@@ -154,7 +159,10 @@ def _counts(clause: list[str], i: int, axis: str) -> bool:
     if clause[i] in _YES_NO and 0 < i < len(clause) - 1:
         return False
     before = clause[i - 1] if i else ""
-    return not (before in _GENERIC_DETERMINERS and (i < 2 or clause[i - 2] not in _COPULAS))
+    if before in _GENERIC_DETERMINERS and (i < 2 or clause[i - 2] not in _COPULAS):
+        return False
+    # A general statement: "an argument is valid when …", "every such proof is sound".
+    return not (clause[0] in _GENERIC_DETERMINERS and not any(w in _SPECIFIC for w in clause[1:i]))
 
 
 def _is_list_marker(folded: str, mention: NumberMention) -> bool:

@@ -46,6 +46,8 @@ RED_TEAM: list[tuple[AnswerKey, str]] = [
     (VALID, "It's valid, isn't it?"),
     (VALID, "Why is it valid?"),
     (VALID, "Since it's valid, what follows?"),
+    (VALID, "An argument like this one is valid."),
+    (VALID, "Every argument of this form is valid."),
     # "spell it backwards", spaced, hyphenated, markdown
     (VALID, "Spelled backwards: dilav."),
     (VALID, "v-a-l-i-d"),
@@ -96,6 +98,9 @@ GOOD_HINTS: list[tuple[AnswerKey, str]] = [
     (VALID, "Check whether the argument is valid by looking at its form."),
     (VALID, "Is it valid? Test it against the definition on page 12."),
     (VALID, "Let's see: is it valid?"),
+    (VALID, "Remember: an argument is valid when the premises guarantee the conclusion."),
+    (VALID, "Your first step is correct: you identified the premises."),
+    (VALID, "I can't give you the answer, but I can help you get there."),
     (VALID, "A valid argument can have false premises, as page 12 explains."),
     (VALID, "Recall the definition of validity on page 12."),
     (VALID, "Could the premises all be true while the conclusion is false?"),
