@@ -147,8 +147,9 @@ class TutorClient:
         mode: str = "explain",
         session: str | None = None,
         ask_id: str | None = None,
+        problem: str | None = None,
     ) -> str:
-        """Send ``ask``; returns its id."""
+        """Send ``ask`` (about a course ``problem``, if given); returns its id."""
         ask_id = ask_id or uuid.uuid4().hex[:12]
         frame: dict[str, Any] = {
             "type": "ask",
@@ -159,8 +160,28 @@ class TutorClient:
         }
         if session:
             frame["session"] = session
+        if problem:
+            frame["problem"] = problem
         await self.send(frame)
         return ask_id
+
+    async def attempt(
+        self, problem: str, text: str, *, course: str = "demo", timeout_s: float = 30.0
+    ) -> dict[str, Any]:
+        """Send an ``attempt`` at a course problem; returns its ``feedback`` (or ``error``)."""
+        attempt_id = uuid.uuid4().hex[:12]
+        await self.send(
+            {
+                "type": "attempt",
+                "id": attempt_id,
+                "course": course,
+                "problem": problem,
+                "text": text,
+            }
+        )
+        return await self.wait_for(
+            lambda f: f["type"] in ("feedback", "error") and f.get("ref") == attempt_id, timeout_s
+        )
 
     async def answer(
         self,

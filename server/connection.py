@@ -33,7 +33,7 @@ log = structlog.get_logger("livetutor.ws")
 _STREAM_FRAMES = frozenset({"stream.start", "delta", "stream.end"})
 _TAGS = {
     cls: str(cls.__struct_config__.tag)
-    for cls in (p.Ask, p.Cancel, p.Resume, p.Open, p.Typing, p.Ping)
+    for cls in (p.Ask, p.Attempt, p.Cancel, p.Resume, p.Open, p.Typing, p.Ping)
 }
 # A gap is re-read from the journal this many times, this far apart, before it is logged.
 _GAP_ATTEMPTS = 5
@@ -304,6 +304,8 @@ class Connection:
                 await self._open(frame)
             elif isinstance(frame, p.Typing):
                 self._typing(frame)
+            elif isinstance(frame, p.Attempt):
+                self.send(await self._rt.tutor.attempt(self.who, frame))
         except FrameError as exc:
             self.send(p.error(exc.code, exc.message, exc.ref))
         except StoreError:

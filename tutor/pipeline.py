@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,18 @@ from tutor.generation import (
     not_covered_answer,
     shared_question,
 )
+from tutor.grading import grade
+from tutor.guard import LeakCheck
+from tutor.hinting import (
+    Guard,
+    GuardStop,
+    HintPlan,
+    load_problem,
+    plan,
+    problem_key,
+    reference_answer,
+)
+from tutor.ladder import offline_rung_text, rung_instructions
 from tutor.llm import LLMProvider, Prompt
 
 log = structlog.get_logger("livetutor.tutor")
@@ -75,6 +88,10 @@ class _Stream:
     shareable: bool = False
     # Set when the answer cache is consulted: then the answer is generated from this alone.
     shared: SharedQuestion | None = None
+    # How the ask is answered (hint rung, problem), and the seqs of the deltas that
+    # replace sentences the guard kept back.
+    plan: HintPlan = field(default_factory=lambda: HintPlan("explain"))
+    withheld: list[int] = field(default_factory=list)
 
     @property
     def mode(self) -> Mode:
@@ -143,9 +160,16 @@ class Tutor:
                 ErrorCode.SESSION_COURSE, "this session belongs to another course", frame.id
             ) from None
         history = await self._store.list_messages(session.id, self._settings.tutor.history_messages)
-        if frame.mode == "hint":
-            # Counted when asked, so a quick follow-up already gets the next level.
-            await self._store.set_hint_level(session.id, session.hint_level + 1)
+        # The rung is counted when asked, so a quick follow-up already gets the next one.
+        hint = await plan(
+            self._store,
+            user=who.user,
+            course=frame.course,
+            mode=frame.mode,
+            problem_id=frame.problem,
+            session=session,
+            ref=frame.id,
+        )
         await self._store.add_message(
             MessageRecord(
                 id=new_id(),
@@ -153,7 +177,7 @@ class Tutor:
                 role="learner",
                 text=frame.text,
                 created_at=time.time(),
-                mode=frame.mode,
+                mode=hint.mode,
             )
         )
         meta = StreamMeta(
@@ -162,17 +186,32 @@ class Tutor:
             user=who.user,
             course=frame.course,
             ask=frame.id,
-            mode=frame.mode,
+            mode=hint.mode,
             question=frame.text,
             owner=self._pod,
-            hint_level=session.hint_level,
+            hint_level=hint.rung,
+            problem=frame.problem or "",
+            hint_only=hint.hint_only,
         )
+        first = not history
         stream = self._streams[meta.stream] = _Stream(
-            meta, shareable=shareable(frame.text, frame.mode, first_in_session=not history)
+            meta,
+            # An answer about a problem depends on its key and the learner's progress.
+            shareable=frame.problem is None
+            and shareable(frame.text, hint.mode, first_in_session=first),
+            plan=hint,
         )
         await self._bus.join(session.id, subscriber)
         start = p.stream_start(
-            meta.stream, frame.id, session.id, frame.course, frame.mode, text=frame.text
+            meta.stream,
+            frame.id,
+            session.id,
+            frame.course,
+            hint.mode,
+            text=frame.text,
+            hint_level=hint.rung if hint.mode == "hint" else None,
+            problem=frame.problem,
+            hint_only=hint.hint_only,
         )
         await self._bus.open(meta, start)
         stream.task = self._tasks.spawn(self._run(stream, history), name=f"stream-{meta.stream}")
@@ -191,6 +230,11 @@ class Tutor:
         stream.task = self._tasks.spawn(self._resume_run(stream), name=f"takeover-{meta.stream}")
 
     async def _resume_run(self, stream: _Stream) -> None:
+        meta = stream.meta
+        problem = await self._store.get_problem(meta.course, meta.problem) if meta.problem else None
+        stream.plan = HintPlan(
+            stream.mode, rung=meta.hint_level, problem=problem, hint_only=meta.hint_only
+        )
         history = await self._store.list_messages(
             stream.meta.session, self._settings.tutor.history_messages + 1
         )
@@ -210,6 +254,27 @@ class Tutor:
         meta = None if stream is not None else await self._bus.meta(stream_id)
         if meta is None or meta.user != who.user or not await self._bus.request_cancel(meta):
             raise FrameError(ErrorCode.STREAM_UNKNOWN, "no running stream with this id", ref)
+
+    async def attempt(self, who: Principal, frame: p.Attempt) -> dict[str, Any]:
+        """Grade the learner's answer to a course problem; the ``feedback`` frame to send."""
+        if not who.may_use(frame.course):
+            raise FrameError(
+                ErrorCode.COURSE_FORBIDDEN,
+                f"your token does not grant course {frame.course!r}",
+                frame.id,
+            )
+        problem = await load_problem(self._store, frame.course, frame.problem, frame.id)
+        result = grade(problem_key(problem), frame.text)
+        await self._store.record_attempt(who.user, frame.course, problem.id, result.correct)
+        self._metrics.attempts.labels("correct" if result.correct else "wrong").inc()
+        if result.correct:
+            message = "Correct. Ask for an explanation to see the worked solution."
+        elif problem.pages:
+            pages = ", ".join(str(page) for page in problem.pages)
+            message = f"Not yet. Re-read page {pages} of the course and try again."
+        else:
+            message = "Not yet. Ask for a hint, or try again."
+        return p.feedback(frame.id, problem.id, correct=result.correct, message=message)
 
     def cancel_local(self, stream_id: str, reason: str = "cancelled") -> bool:
         """Stop a stream this pod generates; False if it runs elsewhere or not at all."""
@@ -273,7 +338,7 @@ class Tutor:
                         self._say(stream, not_covered_answer(meta.course, passages))
                     else:
                         try:
-                            await self._generate(self._provider, prompt, stream, coalescer)
+                            await self._answer(self._provider, prompt, stream, coalescer)
                         except LLMError as exc:
                             self._llm_outcome(self._provider, exc)
                             if stream.parts or not passages or self._provider is self._fallback:
@@ -289,7 +354,7 @@ class Tutor:
                                 ),
                             )
                             model, fallback = self._fallback.model, True
-                            await self._generate(self._fallback, prompt, stream, coalescer)
+                            await self._answer(self._fallback, prompt, stream, coalescer)
             except asyncio.CancelledError:
                 coalescer.close()
                 reason = stream.cancel_reason or "interrupted"
@@ -326,14 +391,17 @@ class Tutor:
         if stream.shared is not None:
             # What the cache key holds and nothing of this learner's: the answer may be shared.
             return passages, stream.shared.prompt(passages)
+        hint = stream.plan
         prompt = answer_prompt(
             meta.question,
             mode=stream.mode,
             course=meta.course,
             passages=passages,
             history=history,
-            hint_level=meta.hint_level,
+            hint_level=max(hint.rung - 1, 0),
             continuation="".join(stream.parts),
+            rung_rule=rung_instructions(hint.rung) if stream.mode == "hint" else "",
+            problem=hint.problem.statement if hint.problem is not None else "",
         )
         return passages, prompt
 
@@ -374,18 +442,82 @@ class Tutor:
             stream.parts.append(piece)
             self._emit(stream, piece)
 
-    async def _generate(
+    async def _answer(
         self, provider: LLMProvider, prompt: Prompt, stream: _Stream, coalescer: Coalescer
     ) -> None:
+        """Generate the answer; a hint goes through the guard (the offline tutor's too)."""
         streamed = self._metrics.tokens
 
-        def on_token(token: str) -> None:
-            stream.parts.append(token)
-            streamed.inc()
-            coalescer.add(token)
+        def release(text: str) -> None:
+            stream.parts.append(text)
+            coalescer.add(text)
 
-        await generate(provider, prompt, on_token)
+        guard = await self._guard(provider, prompt, stream, coalescer, release)
+        if guard is None:
+
+            def on_token(token: str) -> None:
+                streamed.inc()
+                release(token)
+
+            await generate(provider, prompt, on_token)
+        else:
+
+            def guarded(token: str) -> None:
+                streamed.inc()
+                guard.feed(token)
+
+            try:
+                if provider.name == "offline":
+                    hint = stream.plan
+                    text = offline_rung_text(
+                        hint.rung,
+                        statement=hint.problem.statement if hint.problem else prompt.question,
+                        passages=prompt.passages,
+                        pages=hint.pages,
+                    )
+                    for piece in split_for_delivery(text):
+                        guarded(piece)
+                else:
+                    await generate(provider, prompt, guarded)
+                guard.close()
+            except GuardStop:
+                log.info("hint.guard_stopped", withheld=len(stream.withheld))
         self._metrics.llm_requests.labels(provider.name, "ok").inc()
+
+    async def _guard(
+        self,
+        provider: LLMProvider,
+        prompt: Prompt,
+        stream: _Stream,
+        coalescer: Coalescer,
+        release: Callable[[str], None],
+    ) -> Guard | None:
+        """The guard of a hint: against the problem's key, else a private reference answer."""
+        if stream.mode != "hint":
+            return None
+        hint = stream.plan
+        key = hint.key
+        reference = ""
+        if key is None and provider.name != "offline":
+            reference = await reference_answer(provider, prompt)
+        if key is None and not reference:
+            return None
+        withheld = self._metrics.hint_guard_withheld
+
+        def replace(text: str) -> None:
+            coalescer.flush()
+            stream.parts.append(text)
+            self._emit(stream, text)
+            stream.withheld.append(stream.seq)
+
+        return Guard(
+            LeakCheck(key, reference=reference or None),
+            rung=hint.rung,
+            pages=hint.pages or sorted({p.page for p in prompt.passages}),
+            release=release,
+            replace=replace,
+            on_withheld=lambda reason: withheld.labels(reason).inc(),
+        )
 
     def _llm_outcome(self, provider: LLMProvider, exc: LLMError) -> None:
         self._metrics.llm_requests.labels(provider.name, exc.outcome).inc()
@@ -431,6 +563,9 @@ class Tutor:
             fallback=fallback,
             message=message,
             taken_over=stream.taken_over,
+            hint_level=meta.hint_level if stream.mode == "hint" else None,
+            hint_only=meta.hint_only,
+            withheld=stream.withheld,
         )
         try:
             # Stored before stream.end goes out, so a client reading the session

@@ -74,9 +74,12 @@ async def test_offline_tutor_quotes_course_instructions_and_does_not_follow_them
 
 @pytest.mark.parametrize("mode", ["explain", "hint"])
 async def test_model_does_not_obey_course_instructions(
-    model_server: RunningServer, mode: Mode
+    model_server: RunningServer, fake: FakeOpenAI, mode: Mode
 ) -> None:
     """A model that obeys its system role still answers the learner, not the PDF's payload."""
+    if mode == "hint":
+        # A hint first asks for a private reference answer (what the guard keeps back).
+        fake.script.append(Reply.gullible_answer(["Carry ", "a ", "lamp."]))
     answer = await ask(model_server, mode)
     assert answer.end["model"] == "tutor-model"
     assert answer.text == "".join(WORDS)
