@@ -141,6 +141,9 @@ class TutorSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_answer_s: float = 180.0
     # A learner's question is shown to others (predictions) only once this many asked it alike.
     popular_min_learners: int = 5
+    # Hints released sentence by sentence after a check against the answer (tutor.hinting).
+    # Off only to measure what the guard buys (bench.pedagogy): the prompt alone then holds.
+    hint_guard: bool = True
 
 
 class CacheSettings(msgspec.Struct, frozen=True, kw_only=True):

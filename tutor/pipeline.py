@@ -493,7 +493,7 @@ class Tutor:
         release: Callable[[str], None],
     ) -> Guard | None:
         """The guard of a hint: against the problem's key, else a private reference answer."""
-        if stream.mode != "hint":
+        if stream.mode != "hint" or not self._settings.tutor.hint_guard:
             return None
         hint = stream.plan
         key = hint.key
