@@ -5,7 +5,8 @@ with the same ``--index-dir``), and fills one course with ``--chunks`` of them:
 each original's vector plus a little noise (renormalised), so the collection has
 the shape of a real 100,000-chunk course (dimension, neighbourhood structure)
 without embedding 100,000 texts. Then times ``CourseRetriever.search`` (question
-embedding, chromadb query, fusion, de-duplication) for the textbook questions.
+embedding, chromadb query, fusion, the "not covered" judgement, de-duplication) for
+the questions of :mod:`bench.learner_questions`.
 
     python -m bench.retrieval_latency --index-dir DIR [--chunks 100000] [--queries 200]
 """
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from bench._common import fmt, machine, summarize, table
-from bench.textbook_questions import QUESTIONS
+from bench.learner_questions import QUESTIONS
 from core.settings import Settings
 from knowledge.embedders import create_embedder
 from knowledge.retriever import CourseRetriever
