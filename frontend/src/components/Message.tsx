@@ -104,7 +104,7 @@ export const Message = memo(function Message({ message, onRetry, onOpenSource }:
             <MathText text={message.text} />
           </div>
           <p className="mt-1 text-right text-xs text-slate-600">
-            {message.mode === "hint" && <span>Hint · </span>}
+            {message.mode === "hint" && <span>Hint{message.status !== "sent" && message.status !== "done" && " · "}</span>}
             {message.status === "queued" && <span>Waiting for the connection…</span>}
             {message.status === "sending" && <span>Sending…</span>}
             {message.status === "failed" && (

@@ -70,13 +70,16 @@ export function ProblemPanel({ store, snap }: { store: ChatStore; snap: ChatSnap
           </h2>
           {chosen ? (
             <>
-              <p className="min-w-0 flex-1 truncate text-sm text-slate-800" data-testid="working-on">
+              <p
+                className="order-last w-full min-w-0 truncate text-sm text-slate-800 sm:order-none sm:w-auto sm:flex-1"
+                data-testid="working-on"
+              >
                 <span className="font-medium">Working on:</span> <MathText text={chosen.statement} />
               </p>
               <button
                 type="button"
                 onClick={() => store.selectProblem(null)}
-                className="rounded-md border border-slate-300 bg-white px-2 py-0.5 text-sm text-slate-800 hover:bg-slate-100"
+                className="ml-auto rounded-md border border-slate-300 bg-white px-2 py-0.5 text-sm text-slate-800 hover:bg-slate-100 sm:ml-0"
               >
                 Stop working on it
               </button>
@@ -188,6 +191,13 @@ function AttemptBox({
   );
 }
 
+/** The server's advice without a first word that repeats the grade ("Not yet. Re-read…"). */
+export function advice(message: string | undefined, label: string): string {
+  const text = (message ?? "").trim();
+  const lead = new RegExp(`^${label}[.!:;,]?\\s*`, "i");
+  return text.replace(lead, "");
+}
+
 function Feedback({ attempt }: { attempt: Attempt }) {
   if (attempt.status === "checking") return <p className="text-slate-700">Checking “{attempt.text}”…</p>;
   if (attempt.status === "failed") {
@@ -197,14 +207,16 @@ function Feedback({ attempt }: { attempt: Attempt }) {
       </p>
     );
   }
+  const label = attempt.correct ? "Correct" : "Not yet";
+  const next = advice(attempt.message, label);
   return (
     <p
       data-result={attempt.correct ? "correct" : "not-yet"}
       className={`rounded-md px-2 py-1 ${attempt.correct ? "bg-green-50 text-green-900" : "bg-amber-50 text-amber-950"}`}
     >
-      <span className="font-semibold">{attempt.correct ? "Correct" : "Not yet"}</span>
-      <span className="text-slate-700"> (“{attempt.text}”)</span>
-      {attempt.message && <>: {attempt.message}</>}
+      <span className="font-semibold">{label}</span>
+      <span className="text-slate-700"> for “{attempt.text}”.</span>
+      {next && <> {next}</>}
     </p>
   );
 }
