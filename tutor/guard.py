@@ -199,9 +199,7 @@ class LeakCheck:
             forms.append(_Form(key.answer, "answer"))
             forms += [_Form(a, "accepted_form") for a in key.accept]
         if reference is not None:
-            short = reference_form(reference)
-            if short is not None:
-                forms.append(_Form(short, "reference"))
+            forms += [_Form(f, "reference") for f in reference_forms(reference)]
         self._forms = [f for f in forms if words(f.text)]
         self._rel_tol = rel_tol
 
@@ -299,31 +297,39 @@ _ANSWER_LINE = re.compile(r"(?im)^\W*(?:final\s+)?answer\s*[:=\-]\s*(.+?)\s*$")
 _MAX_REFERENCE_WORDS = 8
 
 
-def reference_form(text: str) -> str | None:
-    """The short answer to guard against, from a model's private reference answer.
+def reference_forms(text: str) -> tuple[str, ...]:
+    """The short answers to guard against, from a model's private reference answer.
 
-    An "Answer: …" line wins; then a text that states exactly one verdict;
-    then a text's last number; then the whole text if it is at most eight
-    words. None when nothing short enough can be told apart.
+    The answer is the text of an "Answer: …" line when there is one, else the
+    whole text. From it: each verdict it states on an axis, one way only
+    ("valid but unsound" gives both; a "yes" beside a specific verdict is
+    left out); else its last number; else the answer
+    itself when it is at most eight words. Empty when nothing short enough
+    can be told apart.
     """
     line = _ANSWER_LINE.search(text)
-    if line is not None:
-        return line.group(1)
-    stated = {
-        (v.axis, v.sign, v.word)
-        for axis in {a for a, _ in VERDICT_WORDS.values()}
-        for v in stated_verdicts(text, axis)
-    }
-    if len({(a, s) for a, s, _ in stated}) == 1:
-        _axis, sign, word = next(iter(stated))
-        return word if VERDICT_WORDS[word][1] == sign else f"not {word}"
-    mentions = numbers_in(text)
+    answer = line.group(1) if line is not None else text
+    if key_verdict(answer) is not None or key_number(answer) is not None:
+        return (answer,)
+    forms: dict[str, str] = {}
+    for axis in dict.fromkeys(a for a, _ in VERDICT_WORDS.values()):
+        stated = stated_verdicts(answer, axis)
+        if stated and len({v.sign for v in stated}) == 1:
+            v = stated[0]
+            forms[axis] = v.word if VERDICT_WORDS[v.word][1] == v.sign else f"not {v.word}"
+    if len(forms) > 1:
+        # "Yes, it's valid": the specific verdict says it; guarding every "true" and
+        # "correct" as well would hold back ordinary hints.
+        forms.pop("affirm", None)
+    if forms:
+        return tuple(forms.values())
+    mentions = numbers_in(answer)
     if mentions:
         last = mentions[-1]
-        return fold(text)[last.start : last.end]
-    if 0 < len(words(text)) <= _MAX_REFERENCE_WORDS:
-        return text
-    return None
+        return (fold(answer)[last.start : last.end],)
+    if 0 < len(words(answer)) <= _MAX_REFERENCE_WORDS:
+        return (answer,)
+    return ()
 
 
 # ---------------------------------------------------------------- the gate

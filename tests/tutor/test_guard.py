@@ -17,7 +17,7 @@ from tutor.guard import (
     Release,
     SentenceGate,
     Withhold,
-    reference_form,
+    reference_forms,
 )
 
 VALID = AnswerKey("valid")
@@ -188,15 +188,34 @@ def test_reference_answer_guards_without_a_key() -> None:
 
 def test_reference_answer_verdict_is_extracted() -> None:
     """A reference answer that states one verdict guards against any verdict."""
-    form = reference_form("The argument is invalid because it affirms the consequent.")
-    assert form == "invalid"
-    check = LeakCheck(None, reference="The argument is invalid because it affirms the consequent.")
-    assert check.leaks("So it is valid.") == "verdict"
+    reference = "The argument is invalid because it affirms the consequent."
+    assert reference_forms(reference) == ("invalid",)
+    assert LeakCheck(None, reference=reference).leaks("So it is valid.") == "verdict"
+
+
+def test_reference_answer_line_is_read_for_its_verdict() -> None:
+    """An "Answer:" line is read like the rest: its verdict, not its exact words."""
+    assert reference_forms("Working it out...\nAnswer: It is not valid.") == ("not valid",)
+
+
+def test_reference_answer_with_two_verdicts_guards_both() -> None:
+    """Verdicts on two axes are both guarded."""
+    assert set(reference_forms("It is valid but unsound.")) == {"valid", "unsound"}
+
+
+def test_reference_answer_yes_beside_a_verdict_is_left_out() -> None:
+    """ "Yes, it's valid" guards the validity verdict, not every "true"."""
+    assert reference_forms("Yes, it's valid.") == ("valid",)
 
 
 def test_reference_answer_number_is_extracted() -> None:
     """A reference answer's last number is what is guarded."""
-    assert reference_form("Three times four gives 12.") == "12"
+    assert reference_forms("Three times four gives 12.") == ("12",)
+
+
+def test_long_reference_without_verdict_or_number_is_not_guarded() -> None:
+    """A long free-text reference gives nothing short enough to guard."""
+    assert reference_forms("The rule here is about how premises relate to their conclusions.") == ()
 
 
 def test_empty_check_lets_everything_pass() -> None:
