@@ -186,6 +186,8 @@ export class ChatStore {
   private offs: (() => void)[] = [];
   private pendingRefetch = new Set<string>();
   private channel: BroadcastChannel | null = null;
+  /** Reads the policy again when its hints-only window opens or closes. */
+  private policyTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     private readonly client: TutorClient,
@@ -249,6 +251,8 @@ export class ChatStore {
     this.offs = [];
     this.channel?.close();
     this.channel = null;
+    if (this.policyTimer) clearTimeout(this.policyTimer);
+    this.policyTimer = null;
   }
 
   subscribe = (listener: () => void): (() => void) => {
@@ -320,7 +324,17 @@ export class ChatStore {
   async refreshPolicy(course: string): Promise<void> {
     try {
       const policy = await api.policy(this.token(), course);
-      if (this.snap.course === course && policy) this.set({ policy });
+      if (this.snap.course !== course || !policy) return;
+      this.set({ policy });
+      if (this.policyTimer) clearTimeout(this.policyTimer);
+      this.policyTimer = null;
+      const ms = nextPolicyChangeMs(policy, Date.now());
+      if (ms !== null && this.offs.length) {
+        this.policyTimer = setTimeout(() => {
+          this.policyTimer = null;
+          void this.refreshPolicy(course);
+        }, ms);
+      }
     } catch {
       // Unknown then: the page claims nothing about the policy.
     }
@@ -691,4 +705,17 @@ function hintFacts(f: StreamStartFrame | StreamEndFrame, m?: ChatMessage): Parti
   const hintOnly = f.hint_only ?? m?.hintOnly;
   if (hintOnly !== undefined) facts.hintOnly = hintOnly;
   return facts;
+}
+
+/** Longest wait before the policy is read again for a window edge (setTimeout's limit is lower). */
+const MAX_POLICY_WAIT_MS = 24 * 3600_000;
+
+/** Milliseconds until the hints-only window opens or closes (plus a second), or null if it never does. */
+export function nextPolicyChangeMs(policy: CoursePolicy, nowMs: number): number | null {
+  if (policy.mode !== "hint_only") return null;
+  const edges = [policy.hint_only_from, policy.hint_only_until]
+    .map((t) => (t ? Date.parse(t) : Number.NaN))
+    .filter((t) => Number.isFinite(t) && t > nowMs);
+  if (!edges.length) return null;
+  return Math.min(Math.min(...edges) - nowMs + 1000, MAX_POLICY_WAIT_MS);
 }

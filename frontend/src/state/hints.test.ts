@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 
 import { type CoursePolicy, type Problem, api } from "../lib/api";
 import type { StoredMessage } from "../protocol/frames";
-import { mergeMessages } from "./chat";
+import { mergeMessages, nextPolicyChangeMs } from "./chat";
 import { hintLabel, withDelta, withheldRanges } from "./hints";
 import { connectedStore } from "./testing";
 
@@ -192,5 +192,28 @@ describe("ChatStore problems", () => {
     sock.push({ type: "error", code: "problem_unknown", message: "no problem 'p1' in this course", ref: sent.id });
     expect(store.getSnapshot().attempts.at(-1)).toMatchObject({ status: "failed", message: "no problem 'p1' in this course" });
     close();
+  });
+});
+
+describe("nextPolicyChangeMs", () => {
+  const at = (from: string | null, until: string | null, mode: "open" | "hint_only" = "hint_only"): CoursePolicy => ({
+    course: "demo",
+    mode,
+    hint_only_from: from,
+    hint_only_until: until,
+    hint_only_now: false,
+  });
+  const now = Date.parse("2026-06-01T09:00:00Z");
+
+  it("waits for the next edge of the hints-only window, a second past it", () => {
+    expect(nextPolicyChangeMs(at("2026-06-01T09:10:00Z", "2026-06-01T10:00:00Z"), now)).toBe(601_000);
+    expect(nextPolicyChangeMs(at("2026-06-01T08:00:00Z", "2026-06-01T09:00:30Z"), now)).toBe(31_000);
+  });
+
+  it("never reads again for an open course, a window without edges ahead, or one far away", () => {
+    expect(nextPolicyChangeMs(at("2026-06-01T09:10:00Z", null, "open"), now)).toBeNull();
+    expect(nextPolicyChangeMs(at(null, null), now)).toBeNull();
+    expect(nextPolicyChangeMs(at("2026-05-01T00:00:00Z", null), now)).toBeNull();
+    expect(nextPolicyChangeMs(at("2026-09-01T00:00:00Z", null), now)).toBe(24 * 3600_000);
   });
 });
