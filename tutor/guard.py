@@ -281,9 +281,11 @@ def _split_across_words(squashed: str, text_words: list[str]) -> bool:
 def _named_as_option(word: str, text: str) -> bool:
     """True when a one-letter or common-word form is named as an answer option in ``text``."""
     folded = fold(text)
-    if re.search(rf"\(\s*{re.escape(word)}\s*\)|(?<![^\W_]){re.escape(word)}\)", folded):
-        return True
     for sentence in _sentences(folded):
+        # "(b)" or "b)" names an option, unless the sentence lists several: "(a), (b) or (c)".
+        named = {m.group(1) or m.group(2) for m in _OPTION_MARK.finditer(sentence)}
+        if named == {word}:
+            return True
         ws = [w for w in words(sentence) if w not in ARTICLES or w == word]
         if ws == [word]:
             return True
@@ -293,6 +295,7 @@ def _named_as_option(word: str, text: str) -> bool:
     return False
 
 
+_OPTION_MARK = re.compile(r"\(\s*([^\W_]{1,2})\s*\)|(?<![^\W_])([^\W_]{1,2})\)")
 _ANSWER_LINE = re.compile(r"(?im)^\W*(?:final\s+)?answer\s*[:=\-]\s*(.+?)\s*$")
 _MAX_REFERENCE_WORDS = 8
 

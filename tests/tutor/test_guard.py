@@ -116,6 +116,7 @@ GOOD_HINTS: list[tuple[AnswerKey, str]] = [
     (AnswerKey("island"), "This is land that the river made."),
     (OPTION_B, "Look at both options carefully before you choose."),
     (OPTION_B, "Be careful: a bad premise breaks the argument."),
+    (OPTION_B, "Read options (a), (b) and (c) again."),
     (FORTY_TWO, "Multiply the two numbers you found in section 4."),
     (AnswerKey("9.8 m/s^2"), "Give the result in m/s^2."),
     (TRUE, "What would make the statement hold, and does it?"),
