@@ -32,6 +32,8 @@ LEAKY = (
 )
 VERDICT = re.compile(r"\bis valid\b", re.IGNORECASE)
 TOKEN_DELAY_S = 0.05
+# Word by word and slow: long enough to cut the connection while the hint streams.
+SLOW_TOKEN_DELAY_S = 0.25
 PANEL = "[data-testid=problem-panel]"
 LAST_TUTOR = f"{TUTOR} >> nth=-1"
 
@@ -56,6 +58,12 @@ class HintModel(ScriptedModel):
         """Every request from now on gets ``LEAKY``, paced like a model."""
         assert self._fake is not None
         self._fake.default = Reply.answer(LEAKY, token_delay_s=TOKEN_DELAY_S)
+
+    def leak_slowly_next(self) -> None:
+        """The next request gets ``LEAKY`` a word at a time, slowly."""
+        assert self._fake is not None
+        words = re.findall(r"\S+\s*", "".join(LEAKY))
+        self._fake.script.append(Reply.answer(words, token_delay_s=SLOW_TOKEN_DELAY_S))
 
 
 @pytest.fixture(scope="module")
@@ -204,6 +212,52 @@ def test_hints_climb_the_ladder_and_keep_the_verdict_back(
     assert seen, "no answer text was recorded"
     assert not [t for t in seen if VERDICT.search(t)], "the verdict reached the page"
     assert blocked == []
+
+
+def test_a_hint_cut_off_mid_stream_resumes_and_still_holds(
+    hints_live: LiveServer,
+    model: HintModel,
+    open_course: Callable[[str], None],
+    new_page: Callable[..., Any],
+) -> None:
+    """A dropped socket mid-hint resumes with its marker; after a reload the stored hint shows
+    the server's own sentence in its place; the verdict shows at no moment."""
+    page = new_page(viewport={"width": 1280, "height": 800})
+    routes: list[Any] = []
+
+    def through(ws: Any) -> None:
+        ws.connect_to_server()
+        routes.append(ws)
+
+    page.route_web_socket(re.compile(r"/ws$"), through)
+    sign_in(page, hints_live, "cantor")
+    page.evaluate(RECORDER)
+    choose_problem(page)
+    set_mode(page, "Hint")
+    model.leak_slowly_next()
+    ask(page, "Where do I start?")
+    page.locator(f"{TUTOR}[data-status=streaming]", has_text="premises").wait_for()
+    routes[-1].close(code=1011, reason="test drops the connection")
+    page.locator("[data-state=resumed]").wait_for()
+    wait_answers(page, 1)
+    assert len(routes) >= 2
+    answer = page.locator(LAST_TUTOR)
+    assert answer.locator("[data-testid=hint-level]").inner_text() == "Hint 1 of 4"
+    assert answer.locator("[data-testid=kept-back]").count() == 1
+    text = last_answer(page)
+    assert "Think about what the premises say." in text
+    assert "Which premise is about Socrates?" in text
+    seen: list[str] = page.evaluate("window.answerTexts")
+    assert not [t for t in seen if VERDICT.search(t)]
+
+    page.reload()
+    page.locator("[data-state=connected]").wait_for()
+    wait_answers(page, 1)
+    stored = last_answer(page)
+    assert "The tutor kept this back" in stored
+    assert "Which premise is about Socrates?" in stored
+    assert not VERDICT.search(stored)
+    assert page.locator(f"{TUTOR} [data-testid=kept-back]").count() == 0
 
 
 def test_attempts_show_not_yet_then_correct(

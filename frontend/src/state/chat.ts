@@ -582,8 +582,13 @@ export class ChatStore {
       this.streamSession.set(s.stream, frame.session);
       const at = messages.findIndex((m) => m.stream === s.stream);
       if (at < 0) messages = [...messages, this.liveAnswer(s.stream, s.ask, s.text)];
-      // The text up to the frame's seq, delta by delta unknown: earlier spans no longer hold.
-      else if (adopted.has(s.stream)) messages = messages.map((m, i) => (i === at ? { ...m, text: s.text, spans: undefined } : m));
+      // The text up to the frame's seq: the spans of the deltas seen still hold when it
+      // only adds to them; the added part's deltas are unknown.
+      else if (adopted.has(s.stream)) {
+        messages = messages.map((m, i) =>
+          i === at ? { ...m, text: s.text, spans: s.text.startsWith(m.text) ? m.spans : undefined } : m,
+        );
+      }
     }
     // Tutor entries still "streaming" that the server no longer lists ended while we were away.
     const running = new Set(frame.streams.map((s) => s.stream));

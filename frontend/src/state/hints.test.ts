@@ -108,6 +108,22 @@ describe("ChatStore hints", () => {
     close();
   });
 
+  it("still marks a withheld delta seen before a session frame added text after it", async () => {
+    const { store, sock, close } = await withProblems([]);
+    store.ask("hint", "hint");
+    const ask = lastSent(sock.sent);
+    const session = ask.session as string;
+    sock.push({ type: "stream.start", stream: "st5", ask: ask.id, session, course: "demo", mode: "hint", hint_level: 1 });
+    sock.push({ type: "delta", stream: "st5", seq: 1, text: DELTAS[0] });
+    sock.push({ type: "delta", stream: "st5", seq: 2, text: DELTAS[1] });
+    sock.push({ type: "session", ref: null, session, course: "demo", title: "t", messages: [], presence: [], streams: [{ stream: "st5", ask: ask.id, seq: 3, text: DELTAS.join("") }] });
+    sock.push({ type: "stream.end", stream: "st5", seq: 3, reason: "stop", sources: [], cached: false, model: "m", hint_level: 1, withheld: [2] });
+    const done = store.getSnapshot().views.get(session)?.messages.at(-1);
+    expect(done?.text).toBe(DELTAS.join(""));
+    expect(done?.withheld).toEqual([{ start: DELTAS[0].length, end: DELTAS[0].length + DELTAS[1].trimEnd().length }]);
+    close();
+  });
+
   it("keeps the rung and withheld parts when the stored copy replaces the live answer", () => {
     const live = {
       key: "stream:st3",
