@@ -25,7 +25,7 @@ from realtime.protocol import ErrorCode, FrameError, Mode
 from store.store import ProblemRecord, SessionRecord, Store
 from tutor.grading import AnswerKey
 from tutor.guard import GateEvent, LeakCheck, Release, SentenceGate
-from tutor.ladder import MAX_RUNG, safe_replacement
+from tutor.ladder import MAX_RUNG, MAX_RUNG_WITHOUT_ATTEMPT, safe_replacement
 from tutor.llm import LLMProvider, Prompt
 from tutor.prompts import reference_prompt
 
@@ -96,10 +96,13 @@ async def plan(
         # A learner who solved the problem may read its worked solution.
         if problem is not None and (await store.get_progress(user, course, problem.id)).solved:
             return HintPlan("explain", problem=problem)
+    # Rung 4 checks the learner's own attempt: without one, the ladder stops at rung 3.
     if problem is not None:
-        rung = await store.advance_rung(user, course, problem.id, MAX_RUNG)
+        attempted = (await store.get_progress(user, course, problem.id)).attempts > 0
+        top = MAX_RUNG if attempted else MAX_RUNG_WITHOUT_ATTEMPT
+        rung = await store.advance_rung(user, course, problem.id, top)
     else:
-        rung = min(session.hint_level + 1, MAX_RUNG)
+        rung = min(session.hint_level + 1, MAX_RUNG_WITHOUT_ATTEMPT)
         await store.set_hint_level(session.id, rung)
     return HintPlan("hint", rung=rung, problem=problem, hint_only=hint_only and mode == "explain")
 

@@ -46,6 +46,7 @@ from realtime.journal import StreamMeta
 from realtime.protocol import ErrorCode, FrameError, Mode
 from realtime.streams import StreamBus
 from store.store import MessageRecord, Store
+from tutor.citations import answer_sources
 from tutor.generation import (
     SharedQuestion,
     answer_prompt,
@@ -500,7 +501,9 @@ class Tutor:
         reference = ""
         if key is None and provider.name != "offline":
             reference = await reference_answer(provider, prompt)
-        if key is None and not reference:
+        check = LeakCheck(key, reference=reference or None)
+        if check.empty:
+            # No key and no usable reference answer: the rung's rules in the prompt hold alone.
             return None
         withheld = self._metrics.hint_guard_withheld
 
@@ -511,7 +514,7 @@ class Tutor:
             stream.withheld.append(stream.seq)
 
         return Guard(
-            LeakCheck(key, reference=reference or None),
+            check,
             rung=hint.rung,
             pages=hint.pages or sorted({p.page for p in prompt.passages}),
             release=release,
@@ -551,7 +554,7 @@ class Tutor:
         if hit is not None:
             sources = hit.sources
         else:
-            sources = [passage.source() for passage in passages] if stream.parts else []
+            sources = answer_sources(passages, "".join(stream.parts)) if stream.parts else []
         cached = hit is not None
         end = p.stream_end(
             meta.stream,

@@ -23,6 +23,7 @@ from cache.answers import AnswerCache
 from cache.popular import PopularQuestions
 from core.errors import CircuitOpen, LLMError
 from core.retrieval import Retriever
+from tutor.citations import answer_sources
 from tutor.generation import generate, not_covered, shared_question
 from tutor.llm import LLMProvider
 
@@ -76,7 +77,7 @@ async def warm_answers(
             report.failed += 1
             log.warning("cache.warm_failed", course=course, error=type(exc).__name__)
             continue
-        sources = [p.source() for p in passages]
+        sources = answer_sources(passages, "".join(parts))
         if await answers.put(shared.key, "".join(parts), sources, provider.model):
             report.generated += 1
         else:

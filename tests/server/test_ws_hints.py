@@ -66,7 +66,8 @@ def llm_settings(
                 "token_timeout_s": 2,
                 "connect_retries": 0,
                 **llm,
-            }
+            },
+            ws={"ask_burst": 50},
         )
 
     return make
@@ -116,17 +117,19 @@ async def test_a_model_that_keeps_leaking_is_stopped(
 
 
 async def test_the_ladder_climbs_per_learner_and_problem(server: RunningServer) -> None:
-    """Each hint on a problem is one rung higher, up to 4, and another learner starts at 1."""
+    """Hints climb a rung each, to 3; an attempt opens rung 4; another learner starts at 1."""
     levels = []
     async with await server.client() as client:
-        for _ in range(5):
+        for turn in range(6):
+            if turn == 4:
+                await client.attempt("socrates", "invalid")
             answer = await client.answer(
                 await client.ask("A hint?", mode="hint", problem="socrates")
             )
             levels.append(answer.end["hint_level"])
     async with await server.client("bob") as other:
         first = await other.answer(await other.ask("A hint?", mode="hint", problem="socrates"))
-    assert levels == [1, 2, 3, 4, 4]
+    assert levels == [1, 2, 3, 3, 4, 4]
     assert first.end["hint_level"] == 1
 
 
@@ -225,12 +228,15 @@ async def test_offline_tutor_walks_the_ladder_without_the_answer(
         await srv.runtime.store.put_problem(PROBLEM)
         texts = []
         async with await srv.client() as client:
-            for _ in range(4):
+            for turn in range(4):
+                if turn == 3:
+                    await client.attempt("socrates", "I think it is not")
                 answer = await client.answer(
                     await client.ask("Give me a hint", mode="hint", problem="socrates")
                 )
                 texts.append(answer.text)
                 assert answer.end["model"] == "offline"
+                assert answer.end["hint_level"] == turn + 1
     assert len(set(texts)) == 4
     assert "page 2" in texts[0].lower()
     assert not any(gives_it_away(text) for text in texts)
