@@ -28,6 +28,10 @@ export interface Source {
   heading?: string;
   snippet?: string;
   score?: number;
+  /** The passage's number in the prompt: "[n]" in the answer's text. */
+  n?: number;
+  /** Whether the answer's text cites it by number. */
+  cited?: boolean;
 }
 
 export interface Limits {
