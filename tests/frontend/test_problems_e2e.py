@@ -335,3 +335,9 @@ def test_problem_panel_accessibility_on_a_phone(
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     shot(page, "47-problems-phone")
     assert violations(page) == []
+    stop = page.locator(PANEL).get_by_role("button", name="Stop working on it")
+    stop.focus()
+    page.keyboard.press("Enter")
+    page.locator("[data-testid=working-on]").wait_for(state="detached")
+    assert page.evaluate("document.activeElement.dataset.testid") == "problems-toggle"
+    assert page.locator("#composer").get_attribute("placeholder") == "Ask about demo…"

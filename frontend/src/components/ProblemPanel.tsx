@@ -1,4 +1,4 @@
-import { useId, useState } from "react";
+import { useId, useRef, useState } from "react";
 
 import type { Problem, TutoringPolicy } from "../lib/api";
 import { MathText } from "../lib/mathFormula";
@@ -34,6 +34,7 @@ function PolicyBadge({ policy }: { policy: TutoringPolicy }) {
 export function ProblemPanel({ store, snap }: { store: ChatStore; snap: ChatSnapshot }) {
   const [open, setOpen] = useState(false);
   const ids = { heading: useId(), list: useId() };
+  const toggle = useRef<HTMLButtonElement>(null);
   const list = snap.problems.course === snap.course ? snap.problems.list : null;
   if (!list?.length) return null;
   const chosen = list.find((p) => p.id === snap.problem);
@@ -58,6 +59,7 @@ export function ProblemPanel({ store, snap }: { store: ChatStore; snap: ChatSnap
               type="button"
               aria-expanded={open}
               aria-controls={ids.list}
+              ref={toggle}
               onClick={() => setOpen((v) => !v)}
               className="flex items-center gap-1 rounded-md px-1 py-0.5 hover:bg-slate-200"
               data-testid="problems-toggle"
@@ -78,7 +80,11 @@ export function ProblemPanel({ store, snap }: { store: ChatStore; snap: ChatSnap
               </p>
               <button
                 type="button"
-                onClick={() => store.selectProblem(null)}
+                onClick={() => {
+                  store.selectProblem(null);
+                  // The button goes away with the choice: keep the focus in the panel.
+                  toggle.current?.focus();
+                }}
                 className="ml-auto rounded-md border border-slate-300 bg-white px-2 py-0.5 text-sm text-slate-800 hover:bg-slate-100 sm:ml-0"
               >
                 Stop working on it
