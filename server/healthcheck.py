@@ -7,6 +7,9 @@ the command line of the container's main process (PID 1) and checks it:
 - ``serve``: ``GET /health/live`` on ``LIVETUTOR_PORT`` answers 200. Liveness,
   not readiness: a draining pod is healthy, it is only not taking new work;
 - ``worker``: ``GET /metrics`` on ``LIVETUTOR_WORKER_METRICS_PORT`` answers 200;
+- ``llm``: ``GET /docs`` on the model server's ``--port`` (8090 by default)
+  answers 200: llama.cpp's server listens only once the model has loaded, and
+  ``/docs`` answers at once even while an answer is being decoded;
 - ``beat`` or anything else: healthy while the main process runs (it has no port).
 
 Exit status 0 means healthy and 1 unhealthy, as Docker expects.
@@ -28,7 +31,9 @@ LIVE_PATH = "/health/live"
 WORKER_METRICS_PATH = "/metrics"
 WORKER_METRICS_PORT = KnowledgeSettings().worker_metrics_port
 TIMEOUT_S = 3.0
-ROLES = ("serve", "worker", "beat")
+LLM_PATH = "/docs"
+LLM_PORT = 8090
+ROLES = ("serve", "worker", "beat", "llm")
 
 
 def role(cmdline: Sequence[str]) -> str:
@@ -39,8 +44,12 @@ def role(cmdline: Sequence[str]) -> str:
     return ""
 
 
-def probe_url(role_name: str, env: Mapping[str, str]) -> str | None:
+def probe_url(role_name: str, env: Mapping[str, str], cmdline: Sequence[str] = ()) -> str | None:
     """The URL that must answer 200 for ``role_name``; None when there is none to ask."""
+    if role_name == "llm":
+        args = list(cmdline)
+        port = int(args[args.index("--port") + 1]) if "--port" in args[:-1] else LLM_PORT
+        return f"http://127.0.0.1:{port}{LLM_PATH}"
     if role_name == "serve":
         port = Settings.from_env(env).port
         return f"http://127.0.0.1:{port}{LIVE_PATH}"
@@ -77,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cmdline = []
     name = role(cmdline)
     try:
-        url = probe_url(name, os.environ)
+        url = probe_url(name, os.environ, cmdline)
     except (LiveTutorError, ValueError) as exc:
         print(f"unhealthy: {exc}", file=sys.stderr)
         return 1

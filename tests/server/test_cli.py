@@ -315,3 +315,13 @@ def test_token_written_to_a_file_is_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     claims = jwt.decode(out.read_text().strip(), options={"verify_signature": False})
     assert claims["sub"] == "alice"
+
+
+def test_health_check_of_the_model_server_asks_its_port() -> None:
+    """The image's health check knows `livetutor llm` and asks /docs on its --port."""
+    from server.healthcheck import probe_url, role
+
+    cmdline = ["/opt/venv/bin/livetutor", "llm", "--host", "0.0.0.0", "--port", "8091"]
+    assert role(cmdline) == "llm"
+    assert probe_url("llm", {}, cmdline) == "http://127.0.0.1:8091/docs"
+    assert probe_url("llm", {}, ["livetutor", "llm"]) == "http://127.0.0.1:8090/docs"
