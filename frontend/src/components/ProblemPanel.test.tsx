@@ -41,7 +41,7 @@ describe("ProblemPanel", () => {
     expect(html).toContain("Working on:");
     expect(html).toContain("Your answer");
     expect(html).toContain('aria-live="polite"');
-    expect(html).toMatch(/Not yet<\/span>.*Re-read page 2\./);
+    expect(html).toMatch(/Not yet\.<\/span> Re-read page 2\. <span[^>]*>Your answer: “invalid”/);
     harness.close();
   });
 });

@@ -220,9 +220,8 @@ function Feedback({ attempt }: { attempt: Attempt }) {
       data-result={attempt.correct ? "correct" : "not-yet"}
       className={`rounded-md px-2 py-1 ${attempt.correct ? "bg-green-50 text-green-900" : "bg-amber-50 text-amber-950"}`}
     >
-      <span className="font-semibold">{label}</span>
-      <span className="text-slate-700"> for “{attempt.text}”.</span>
-      {next && <> {next}</>}
+      <span className="font-semibold">{label}.</span>
+      {next && <> {next}</>} <span className="text-slate-700">Your answer: “{attempt.text}”</span>
     </p>
   );
 }
