@@ -23,9 +23,15 @@ function Citations({ message, onOpenSource }: { message: ChatMessage; onOpenSour
       <h3 className="text-xs font-semibold uppercase tracking-wide text-slate-600">Sources</h3>
       <ol className="mt-1 space-y-1.5">
         {message.sources.map((s, i) => (
-          <li key={`${s.document}-${s.page}-${i}`} className="flex gap-2 text-sm" data-testid="citation">
+          <li
+            key={`${s.document}-${s.page}-${i}`}
+            value={s.n ?? i + 1}
+            className="flex gap-2 text-sm"
+            data-testid="citation"
+          >
+            {/* The passage's number in the prompt: the answer cites it as [n]. */}
             <span aria-hidden="true" className="mt-0.5 grid h-5 min-w-5 place-items-center rounded bg-blue-100 px-1 text-xs font-semibold text-blue-900">
-              {i + 1}
+              {s.n ?? i + 1}
             </span>
             <div className="min-w-0">
               {onOpenSource && s.document_id ? (
