@@ -102,7 +102,9 @@ def _ask(args: argparse.Namespace) -> int:
                 return 1
             print()
             for i, source in enumerate(answer.sources, start=1):
-                print(f"[{i}] {source['document']}, p. {source['page']}: {source['heading']}")
+                # The number the answer cites it by ([n] in the text).
+                n = source.get("n", i)
+                print(f"[{n}] {source['document']}, p. {source['page']}: {source['heading']}")
             print(f"(session {answer.session}, {answer.reason}, model {answer.end.get('model')})")
             return 0 if answer.reason == "stop" else 1
 
