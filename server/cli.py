@@ -1,4 +1,7 @@
-"""The ``livetutor`` command: serve, token, ask, llm, worker, beat, dlq, cache and dev-cluster."""
+"""The ``livetutor`` command.
+
+Subcommands: serve, token, ask, llm, worker, beat, dlq, reindex, cache and dev-cluster.
+"""
 
 from __future__ import annotations
 
