@@ -60,3 +60,37 @@ async def test_ready_is_503_when_postgres_is_unreachable(
     assert ready.status_code == 503
     assert ready.json()["checks"]["store"].startswith("down")
     assert sessions.status_code == 503
+
+
+async def test_the_hint_ladder_and_attempts_persist_in_postgres(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """On Postgres a learner's rung and solved problem survive a restart of the server."""
+    from store.store import CoursePolicy, ProblemRecord
+
+    problem = ProblemRecord(
+        course="demo",
+        id="socrates",
+        statement="Is this argument valid: all men are mortal, Socrates is a man, so he is mortal?",
+        answer="valid",
+        pages=[2],
+        updated_at=0.0,
+        updated_by="ines",
+    )
+    async with temporary_database() as dsn:
+        settings = make_settings(store={"database_url": dsn})
+        async with run_server(settings) as first:
+            await first.runtime.store.put_problem(problem)
+            await first.runtime.store.put_policy(CoursePolicy(course="demo", mode="hint_only"))
+            async with await first.client() as client:
+                one = await client.answer(await client.ask("Hint?", problem="socrates"))
+                two = await client.answer(await client.ask("Hint?", problem="socrates"))
+                solved = await client.attempt("socrates", "It is valid.")
+        async with run_server(settings) as second, await second.client() as client:
+            ask = await client.ask("Explain the solution", problem="socrates")
+            start = await client.wait_for(lambda f: f["type"] == "stream.start")
+            await client.answer(ask)
+    assert (one.end["hint_level"], two.end["hint_level"]) == (1, 2)
+    assert one.end["hint_only"] is True
+    assert solved["correct"] is True
+    assert start["mode"] == "explain"
