@@ -710,18 +710,18 @@ def report(results: dict[str, list[Outcome]]) -> dict[str, Any]:
 
 
 async def run_pair(
-    pods: dict[str, LiveTutor], problems: Sequence[Problem], run_id: str
+    pods: dict[str, LiveTutor], problems: Sequence[tuple[int, Problem]], run_id: str
 ) -> dict[str, list[Outcome]]:
     """Both pods per problem in turn, alternating which goes first (same load for both)."""
     for pod in pods.values():
-        await put_problems(pod, problems)
+        await put_problems(pod, [p for _, p in problems])
     results: dict[str, list[Outcome]] = {name: [] for name in pods}
     names = list(pods)
-    for i, p in enumerate(problems):
-        order = names if i % 2 == 0 else names[::-1]
+    for n, (i, p) in enumerate(problems):
+        order = names if n % 2 == 0 else names[::-1]
         for name in order:
             results[name].append(await learner(pods[name], p, i, f"learner-{run_id}-{i}"))
-        print(f"  {i + 1}/{len(problems)} {p.id}", file=sys.stderr)
+        print(f"  {', '.join(names)}: {n + 1}/{len(problems)} {p.id}", file=sys.stderr)
     return results
 
 
@@ -730,20 +730,32 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=len(PROBLEMS), help="first N problems")
     parser.add_argument("--skip-local", action="store_true", help="the offline tutor only")
     parser.add_argument("--index-dir", type=Path, help="reuse (or build) the textbook index here")
+    parser.add_argument(
+        "--local-every",
+        type=int,
+        default=1,
+        help="the local model takes every Kth problem (the 1st, the K+1th, ...)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp decoding threads")
     args = parser.parse_args()
     print(machine())
     self_check()
-    problems = PROBLEMS[: args.problems]
+    problems = list(enumerate(PROBLEMS[: args.problems]))
     check_problems(PROBLEMS)
     index_dir = args.index_dir or Path(tempfile.mkdtemp(prefix="livetutor-pedagogy-index-"))
     ensure_index(index_dir)
-    n_held = sum(held_out(i) for i in range(len(problems)))
-    n_demo = sum(p.course == "demo" for p in problems)
+    n_held = sum(held_out(i) for i, _ in problems)
+    n_demo = sum(p.course == "demo" for _, p in problems)
     print(
         f"{len(problems)} problems ({n_demo} demo course, {len(problems) - n_demo} textbook; "
         f"{n_held} held out)"
     )
+    if not args.skip_local and args.local_every > 1:
+        local = problems[:: args.local_every]
+        print(
+            f"the local model takes every {args.local_every}th problem: {len(local)} "
+            f"({sum(held_out(i) for i, _ in local)} held out)"
+        )
     run_id = uuid.uuid4().hex[:8]
     results: dict[str, list[Outcome]] = {}
     offline = {"LIVETUTOR_LLM_PROVIDER": "offline", "LIVETUTOR_LLM_OFFLINE_PACE_MS": "0"}
@@ -782,7 +794,7 @@ def main() -> None:
                     pairs = asyncio.run(
                         run_pair(
                             {f"{model.model}, guard": guarded, f"{model.model}, no guard": bare},
-                            problems,
+                            problems[:: args.local_every],
                             run_id,
                         )
                     )
