@@ -368,7 +368,7 @@ def self_check() -> None:
 
 
 def _plain(text: str) -> str:
-    folded = text.translate(str.maketrans({"\u2019": "'", "\u201c": '"', "\u201d": '"'}))
+    folded = text.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
     return re.sub(r"\s+", " ", folded).lower()
 
 
@@ -751,10 +751,10 @@ def main() -> None:
         f"{n_held} held out)"
     )
     if not args.skip_local and args.local_every > 1:
-        local = problems[:: args.local_every]
+        subset = problems[:: args.local_every]
         print(
-            f"the local model takes every {args.local_every}th problem: {len(local)} "
-            f"({sum(held_out(i) for i, _ in local)} held out)"
+            f"the local model takes every {args.local_every}th problem: {len(subset)} "
+            f"({sum(held_out(i) for i, _ in subset)} held out)"
         )
     run_id = uuid.uuid4().hex[:8]
     results: dict[str, list[Outcome]] = {}
