@@ -57,6 +57,7 @@ bench: $(STAMP) $(LOCAL_STAMP)
 	$(BIN)/python -m bench.retrieval_latency --index-dir data/bench-index --work-dir data/bench-latency
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.local_model --index-dir data/bench-index
+	$(BIN)/python -m bench.pedagogy --index-dir data/bench-index
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache artifacts frontend/node_modules frontend/dist
