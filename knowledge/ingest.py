@@ -83,6 +83,7 @@ class Ingest:
         kb: KnowledgeBase | None = None,
     ) -> Ingest:
         """Open the configured stores and embedders."""
+        map_large_blocks()
         embedder = create_embedder(settings)
         lexical = create_embedder(settings, "hashing") if settings.knowledge.hybrid else None
         if lexical is not None and lexical.name == embedder.name:
@@ -265,6 +266,9 @@ class Ingest:
                 if self.stopping.is_set():
                     raise JobInterrupted("stopping")
                 self._write_batch(record, batch)
+                # The batch's embedding runs left free pages all over the heap: hand them
+                # back now, or each batch's runs land on fresh pages and the process grows.
+                trim_heap()
                 written += len(batch)
                 if time.monotonic() - last_report >= _PROGRESS_EVERY_S:
                     last_report = time.monotonic()
@@ -378,6 +382,25 @@ def release_memory() -> None:
     job. ``malloc_trim`` is glibc's; elsewhere this only collects garbage.
     """
     gc.collect()
+    trim_heap()
+
+
+def map_large_blocks() -> None:
+    """Have glibc serve blocks of 1 MiB or more from their own mappings, unmapped on free.
+
+    By default glibc raises its mmap threshold (up to 32 MiB) each time such a block is
+    freed, so after the first embedding run the runs' tensors come from the heap, whose
+    freed pages stay resident, and the process grows run after run (measured: 256 chunks
+    embedded peak at 692 MiB and keep 346 MiB; with the threshold fixed, 376 and 197).
+    A fixed threshold turns that adjustment off. Process-wide, through ``ctypes``; a
+    no-op without glibc.
+    """
+    if _LIBC is not None:
+        _LIBC.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+
+
+def trim_heap() -> None:
+    """glibc's ``malloc_trim(0)``: free pages of the C heap go back to the system."""
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
 
@@ -392,6 +415,9 @@ def _glibc() -> ctypes.CDLL | None:
 
 
 _LIBC = _glibc()
+# mallopt's parameter number (malloc.h) and the size from which blocks are mapped.
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD_BYTES = 1 << 20
 
 
 def blob_key(course: str, doc_id: str) -> str:
