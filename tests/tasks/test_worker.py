@@ -91,7 +91,8 @@ async def test_killed_worker_job_runs_again_and_indexes_once(stack: Stack, tmp_p
             region_name="us-east-1",
         )
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
-        assert keys == [f"{k}" for k in keys if k.endswith(f"/{doc_id}.pdf")] and len(keys) == 1
+        # Other tests' documents may share the bucket: this document's file is there once.
+        assert len([k for k in keys if k.endswith(f"/{doc_id}.pdf")]) == 1
         learner = server.token("lea", courses=("philosophy",))
         async with await TutorClient.connect(server.ws_url, learner) as client:
             _, sources = await ask(
