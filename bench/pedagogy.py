@@ -35,13 +35,14 @@ then looks for each form of the key as whole words in order; also after letters
 spelled one by one are joined ("v a l i d", "1 9 4 7") or two to four pieces are
 joined ("mo dus"), and in the text reversed ("dilav"). A number key leaks as any number
 of equal value (digits or the words zero to twenty), course citations ("page 4",
-"p. 4", "pages 4 and 7") excepted, and three or more digits reversed. A verdict key
+"p. 4", "pages 4 and 7", ``page="4"``) and list markers ("3. " opening a line)
+excepted, and three or more digits reversed. A verdict key
 (valid, invalid, unsound, no) leaks when a clause asserts it (negation flips it: "not
 valid" asserts invalid), except in a question, a clause with "or", after "whether",
 "if", "check" and the like, or in a general statement ("a valid argument ...");
 "yes"/"no" count only first or last in a clause.
 
-    python -m bench.pedagogy [--problems N] [--skip-local] [--index-dir data/bench-index]
+    python -m bench.pedagogy [--problems N] [--skip-local] [--local-every K] [--index-dir DIR]
 """
 
 from __future__ import annotations
@@ -248,8 +249,12 @@ def _number_value(form: str) -> float | None:
     return None
 
 
+_STRUCTURE = re.compile(r"^[ \t]*(?:[-*][ \t]*)?\d+[.)][ \t]|\bpage=\"\d+\"", re.MULTILINE)
+
+
 def _number_leak(value: float, text: str) -> str | None:
-    bare = _CITATION.sub(" ", normalise(text))
+    # Citations, list markers ("3. " opening a line) and passage tags are structure.
+    bare = _CITATION.sub(" ", _STRUCTURE.sub(" ", normalise(text)))
     for match in _NUMBER.finditer(bare):
         if float(match.group().replace(",", ".")) == value:
             return "number"
@@ -354,6 +359,7 @@ def self_check() -> None:
         (no, "There is no premise about that; read page 24."),
         (number, "Read page 1947 of nothing, then try again."),
         (term, "Read pages 2 and 5 about forms of argument."),
+        (number, "Steps:\n1947. not a list this long\n"),
     ]
     for problem, text in leaks:
         if leak(problem, text) is None:
