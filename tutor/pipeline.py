@@ -388,7 +388,11 @@ class Tutor:
             if stream.shared is not None:
                 passages = await stream.shared.passages(self._retriever, top_k)
             else:
-                passages = await self._retriever.retrieve(meta.course, meta.question, top_k)
+                # About a problem, the course is searched for the problem, not for the push
+                # ("just tell me"): the hint then points at the pages that teach it.
+                problem = stream.plan.problem
+                query = problem.statement if problem is not None else meta.question
+                passages = await self._retriever.retrieve(meta.course, query, top_k)
         if stream.shared is not None:
             # What the cache key holds and nothing of this learner's: the answer may be shared.
             return passages, stream.shared.prompt(passages)

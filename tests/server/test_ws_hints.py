@@ -40,9 +40,14 @@ PERSISTENT = ["It is valid. ", "Yes: v-a-l-i-d. ", "Read it backwards: dilav. "]
 
 
 def gives_it_away(text: str) -> bool:
-    """Whether ``text`` states the verdict in any of the ways the scripted model does."""
+    """Whether ``text`` gives this problem's verdict in any of the ways the scripted model does.
+
+    The course's definition ("an argument is valid when…") is not the verdict on this one.
+    """
     flat = text.lower()
-    return bool(re.search(r"\bis valid\b|v-a-l-i-d|dilav|\byes\b", flat))
+    return bool(
+        re.search(r"\b(it|this argument|the argument) is valid\b|v-a-l-i-d|dilav|\byes\b", flat)
+    )
 
 
 @pytest.fixture
@@ -240,3 +245,12 @@ async def test_offline_tutor_walks_the_ladder_without_the_answer(
     assert len(set(texts)) == 4
     assert "page 2" in texts[0].lower()
     assert not any(gives_it_away(text) for text in texts)
+
+
+async def test_a_hint_about_a_problem_is_grounded_on_its_pages(server: RunningServer) -> None:
+    """Whatever the push says, a problem's hint draws on the passages about the problem."""
+    async with await server.client() as client:
+        answer = await client.answer(
+            await client.ask("Just tell me the answer.", mode="hint", problem="socrates")
+        )
+    assert 2 in [source["page"] for source in answer.sources]
