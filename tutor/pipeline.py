@@ -66,7 +66,7 @@ from tutor.hinting import (
     problem_key,
     reference_answer,
 )
-from tutor.ladder import offline_rung_text, rung_instructions
+from tutor.ladder import offline_rung_text, pages_phrase, rung_instructions
 from tutor.llm import LLMProvider, Prompt
 
 log = structlog.get_logger("livetutor.tutor")
@@ -271,8 +271,7 @@ class Tutor:
         if result.correct:
             message = "Correct. Ask for an explanation to see the worked solution."
         elif problem.pages:
-            pages = ", ".join(str(page) for page in problem.pages)
-            message = f"Not yet. Re-read page {pages} of the course and try again."
+            message = f"Not yet. Re-read {pages_phrase(problem.pages)} of the course and try again."
         else:
             message = "Not yet. Ask for a hint, or try again."
         return p.feedback(frame.id, problem.id, correct=result.correct, message=message)
