@@ -305,7 +305,7 @@ class Connection:
             elif isinstance(frame, p.Typing):
                 self._typing(frame)
             elif isinstance(frame, p.Attempt):
-                self.send(await self._rt.tutor.attempt(self.who, frame))
+                await self._attempt(frame)
         except FrameError as exc:
             self.send(p.error(exc.code, exc.message, exc.ref))
         except StoreError:
@@ -357,6 +357,21 @@ class Connection:
         stream, session = await self._rt.tutor.ask(self.who, frame, self)
         self._own.add(stream)
         self._sessions.add(session)
+
+    async def _attempt(self, frame: p.Attempt) -> None:
+        # Attempts share the ask budget: guessing a key by brute force is as limited as asking.
+        wait_s = await self._rt.ask_limits.allow(self.who.user)
+        if wait_s:
+            self.send(
+                p.error(
+                    ErrorCode.RATE_LIMITED,
+                    f"too many attempts; try again in {wait_s:.1f} s",
+                    frame.id,
+                    retry_after_ms=int(wait_s * 1000) + 1,
+                )
+            )
+            return
+        self.send(await self._rt.tutor.attempt(self.who, frame))
 
     async def _resume(self, frame: p.Resume) -> None:
         meta = await self._rt.bus.meta(frame.stream)

@@ -60,7 +60,7 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
 def llm_settings(
     make_settings: Callable[..., Settings], fake: FakeOpenAI
 ) -> Callable[..., Settings]:
-    def make(**llm: Any) -> Settings:
+    def make(ws: dict[str, Any] | None = None, **llm: Any) -> Settings:
         return make_settings(
             llm={
                 "provider": "openai",
@@ -72,7 +72,7 @@ def llm_settings(
                 "connect_retries": 0,
                 **llm,
             },
-            ws={"ask_burst": 50},
+            ws=ws or {"ask_burst": 50},
         )
 
     return make
@@ -254,3 +254,15 @@ async def test_a_hint_about_a_problem_is_grounded_on_its_pages(server: RunningSe
             await client.ask("Just tell me the answer.", mode="hint", problem="socrates")
         )
     assert 2 in [source["page"] for source in answer.sources]
+
+
+async def test_attempts_share_the_ask_rate_limit(llm_settings: Callable[..., Settings]) -> None:
+    """Guessing a key attempt after attempt is rate limited like asking."""
+    settings = llm_settings(ws={"ask_burst": 3, "ask_rate_per_min": 1})
+    async with run_server(settings) as srv:
+        await srv.runtime.store.put_problem(PROBLEM)
+        async with await srv.client() as client:
+            replies = [await client.attempt("socrates", guess) for guess in ("a", "b", "c", "d")]
+    assert [r["type"] for r in replies] == ["feedback", "feedback", "feedback", "error"]
+    assert replies[-1]["code"] == "rate_limited"
+    assert replies[-1]["retry_after_ms"] > 0
