@@ -29,12 +29,12 @@ from starlette.responses import JSONResponse, Response
 from werkzeug.http import parse_range_header
 
 from core.auth import Principal
-from core.errors import AuthError, DocumentRejected, KnowledgeError
+from core.errors import DocumentRejected, KnowledgeError
 from core.ids import is_course_id
 from knowledge.demo_course import DEMO_COURSE, DEMO_DOCUMENT_ID, DEMO_FILENAME, demo_pdf
 from knowledge.pdf import looks_like_pdf
 from knowledge.vectors import DocumentRecord
-from server._http import json_error, principal_of, runtime_of
+from server._http import Refused, caller, course_param, runtime_of
 from server.middleware import BodyTooLarge
 
 log = structlog.get_logger("livetutor.documents")
@@ -53,31 +53,11 @@ _FILE_HEADERS = {
 }
 
 
-class _Refused(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.response = json_error(status, code, message)
-
-
-def _who(request: Request) -> Principal:
-    try:
-        return principal_of(request)
-    except AuthError as exc:
-        raise _Refused(401, "unauthorized", str(exc)) from None
-
-
 def _may_edit(who: Principal, course: str) -> None:
     if who.role not in EDITORS:
-        raise _Refused(403, "role_forbidden", "only instructors and admins can change documents")
+        raise Refused(403, "role_forbidden", "only instructors and admins can change documents")
     if not who.may_use(course):
-        raise _Refused(403, "course_forbidden", f"your token does not grant course {course!r}")
-
-
-def _course(request: Request) -> str:
-    course = str(request.path_params["course"])
-    if not is_course_id(course):
-        raise _Refused(400, "bad_request", "course ids are 1-64 letters, digits and _.:-")
-    return course
+        raise Refused(403, "course_forbidden", f"your token does not grant course {course!r}")
 
 
 async def _record(request: Request, who: Principal) -> DocumentRecord:
@@ -87,7 +67,7 @@ async def _record(request: Request, who: Principal) -> DocumentRecord:
         record = await asyncio.to_thread(runtime_of(request).courses.ingest.kb.get_document, doc_id)
     # A document of a course the caller cannot see does not exist for them.
     if record is None or not who.may_use(record.course):
-        raise _Refused(404, "document_unknown", "no such document")
+        raise Refused(404, "document_unknown", "no such document")
     return record
 
 
@@ -97,10 +77,10 @@ async def _session(request: Request, who: Principal, given: Any) -> str:
     if not session:
         return ""
     if not isinstance(session, str) or not is_course_id(session):
-        raise _Refused(400, "bad_request", "session must be a session id")
+        raise Refused(400, "bad_request", "session must be a session id")
     record = await runtime_of(request).store.get_session(session)
     if record is None or record.user_id != who.user:
-        raise _Refused(403, "session_forbidden", "no such session of yours")
+        raise Refused(403, "session_forbidden", "no such session of yours")
     return session
 
 
@@ -119,11 +99,11 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[str, bytes, An
     except BodyTooLarge:
         raise
     except Exception as exc:
-        raise _Refused(400, "bad_request", f"unreadable multipart form: {exc}") from None
+        raise Refused(400, "bad_request", f"unreadable multipart form: {exc}") from None
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
-            raise _Refused(400, "bad_request", "send the PDF in the multipart field 'file'")
+            raise Refused(400, "bad_request", "send the PDF in the multipart field 'file'")
         data = await upload.read(max_bytes + 1)
         return upload.filename or "document.pdf", data, form.get("session")
     finally:
@@ -133,8 +113,8 @@ async def _read_upload(request: Request, max_bytes: int) -> tuple[str, bytes, An
 async def add_document(request: Request) -> Response:
     """Upload a PDF or register a URL to prefetch; the course is created if new."""
     try:
-        who = _who(request)
-        course = _course(request)
+        who = caller(request)
+        course = course_param(request)
         _may_edit(who, course)
         rt = runtime_of(request)
         limits = rt.settings.knowledge
@@ -143,11 +123,11 @@ async def add_document(request: Request) -> Response:
         if kind == "multipart/form-data":
             filename, data, given_session = await _read_upload(request, limits.max_upload_bytes)
             if len(data) > limits.max_upload_bytes:
-                raise _Refused(
+                raise Refused(
                     413, "too_large", f"files are limited to {limits.max_upload_bytes} bytes"
                 )
             if not looks_like_pdf(data):
-                raise _Refused(415, "not_pdf", "the file is not a PDF (no %PDF- header)")
+                raise Refused(415, "not_pdf", "the file is not a PDF (no %PDF- header)")
             session = await _session(request, who, given_session)
             record, created = await asyncio.to_thread(
                 ingest.add_upload, course, filename, data, user=who.user, session=session
@@ -156,16 +136,16 @@ async def add_document(request: Request) -> Response:
         elif kind == "application/json":
             body = await request.body()
             if len(body) > _MAX_JSON_BYTES:
-                raise _Refused(413, "too_large", "request body too large")
+                raise Refused(413, "too_large", "request body too large")
             try:
                 payload = json.loads(body)
             except ValueError:
-                raise _Refused(400, "bad_json", "the body is not valid JSON") from None
+                raise Refused(400, "bad_json", "the body is not valid JSON") from None
             url = payload.get("url") if isinstance(payload, dict) else None
             if not isinstance(url, str) or not re.match(r"^https?://", url, re.IGNORECASE):
-                raise _Refused(400, "bad_request", 'send {"url": "http(s)://…"}')
+                raise Refused(400, "bad_request", 'send {"url": "http(s)://…"}')
             if len(url) > _MAX_URL_CHARS:
-                raise _Refused(
+                raise Refused(
                     400, "bad_request", f"URLs are limited to {_MAX_URL_CHARS} characters"
                 )
             session = await _session(request, who, payload.get("session"))
@@ -174,10 +154,10 @@ async def add_document(request: Request) -> Response:
             )
             created, source = True, "url"
         else:
-            raise _Refused(
+            raise Refused(
                 415, "unsupported_media_type", "send multipart/form-data or application/json"
             )
-    except _Refused as refused:
+    except Refused as refused:
         return refused.response
     except DocumentRejected as exc:
         return JSONResponse({"error": "rejected", "message": exc.reason}, status_code=409)
@@ -201,11 +181,11 @@ async def add_document(request: Request) -> Response:
 async def list_documents(request: Request) -> Response:
     """The course's documents, oldest first."""
     try:
-        who = _who(request)
-        course = _course(request)
+        who = caller(request)
+        course = course_param(request)
         if not who.may_use(course):
-            raise _Refused(403, "course_forbidden", f"your token does not grant course {course!r}")
-    except _Refused as refused:
+            raise Refused(403, "course_forbidden", f"your token does not grant course {course!r}")
+    except Refused as refused:
         return refused.response
     kb = runtime_of(request).courses.ingest.kb
     records = await asyncio.to_thread(kb.documents, course)
@@ -215,8 +195,8 @@ async def list_documents(request: Request) -> Response:
 async def get_document(request: Request) -> Response:
     """One document's status."""
     try:
-        record = await _record(request, _who(request))
-    except _Refused as refused:
+        record = await _record(request, caller(request))
+    except Refused as refused:
         return refused.response
     return JSONResponse(record.view())
 
@@ -224,10 +204,10 @@ async def get_document(request: Request) -> Response:
 async def delete_document(request: Request) -> Response:
     """Remove a document, its chunks and its file."""
     try:
-        who = _who(request)
+        who = caller(request)
         record = await _record(request, who)
         _may_edit(who, record.course)
-    except _Refused as refused:
+    except Refused as refused:
         return refused.response
     rt = runtime_of(request)
     try:
@@ -245,20 +225,18 @@ async def delete_document(request: Request) -> Response:
 async def document_file(request: Request) -> Response:
     """The document's PDF, shown inline; one byte range (``Range: bytes=…``) when asked."""
     try:
-        who = _who(request)
+        who = caller(request)
         if request.path_params["doc_id"] == DEMO_DOCUMENT_ID and who.may_use(DEMO_COURSE):
             data, etag, filename = _demo_file()
         else:
             record = await _record(request, who)
             if not record.blob:
-                raise _Refused(
-                    404, "file_unknown", "the document's file has not been fetched (yet)"
-                )
+                raise Refused(404, "file_unknown", "the document's file has not been fetched (yet)")
             blobs = runtime_of(request).courses.ingest.blobs
             data = await asyncio.to_thread(blobs.get, record.blob)
             etag = record.sha256 or hashlib.sha256(data).hexdigest()
             filename = _pdf_name(record.title)
-    except _Refused as refused:
+    except Refused as refused:
         return refused.response
     except KnowledgeError as exc:
         log.warning("documents.file_unavailable", error=type(exc).__name__)

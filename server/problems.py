@@ -27,9 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from core.auth import Principal
-from core.errors import AuthError
-from core.ids import IDENT_PATTERN, is_course_id
-from server._http import json_error, principal_of, runtime_of
+from core.ids import IDENT_PATTERN
+from server._http import Refused, caller, course_param, runtime_of
 from store.store import CoursePolicy, ProblemRecord, TutoringPolicy
 
 log = structlog.get_logger("livetutor.problems")
@@ -62,30 +61,10 @@ class _PolicyBody(msgspec.Struct, forbid_unknown_fields=True):
     hint_only_until: str | None = None
 
 
-class _Refused(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.response = json_error(status, code, message)
-
-
-def _who(request: Request) -> Principal:
-    try:
-        return principal_of(request)
-    except AuthError as exc:
-        raise _Refused(401, "unauthorized", str(exc)) from None
-
-
-def _course(request: Request) -> str:
-    course = str(request.path_params["course"])
-    if not is_course_id(course):
-        raise _Refused(400, "bad_request", "course ids are 1-64 letters, digits and _.:-")
-    return course
-
-
 def _problem_id(request: Request) -> str:
     problem_id = str(request.path_params["problem_id"])
     if len(problem_id) > _MAX_ID_CHARS or not _PROBLEM_ID.match(problem_id):
-        raise _Refused(400, "bad_request", "problem ids are 1-64 letters, digits and _.:-")
+        raise Refused(400, "bad_request", "problem ids are 1-64 letters, digits and _.:-")
     return problem_id
 
 
@@ -99,28 +78,28 @@ async def _course_exists(request: Request, course: str) -> None:
         version = await retriever.index_version(course)
     except Exception as exc:  # the vector store's client raises errors of its own
         log.warning("problems.courses_unavailable", error=type(exc).__name__)
-        raise _Refused(503, "unavailable", "the course list is unavailable; try again") from None
+        raise Refused(503, "unavailable", "the course list is unavailable; try again") from None
     if not version:
-        raise _Refused(404, "course_unknown", f"no course {course!r}")
+        raise Refused(404, "course_unknown", f"no course {course!r}")
 
 
 def _reader(request: Request) -> tuple[Principal, str]:
     """The caller and the course, when the caller may read the course."""
-    who = _who(request)
-    course = _course(request)
+    who = caller(request)
+    course = course_param(request)
     if not who.may_use(course):
-        raise _Refused(403, "course_forbidden", f"your token does not grant course {course!r}")
+        raise Refused(403, "course_forbidden", f"your token does not grant course {course!r}")
     return who, course
 
 
 def _editor(request: Request, what: str) -> tuple[Principal, str]:
     """The caller and the course, when the caller may change the course's ``what``."""
-    who = _who(request)
-    course = _course(request)
+    who = caller(request)
+    course = course_param(request)
     if who.role not in EDITORS:
-        raise _Refused(403, "role_forbidden", f"only instructors and admins change {what}")
+        raise Refused(403, "role_forbidden", f"only instructors and admins change {what}")
     if not who.may_use(course):
-        raise _Refused(403, "course_forbidden", f"your token does not grant course {course!r}")
+        raise Refused(403, "course_forbidden", f"your token does not grant course {course!r}")
     return who, course
 
 
@@ -130,10 +109,10 @@ def _sees_answers(who: Principal, course: str) -> bool:
 
 async def _body(request: Request, max_bytes: int) -> bytes:
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-        raise _Refused(415, "unsupported_media_type", "send the body as application/json")
+        raise Refused(415, "unsupported_media_type", "send the body as application/json")
     body = await request.body()
     if len(body) > max_bytes:
-        raise _Refused(413, "too_large", f"the body is over {max_bytes} bytes")
+        raise Refused(413, "too_large", f"the body is over {max_bytes} bytes")
     return body
 
 
@@ -141,36 +120,36 @@ def _decode(body: bytes, kind: type[Any], shape: str) -> Any:
     try:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:
-        raise _Refused(400, "bad_request", f"{exc}; send {shape}") from None
+        raise Refused(400, "bad_request", f"{exc}; send {shape}") from None
     except msgspec.DecodeError:
-        raise _Refused(400, "bad_json", "the body is not valid JSON") from None
+        raise Refused(400, "bad_json", "the body is not valid JSON") from None
 
 
 def _text(name: str, value: str, max_chars: int) -> None:
     if "\x00" in value:
-        raise _Refused(400, "bad_request", f"{name} must not hold a NUL character")
+        raise Refused(400, "bad_request", f"{name} must not hold a NUL character")
     if len(value) > max_chars:
-        raise _Refused(400, "too_long", f"{name} is limited to {max_chars} characters")
+        raise Refused(400, "too_long", f"{name} is limited to {max_chars} characters")
 
 
 def _problem(body: _ProblemBody, max_page: int) -> _ProblemBody:
     """The body checked against the limits, pages sorted without repeats."""
     _text("statement", body.statement, MAX_STATEMENT_CHARS)
     if not body.statement.strip():
-        raise _Refused(400, "bad_request", "statement must hold the problem's text")
+        raise Refused(400, "bad_request", "statement must hold the problem's text")
     _text("answer", body.answer, MAX_ANSWER_CHARS)
     if not body.answer.strip():
-        raise _Refused(400, "answer_empty", "answer must hold the answer, not only white space")
+        raise Refused(400, "answer_empty", "answer must hold the answer, not only white space")
     if len(body.accept) > MAX_ACCEPT_FORMS:
-        raise _Refused(400, "too_long", f"accept is limited to {MAX_ACCEPT_FORMS} forms")
+        raise Refused(400, "too_long", f"accept is limited to {MAX_ACCEPT_FORMS} forms")
     for form in body.accept:
         _text("each form in accept", form, MAX_ANSWER_CHARS)
         if not form.strip():
-            raise _Refused(400, "bad_request", "a form in accept must not be empty")
+            raise Refused(400, "bad_request", "a form in accept must not be empty")
     if len(body.pages) > MAX_PAGES:
-        raise _Refused(400, "too_long", f"pages is limited to {MAX_PAGES} pages")
+        raise Refused(400, "too_long", f"pages is limited to {MAX_PAGES} pages")
     if any(not 1 <= page <= max_page for page in body.pages):
-        raise _Refused(400, "bad_request", f"pages are page numbers from 1 to {max_page}")
+        raise Refused(400, "bad_request", f"pages are page numbers from 1 to {max_page}")
     return msgspec.structs.replace(body, pages=sorted(set(body.pages)))
 
 
@@ -207,10 +186,10 @@ async def put_problem(request: Request) -> Response:
             await store.get_problem(course, problem_id) is None
             and await store.count_problems(course) >= MAX_PROBLEMS_PER_COURSE
         ):
-            raise _Refused(
+            raise Refused(
                 409, "rejected", f"a course holds at most {MAX_PROBLEMS_PER_COURSE} problems"
             )
-    except _Refused as refused:
+    except Refused as refused:
         return refused.response
     record = ProblemRecord(
         course=course,
@@ -233,7 +212,7 @@ async def list_problems(request: Request) -> Response:
     try:
         who, course = _reader(request)
         await _course_exists(request, course)
-    except _Refused as refused:
+    except Refused as refused:
         return refused.response
     problems = await runtime_of(request).store.list_problems(course)
     answers = _sees_answers(who, course)
@@ -248,8 +227,8 @@ async def get_problem(request: Request) -> Response:
         await _course_exists(request, course)
         problem = await runtime_of(request).store.get_problem(course, problem_id)
         if problem is None:
-            raise _Refused(404, "problem_unknown", f"no problem {problem_id!r} in this course")
-    except _Refused as refused:
+            raise Refused(404, "problem_unknown", f"no problem {problem_id!r} in this course")
+    except Refused as refused:
         return refused.response
     return JSONResponse(_view(problem, _sees_answers(who, course)))
 
@@ -261,8 +240,8 @@ async def delete_problem(request: Request) -> Response:
         problem_id = _problem_id(request)
         await _course_exists(request, course)
         if not await runtime_of(request).store.delete_problem(course, problem_id):
-            raise _Refused(404, "problem_unknown", f"no problem {problem_id!r} in this course")
-    except _Refused as refused:
+            raise Refused(404, "problem_unknown", f"no problem {problem_id!r} in this course")
+    except Refused as refused:
         return refused.response
     log.info("problems.deleted", course=course, problem=problem_id, user=who.user)
     return JSONResponse({"id": problem_id, "course": course, "status": "deleted"})
@@ -274,14 +253,14 @@ def _epoch(name: str, value: str | None) -> float | None:
         return None
     message = f"{name} must be an ISO-8601 time with a time zone, like 2026-06-01T09:00:00Z"
     if len(value) > _MAX_TIME_CHARS:
-        raise _Refused(400, "bad_request", message)
+        raise Refused(400, "bad_request", message)
     try:
         moment = datetime.fromisoformat(value)
         if moment.tzinfo is None:
-            raise _Refused(400, "bad_request", message)
+            raise Refused(400, "bad_request", message)
         return moment.timestamp()
     except (ValueError, OverflowError):
-        raise _Refused(400, "bad_request", message) from None
+        raise Refused(400, "bad_request", message) from None
 
 
 def _iso(epoch_s: float | None) -> str | None:
@@ -310,8 +289,8 @@ async def put_policy(request: Request) -> Response:
         start = _epoch("hint_only_from", body.hint_only_from)
         end = _epoch("hint_only_until", body.hint_only_until)
         if start is not None and end is not None and end <= start:
-            raise _Refused(400, "bad_window", "hint_only_until must come after hint_only_from")
-    except _Refused as refused:
+            raise Refused(400, "bad_window", "hint_only_until must come after hint_only_from")
+    except Refused as refused:
         return refused.response
     policy = CoursePolicy(course=course, mode=body.mode, hint_only_from=start, hint_only_until=end)
     await runtime_of(request).store.put_policy(policy)
@@ -324,6 +303,6 @@ async def get_policy(request: Request) -> Response:
     try:
         _, course = _reader(request)
         await _course_exists(request, course)
-    except _Refused as refused:
+    except Refused as refused:
         return refused.response
     return JSONResponse(_policy_view(await runtime_of(request).store.get_policy(course)))

@@ -20,11 +20,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from core.auth import Principal
-from core.errors import AuthError
-from core.ids import is_course_id
 from core.redis_link import UNREACHABLE
 from core.text import normalise
-from server._http import json_error, principal_of, runtime_of
+from server._http import Refused, caller, course_param, json_error, runtime_of
 
 log = structlog.get_logger("livetutor.questions")
 EDITORS = ("instructor", "admin")
@@ -33,48 +31,37 @@ _MAX_LIMIT = 2_000
 _MAX_JSON_BYTES = 8_192
 
 
-class _Refused(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.response = json_error(status, code, message)
-
-
 def _instructor_course(request: Request) -> tuple[Principal, str]:
     """The caller and the course, when the caller may manage the course's questions."""
-    try:
-        who = principal_of(request)
-    except AuthError as exc:
-        raise _Refused(401, "unauthorized", str(exc)) from None
-    course = str(request.path_params["course"])
-    if not is_course_id(course):
-        raise _Refused(400, "bad_request", "course ids are 1-64 letters, digits and _.:-")
+    who = caller(request)
+    course = course_param(request)
     if who.role not in EDITORS:
-        raise _Refused(403, "role_forbidden", "only instructors and admins manage shared questions")
+        raise Refused(403, "role_forbidden", "only instructors and admins manage shared questions")
     if not who.may_use(course):
-        raise _Refused(403, "course_forbidden", f"your token does not grant course {course!r}")
+        raise Refused(403, "course_forbidden", f"your token does not grant course {course!r}")
     return who, course
 
 
 def _limit(request: Request) -> int:
     raw = request.query_params.get("limit", str(_DEFAULT_LIMIT))
     if not raw.isdigit() or not 1 <= int(raw) <= _MAX_LIMIT:
-        raise _Refused(400, "bad_request", f"limit must be 1 to {_MAX_LIMIT}")
+        raise Refused(400, "bad_request", f"limit must be 1 to {_MAX_LIMIT}")
     return int(raw)
 
 
 async def _question(request: Request) -> str:
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-        raise _Refused(415, "unsupported_media_type", 'send JSON {"question": "…"}')
+        raise Refused(415, "unsupported_media_type", 'send JSON {"question": "…"}')
     body = await request.body()
     if len(body) > _MAX_JSON_BYTES:
-        raise _Refused(413, "too_large", "request body too large")
+        raise Refused(413, "too_large", "request body too large")
     try:
         payload = json.loads(body)
     except ValueError:
-        raise _Refused(400, "bad_json", "the body is not valid JSON") from None
+        raise Refused(400, "bad_json", "the body is not valid JSON") from None
     question = payload.get("question") if isinstance(payload, dict) else None
     if not isinstance(question, str) or not normalise(question):
-        raise _Refused(400, "bad_request", 'send {"question": "…"} with the question\'s text')
+        raise Refused(400, "bad_request", 'send {"question": "…"} with the question\'s text')
     return question
 
 
@@ -86,7 +73,7 @@ async def list_questions(request: Request) -> Response:
     try:
         _, course = _instructor_course(request)
         limit = _limit(request)
-    except _Refused as refused:
+    except Refused as refused:
         return refused.response
     try:
         top = await runtime_of(request).popular.top(course, limit)
@@ -101,7 +88,7 @@ async def remove_question(request: Request) -> Response:
     try:
         who, course = _instructor_course(request)
         question = await _question(request)
-    except _Refused as refused:
+    except Refused as refused:
         return refused.response
     rt = runtime_of(request)
     try:
