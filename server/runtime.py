@@ -156,6 +156,8 @@ class Runtime:
             pod=self.pod,
             provider=self.provider.name,
             store=type(self.store).__name__,
+            # uvloop's loop is uvloop.Loop; the pure-Python one is asyncio's.
+            loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
         )
 
     async def drain(self) -> None:

@@ -128,6 +128,7 @@ def serve_announced(server: uvicorn.Server, name: str) -> bool:
     scripts and tests that start a server on port 0 learn where to connect;
     a metrics listener's line (``<name> metrics on http://HOST:PORT/metrics``)
     follows it.
+    The event loop is the one uvicorn picks for its config (uvloop by default).
     Returns False if the server never started.
     """
 
@@ -145,5 +146,8 @@ def serve_announced(server: uvicorn.Server, name: str) -> bool:
                 print(f"{name} metrics on http://{host}:{port}/metrics", flush=True)
         await serving
 
-    asyncio.run(run())
+    # uvicorn's own choice of loop (``loop="auto"``: uvloop where it is installed), which
+    # ``asyncio.run`` alone would not apply.
+    with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+        runner.run(run())
     return bool(server.started)

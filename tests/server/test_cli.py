@@ -325,3 +325,29 @@ def test_health_check_of_the_model_server_asks_its_port() -> None:
     assert role(cmdline) == "llm"
     assert probe_url("llm", {}, cmdline) == "http://127.0.0.1:8091/docs"
     assert probe_url("llm", {}, ["livetutor", "llm"]) == "http://127.0.0.1:8090/docs"
+
+
+async def test_serve_runs_on_uvloop(tmp_path: Path) -> None:
+    """serve runs its event loop on uvloop, as uvicorn's loop="auto" chooses."""
+    env = {**os.environ, "LIVETUTOR_LOG_LEVEL": "info", "LIVETUTOR_LOG_JSON": "true"}
+    proc = await asyncio.create_subprocess_exec(
+        *LIVETUTOR,
+        "serve",
+        "--port",
+        "0",
+        "--data-dir",
+        str(tmp_path / "data"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stderr is not None
+    try:
+        started = ""
+        while "runtime.started" not in started:
+            started = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+            assert started, "serve exited before it started"
+    finally:
+        proc.kill()
+        await proc.wait()
+    assert '"loop":"uvloop"' in started.replace(" ", ""), started
