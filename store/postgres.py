@@ -127,31 +127,25 @@ class PostgresStore:
 
     async def open_session(self, session_id: str, user_id: str, course: str) -> SessionRecord:
         """Return the session, creating it for ``user_id`` (who must exist) if it does not."""
-        now = time.time()
         async with self._acquire("open_session") as conn:
-            row = await conn.fetchrow(
-                "INSERT INTO sessions (id, user_id, course, created_at, updated_at)"
-                " VALUES ($1, $2, $3, $4, $4) ON CONFLICT (id) DO NOTHING"
-                f" RETURNING {_SESSION_COLUMNS}",
-                session_id,
-                user_id,
-                course,
-                now,
-            )
-            if row is None:
-                # Lost the race or the session already existed. The conflict
-                # waited for the other insert to commit, so this sees its row.
-                row = await conn.fetchrow(
-                    f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = $1", session_id
-                )
-        if row is None:
-            raise StoreError(f"session {session_id!r} vanished while being opened")
-        session = session_from_row(row)
-        if session.user_id != user_id:
-            raise SessionForbidden(f"session {session_id!r} belongs to another user")
-        if session.course != course:
-            raise SessionCourseMismatch(f"session {session_id!r} belongs to another course")
-        return session
+            return await _open_session(conn, session_id, user_id, course, time.time())
+
+    async def open_ask(
+        self,
+        session_id: str,
+        user_id: str,
+        course: str,
+        history_limit: int,
+        message: MessageRecord | None = None,
+    ) -> tuple[SessionRecord, list[MessageRecord]]:
+        """Open the session, read its history and store the question, on one connection."""
+        async with self._acquire("open_ask") as conn:
+            session = await _open_session(conn, session_id, user_id, course, time.time())
+            history = await _list_messages(conn, session_id, history_limit, None)
+            if message is not None:
+                async with conn.transaction():
+                    await _add_message(conn, message)
+        return session, history
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         """The session, or None."""
@@ -174,53 +168,15 @@ class PostgresStore:
 
     async def add_message(self, message: MessageRecord) -> None:
         """Store a message, touch its session, and title the session after its first question."""
-        title = session_title(message.text) if message.role == "learner" else ""
         async with self._acquire("add_message") as conn, conn.transaction():
-            # Updating the session first locks its row, so concurrent messages
-            # of one session take their seq in commit order.
-            status = await conn.execute(
-                "UPDATE sessions SET updated_at = greatest(updated_at, $2),"
-                " title = CASE WHEN title = '' THEN $3 ELSE title END WHERE id = $1",
-                message.session_id,
-                message.created_at,
-                title,
-            )
-            if status == "UPDATE 0":
-                raise StoreError(f"session {message.session_id!r} does not exist")
-            await conn.execute(
-                f"INSERT INTO messages ({_MESSAGE_COLUMNS})"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                message.id,
-                message.session_id,
-                message.role,
-                message.text,
-                message.mode,
-                message.stream_id,
-                message.reason,
-                message.sources,
-                message.model,
-                message.cached,
-                message.created_at,
-            )
+            await _add_message(conn, message)
 
     async def list_messages(
         self, session_id: str, limit: int = 200, before: str | None = None
     ) -> list[MessageRecord]:
         """The session's last ``limit`` messages (before the message ``before``), oldest first."""
-        # $3 NULL: no cursor. An id that is not the session's gives a NULL bound: no rows.
         async with self._acquire("list_messages", read=True) as conn:
-            rows = await conn.fetch(
-                f"SELECT {_MESSAGE_COLUMNS} FROM"
-                f" (SELECT {_MESSAGE_COLUMNS}, seq FROM messages WHERE session_id = $1"
-                "  AND ($3::text IS NULL OR seq <"
-                "   (SELECT seq FROM messages WHERE id = $3 AND session_id = $1))"
-                "  ORDER BY seq DESC LIMIT $2) AS recent"
-                " ORDER BY seq",
-                session_id,
-                max(limit, 0),
-                before,
-            )
-        return [message_from_row(row, row["sources"]) for row in rows]
+            return await _list_messages(conn, session_id, limit, before)
 
     async def set_hint_level(self, session_id: str, level: int) -> None:
         """Remember how far hint mode has gone in this session."""
@@ -463,3 +419,82 @@ def _errors(operation: str) -> Iterator[None]:
         yield
     except _ERRORS as exc:
         raise StoreError(f"{operation} failed: {exc}") from exc
+
+
+async def _open_session(
+    conn: Any, session_id: str, user_id: str, course: str, now: float
+) -> SessionRecord:
+    """The session, created for ``user_id`` if it does not exist; raises if it is not theirs."""
+    row = await conn.fetchrow(
+        "INSERT INTO sessions (id, user_id, course, created_at, updated_at)"
+        " VALUES ($1, $2, $3, $4, $4) ON CONFLICT (id) DO NOTHING"
+        f" RETURNING {_SESSION_COLUMNS}",
+        session_id,
+        user_id,
+        course,
+        now,
+    )
+    if row is None:
+        # Lost the race or the session already existed. The conflict
+        # waited for the other insert to commit, so this sees its row.
+        row = await conn.fetchrow(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = $1", session_id
+        )
+    if row is None:
+        raise StoreError(f"session {session_id!r} vanished while being opened")
+    session = session_from_row(row)
+    if session.user_id != user_id:
+        raise SessionForbidden(f"session {session_id!r} belongs to another user")
+    if session.course != course:
+        raise SessionCourseMismatch(f"session {session_id!r} belongs to another course")
+    return session
+
+
+async def _add_message(conn: Any, message: MessageRecord) -> None:
+    """Store a message (inside the caller's transaction), touch and title its session."""
+    title = session_title(message.text) if message.role == "learner" else ""
+    # Updating the session first locks its row, so concurrent messages
+    # of one session take their seq in commit order.
+    status = await conn.execute(
+        "UPDATE sessions SET updated_at = greatest(updated_at, $2),"
+        " title = CASE WHEN title = '' THEN $3 ELSE title END WHERE id = $1",
+        message.session_id,
+        message.created_at,
+        title,
+    )
+    if status == "UPDATE 0":
+        raise StoreError(f"session {message.session_id!r} does not exist")
+    await conn.execute(
+        f"INSERT INTO messages ({_MESSAGE_COLUMNS})"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        message.id,
+        message.session_id,
+        message.role,
+        message.text,
+        message.mode,
+        message.stream_id,
+        message.reason,
+        message.sources,
+        message.model,
+        message.cached,
+        message.created_at,
+    )
+
+
+async def _list_messages(
+    conn: Any, session_id: str, limit: int, before: str | None
+) -> list[MessageRecord]:
+    """The session's last ``limit`` messages (before the message ``before``), oldest first."""
+    # $3 NULL: no cursor. An id that is not the session's gives a NULL bound: no rows.
+    rows = await conn.fetch(
+        f"SELECT {_MESSAGE_COLUMNS} FROM"
+        f" (SELECT {_MESSAGE_COLUMNS}, seq FROM messages WHERE session_id = $1"
+        "  AND ($3::text IS NULL OR seq <"
+        "   (SELECT seq FROM messages WHERE id = $3 AND session_id = $1))"
+        "  ORDER BY seq DESC LIMIT $2) AS recent"
+        " ORDER BY seq",
+        session_id,
+        max(limit, 0),
+        before,
+    )
+    return [message_from_row(row, row["sources"]) for row in rows]

@@ -130,22 +130,30 @@ class SQLiteStore:
         """Return the session, creating it for ``user_id`` (who must exist) if it does not."""
         now = time.time()
 
-        def open_session(conn: sqlite3.Connection) -> SessionRecord | None:
-            conn.execute(
-                "INSERT INTO sessions (id, user_id, course, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                (session_id, user_id, course, now, now),
-            )
-            return _fetch_session(conn, session_id)
+        def open_session(conn: sqlite3.Connection) -> SessionRecord:
+            return _open_session(conn, session_id, user_id, course, now)
 
-        session = await self._run("open_session", _in_transaction(open_session))
-        if session is None:
-            raise StoreError(f"session {session_id!r} vanished while being opened")
-        if session.user_id != user_id:
-            raise SessionForbidden(f"session {session_id!r} belongs to another user")
-        if session.course != course:
-            raise SessionCourseMismatch(f"session {session_id!r} belongs to another course")
-        return session
+        return await self._run("open_session", _in_transaction(open_session))
+
+    async def open_ask(
+        self,
+        session_id: str,
+        user_id: str,
+        course: str,
+        history_limit: int,
+        message: MessageRecord | None = None,
+    ) -> tuple[SessionRecord, list[MessageRecord]]:
+        """Open the session, read its history and store the question, in one transaction."""
+        now = time.time()
+
+        def open_ask(conn: sqlite3.Connection) -> tuple[SessionRecord, list[MessageRecord]]:
+            session = _open_session(conn, session_id, user_id, course, now)
+            history = _list_messages(conn, session_id, history_limit, None)
+            if message is not None:
+                _add_message(conn, message)
+            return session, history
+
+        return await self._run("open_ask", _in_transaction(open_ask))
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         """The session, or None."""
@@ -166,35 +174,9 @@ class SQLiteStore:
 
     async def add_message(self, message: MessageRecord) -> None:
         """Store a message, touch its session, and title the session after its first question."""
-        title = session_title(message.text) if message.role == "learner" else ""
 
         def add_message(conn: sqlite3.Connection) -> None:
-            cursor = conn.execute(
-                "UPDATE sessions SET updated_at = max(updated_at, ?),"
-                " title = CASE WHEN title = '' THEN ? ELSE title END WHERE id = ?",
-                (message.created_at, title, message.session_id),
-            )
-            if cursor.rowcount == 0:
-                raise StoreError(f"session {message.session_id!r} does not exist")
-            conn.execute(
-                f"INSERT INTO messages ({_MESSAGE_COLUMNS}, seq)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                " (SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE session_id = ?))",
-                (
-                    message.id,
-                    message.session_id,
-                    message.role,
-                    message.text,
-                    message.mode,
-                    message.stream_id,
-                    message.reason,
-                    orjson.dumps(message.sources).decode(),
-                    message.model,
-                    int(message.cached),
-                    message.created_at,
-                    message.session_id,
-                ),
-            )
+            _add_message(conn, message)
 
         await self._run("add_message", _in_transaction(add_message))
 
@@ -202,21 +184,9 @@ class SQLiteStore:
         self, session_id: str, limit: int = 200, before: str | None = None
     ) -> list[MessageRecord]:
         """The session's last ``limit`` messages (before the message ``before``), oldest first."""
-        # With a cursor, only messages before it; an id that is not the session's matches none.
-        cursor = " AND seq < (SELECT seq FROM messages WHERE id = ? AND session_id = ?)"
-        where, params = (cursor, (before, session_id)) if before is not None else ("", ())
-
-        def list_messages(conn: sqlite3.Connection) -> list[MessageRecord]:
-            rows = conn.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM"
-                f" (SELECT {_MESSAGE_COLUMNS}, seq FROM messages WHERE session_id = ?{where}"
-                "  ORDER BY seq DESC LIMIT ?)"
-                " ORDER BY seq",
-                (session_id, *params, max(limit, 0)),
-            ).fetchall()
-            return [message_from_row(row, orjson.loads(row["sources"])) for row in rows]
-
-        return await self._run("list_messages", list_messages)
+        return await self._run(
+            "list_messages", lambda conn: _list_messages(conn, session_id, limit, before)
+        )
 
     async def set_hint_level(self, session_id: str, level: int) -> None:
         """Remember how far hint mode has gone in this session."""
@@ -451,6 +421,73 @@ def _private_file(path: str) -> None:
                 os.fchmod(fd, 0o600)
     finally:
         os.close(fd)
+
+
+def _open_session(
+    conn: sqlite3.Connection, session_id: str, user_id: str, course: str, now: float
+) -> SessionRecord:
+    """The session, created for ``user_id`` if it does not exist; raises if it is not theirs."""
+    conn.execute(
+        "INSERT INTO sessions (id, user_id, course, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        (session_id, user_id, course, now, now),
+    )
+    session = _fetch_session(conn, session_id)
+    if session is None:
+        raise StoreError(f"session {session_id!r} vanished while being opened")
+    if session.user_id != user_id:
+        raise SessionForbidden(f"session {session_id!r} belongs to another user")
+    if session.course != course:
+        raise SessionCourseMismatch(f"session {session_id!r} belongs to another course")
+    return session
+
+
+def _add_message(conn: sqlite3.Connection, message: MessageRecord) -> None:
+    """Store a message, touch its session, and title the session after its first question."""
+    title = session_title(message.text) if message.role == "learner" else ""
+    cursor = conn.execute(
+        "UPDATE sessions SET updated_at = max(updated_at, ?),"
+        " title = CASE WHEN title = '' THEN ? ELSE title END WHERE id = ?",
+        (message.created_at, title, message.session_id),
+    )
+    if cursor.rowcount == 0:
+        raise StoreError(f"session {message.session_id!r} does not exist")
+    conn.execute(
+        f"INSERT INTO messages ({_MESSAGE_COLUMNS}, seq)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+        " (SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE session_id = ?))",
+        (
+            message.id,
+            message.session_id,
+            message.role,
+            message.text,
+            message.mode,
+            message.stream_id,
+            message.reason,
+            orjson.dumps(message.sources).decode(),
+            message.model,
+            int(message.cached),
+            message.created_at,
+            message.session_id,
+        ),
+    )
+
+
+def _list_messages(
+    conn: sqlite3.Connection, session_id: str, limit: int, before: str | None
+) -> list[MessageRecord]:
+    """The session's last ``limit`` messages (before the message ``before``), oldest first."""
+    # With a cursor, only messages before it; an id that is not the session's matches none.
+    cursor = " AND seq < (SELECT seq FROM messages WHERE id = ? AND session_id = ?)"
+    where, params = (cursor, (before, session_id)) if before is not None else ("", ())
+    rows = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM"
+        f" (SELECT {_MESSAGE_COLUMNS}, seq FROM messages WHERE session_id = ?{where}"
+        "  ORDER BY seq DESC LIMIT ?)"
+        " ORDER BY seq",
+        (session_id, *params, max(limit, 0)),
+    ).fetchall()
+    return [message_from_row(row, orjson.loads(row["sources"])) for row in rows]
 
 
 def _disconnect(db: _Database) -> None:

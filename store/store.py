@@ -221,6 +221,22 @@ class Store(Protocol):
         """
         ...
 
+    async def open_ask(
+        self,
+        session_id: str,
+        user_id: str,
+        course: str,
+        history_limit: int,
+        message: MessageRecord | None = None,
+    ) -> tuple[SessionRecord, list[MessageRecord]]:
+        """What an ask needs of the store, in one trip.
+
+        Opens the session as :meth:`open_session` does (raising the same errors),
+        reads its last ``history_limit`` messages, then stores ``message`` (the
+        learner's question) when one is given: the history does not hold it.
+        """
+        ...
+
     async def get_session(self, session_id: str) -> SessionRecord | None:
         """The session, or None."""
         ...

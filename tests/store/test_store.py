@@ -291,6 +291,38 @@ async def test_message_round_trips_every_field(store: Store) -> None:
     assert await store.list_messages("s1") == [question, answer]
 
 
+async def test_open_ask_opens_reads_history_and_stores_the_question(store: Store) -> None:
+    """open_ask returns the session and the history before the question, then stores it."""
+    await new_session(store)
+    earlier = [make_message(n) for n in range(3)]
+    for message in earlier:
+        await store.add_message(message)
+    question = make_message(3, text="what is a limit?")
+    session, history = await store.open_ask("s1", "u1", "calculus", 2, question)
+    assert (session.id, session.user_id) == ("s1", "u1")
+    assert history == earlier[1:]
+    assert await store.list_messages("s1") == [*earlier, question]
+
+
+async def test_open_ask_creates_a_new_session_without_a_message(store: Store) -> None:
+    """A first ask opens the session with an empty history; no message stores nothing."""
+    await store.ensure_user("u1", "learner")
+    session, history = await store.open_ask("new", "u1", "calculus", 10)
+    assert (session.id, session.course, history) == ("new", "calculus", [])
+    assert await store.list_messages("new") == []
+
+
+async def test_open_ask_of_another_users_session_stores_nothing(store: Store) -> None:
+    """Another user's session is forbidden, and their question is not stored in it."""
+    await new_session(store, user_id="u1")
+    await store.ensure_user("u2", "learner")
+    with pytest.raises(SessionForbidden):
+        await store.open_ask("s1", "u2", "calculus", 10, make_message(1))
+    with pytest.raises(SessionCourseMismatch):
+        await store.open_ask("s1", "u1", "algebra", 10, make_message(2))
+    assert await store.list_messages("s1") == []
+
+
 async def test_add_message_touches_the_session(store: Store) -> None:
     """Adding a message moves the session's ``updated_at`` to the message time."""
     await new_session(store)
