@@ -134,8 +134,12 @@ class LocalModelSettings(msgspec.Struct, frozen=True, kw_only=True):
 class TutorSettings(msgspec.Struct, frozen=True, kw_only=True):
     """The tutoring pipeline: retrieval, prompts and delta coalescing."""
 
+    # A delta's window and token cap while the event loop keeps time; under loop lag
+    # both widen, up to flush_max_ms and flush_max_tokens (realtime.coalesce).
     flush_ms: float = 15.0
     flush_tokens: int = 8
+    flush_max_ms: float = 100.0
+    flush_max_tokens: int = 64
     top_k: int = 4
     history_messages: int = 6
     max_answer_s: float = 180.0
@@ -261,6 +265,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError("LIVETUTOR_FLUSH_TOKENS must be at least 1")
         if self.tutor.popular_min_learners < 1:
             raise SettingsError("LIVETUTOR_POPULAR_MIN_LEARNERS must be at least 1")
+        if not 0 <= self.tutor.flush_ms <= self.tutor.flush_max_ms:
+            raise SettingsError(
+                "LIVETUTOR_FLUSH_MS must not be negative nor above LIVETUTOR_FLUSH_MAX_MS"
+            )
+        if self.tutor.flush_max_tokens < self.tutor.flush_tokens:
+            raise SettingsError(
+                "LIVETUTOR_FLUSH_MAX_TOKENS must be at least LIVETUTOR_FLUSH_TOKENS"
+            )
         if self.ws.ask_rate_per_min <= 0 or self.ws.ask_burst < 1:
             raise SettingsError(
                 "LIVETUTOR_ASK_RATE_PER_MIN must be positive and LIVETUTOR_ASK_BURST at least 1"

@@ -177,6 +177,9 @@ def test_settings_error_is_in_the_tree() -> None:
         ("LIVETUTOR_MAX_FRAME_BYTES", "1023"),
         ("LIVETUTOR_OUTBOUND_QUEUE_FRAMES", "0"),
         ("LIVETUTOR_FLUSH_TOKENS", "0"),
+        ("LIVETUTOR_FLUSH_MS", "-1"),
+        ("LIVETUTOR_FLUSH_MAX_MS", "10"),
+        ("LIVETUTOR_FLUSH_MAX_TOKENS", "7"),
         ("LIVETUTOR_LLM_BREAKER_FAILURES", "0"),
         ("LIVETUTOR_LLM_CONNECT_RETRIES", "-1"),
         ("LIVETUTOR_LLM_TOKEN_TIMEOUT_S", "-1"),
@@ -197,6 +200,19 @@ def test_smallest_frame_limit_is_accepted() -> None:
     """max_frame_bytes of exactly 1024 is allowed."""
     settings = Settings.from_env({"LIVETUTOR_MAX_FRAME_BYTES": "1024"})
     assert settings.ws.max_frame_bytes == 1024
+
+
+def test_flush_limits_may_equal_the_idle_ones() -> None:
+    """Widest flush limits equal to the idle ones (no widening under lag) are accepted."""
+    env = {
+        "LIVETUTOR_FLUSH_MS": "40",
+        "LIVETUTOR_FLUSH_MAX_MS": "40",
+        "LIVETUTOR_FLUSH_TOKENS": "16",
+        "LIVETUTOR_FLUSH_MAX_TOKENS": "16",
+    }
+    tutor = Settings.from_env(env).tutor
+    assert (tutor.flush_ms, tutor.flush_max_ms) == (40, 40)
+    assert (tutor.flush_tokens, tutor.flush_max_tokens) == (16, 16)
 
 
 @pytest.mark.parametrize(
