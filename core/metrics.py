@@ -35,6 +35,9 @@ _PREDICTION_BUCKETS = (
     0.025,
     0.1,
 )
+# How late the loop runs a timer: a healthy loop sits in the first buckets; the coalescer's
+# window stops widening at LIVETUTOR_FLUSH_MAX_MS (100 ms), the alert fires above 0.1 s.
+_LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 _HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
@@ -80,6 +83,23 @@ class Metrics:
             registry=r,
         )
         self.tokens = Counter("tokens_streamed", "Model tokens streamed to learners", registry=r)
+        # Frames per token: rate(delta_frames_total) / rate(tokens_streamed_total).
+        self.delta_frames = Counter(
+            "delta_frames",
+            "delta frames coalesced from model tokens, counted when their stream ends",
+            registry=r,
+        )
+        self.flush_window_seconds = Gauge(
+            "flush_window_seconds",
+            "How long a delta opened now waits for more tokens (widens with event-loop lag)",
+            registry=r,
+        )
+        self.loop_lag_seconds = Histogram(
+            "event_loop_lag_seconds",
+            "How late the event loop ran a timer, sampled every 50 ms",
+            buckets=_LOOP_LAG_BUCKETS,
+            registry=r,
+        )
         self.answers = Counter("answers", "Answers by how they ended", ["reason"], registry=r)
         self.attempts = Counter(
             "problem_attempts",
@@ -195,6 +215,18 @@ class Metrics:
     def watch_backplane(self, problem: Callable[[], str | None]) -> None:
         """Read the backplane's health at each scrape."""
         self.backplane_up.set_function(lambda: 0 if problem() else 1)
+
+    def watch_flush_window(self, window_s: Callable[[], float]) -> None:
+        """Read the coalescer's current flush window at each scrape."""
+        self.flush_window_seconds.set_function(window_s)
+
+    def loop_lag(self, lag_s: float) -> None:
+        """The event loop ran a timer ``lag_s`` late (see realtime.loop_lag.LoopLag)."""
+        self.loop_lag_seconds.observe(lag_s)
+
+    def coalesced(self, frames: int) -> None:
+        """A stream's coalescer made ``frames`` delta frames (see realtime.coalesce.Coalescer)."""
+        self.delta_frames.inc(frames)
 
     # The bus reports through these (see realtime.streams.BusObserver).
 

@@ -263,8 +263,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError("LIVETUTOR_OUTBOUND_QUEUE_FRAMES must be at least 1")
         if self.tutor.flush_tokens < 1:
             raise SettingsError("LIVETUTOR_FLUSH_TOKENS must be at least 1")
-        if self.tutor.popular_min_learners < 1:
-            raise SettingsError("LIVETUTOR_POPULAR_MIN_LEARNERS must be at least 1")
         if not 0 <= self.tutor.flush_ms <= self.tutor.flush_max_ms:
             raise SettingsError(
                 "LIVETUTOR_FLUSH_MS must not be negative nor above LIVETUTOR_FLUSH_MAX_MS"
@@ -273,6 +271,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(
                 "LIVETUTOR_FLUSH_MAX_TOKENS must be at least LIVETUTOR_FLUSH_TOKENS"
             )
+        if self.tutor.popular_min_learners < 1:
+            raise SettingsError("LIVETUTOR_POPULAR_MIN_LEARNERS must be at least 1")
         if self.ws.ask_rate_per_min <= 0 or self.ws.ask_burst < 1:
             raise SettingsError(
                 "LIVETUTOR_ASK_RATE_PER_MIN must be positive and LIVETUTOR_ASK_BURST at least 1"

@@ -25,6 +25,8 @@ from core.retrieval import Retriever
 from core.settings import Settings
 from core.taskset import TaskSet
 from realtime import protocol as p
+from realtime.coalesce import flush_limits
+from realtime.loop_lag import LoopLag
 from realtime.protocol import CloseCode
 from server.backends import create_provider, create_shared, create_store
 from server.courses import CourseKnowledge
@@ -89,6 +91,8 @@ class Runtime:
         self._no_connections = asyncio.Event()
         self._no_connections.set()
         self.draining = False
+        # Sampling starts with the pod (start); the coalescers read it, the histogram gets it.
+        self.loop_lag = LoopLag(observe=self.metrics.loop_lag)
         self.tutor = Tutor(
             settings,
             store=self.store,
@@ -101,6 +105,7 @@ class Runtime:
             tasks=self.tasks,
             answers=self.answers,
             popular=self.popular,
+            lag=self.loop_lag,
         )
 
     def warm_soon(self, course: str) -> None:
@@ -140,6 +145,16 @@ class Runtime:
         breaker = getattr(self.provider, "breaker", None)
         if breaker is not None:
             self.metrics.watch_breaker(lambda: str(breaker.state))
+        tutor = self.settings.tutor
+        self.metrics.watch_flush_window(
+            lambda: flush_limits(
+                self.loop_lag.lag_s,
+                flush_s=tutor.flush_ms / 1000,
+                max_tokens=tutor.flush_tokens,
+                flush_max_s=tutor.flush_max_ms / 1000,
+                flush_max_tokens=tutor.flush_max_tokens,
+            )[0]
+        )
 
     async def start(self) -> None:
         """Open the store (applying migrations)."""
@@ -150,6 +165,7 @@ class Runtime:
         await self.courses.start()
         # The local model loads in the background; readiness waits for it (server.http.ready).
         await self.provider.start()
+        self.loop_lag.start()
         self._watch()
         log.info(
             "runtime.started",
@@ -183,6 +199,7 @@ class Runtime:
 
     async def stop(self) -> None:
         """Cancel what is left and release resources."""
+        self.loop_lag.stop()
         self.tutor.stop_all("interrupted")
         await self.tasks.cancel_all(timeout_s=5.0)
         await self.provider.aclose()

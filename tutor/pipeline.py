@@ -40,7 +40,7 @@ from core.retrieval import Passage, Retriever
 from core.settings import Settings
 from core.taskset import TaskSet
 from realtime import protocol as p
-from realtime.coalesce import Coalescer
+from realtime.coalesce import Coalescer, LagSource
 from realtime.hub import Subscriber
 from realtime.journal import StreamMeta
 from realtime.protocol import ErrorCode, FrameError, Mode
@@ -116,7 +116,9 @@ class Tutor:
         metrics: Metrics,
         answers: AnswerCache | None = None,
         popular: PopularQuestions | None = None,
+        lag: LagSource | None = None,
     ) -> None:
+        """``lag`` (the pod's event-loop lag) widens delta coalescing while the loop runs late."""
         self._settings = settings
         self._store = store
         self._retriever = retriever
@@ -128,6 +130,7 @@ class Tutor:
         self._metrics = metrics
         self._answers = answers
         self._popular = popular
+        self._lag = lag
         self._streams: dict[str, _Stream] = {}
 
     @property
@@ -317,10 +320,15 @@ class Tutor:
             model = self._provider.model
             fallback = False
             reason, message = "stop", None
+            flush = self._settings.tutor
             coalescer = Coalescer(
                 lambda text: self._emit(stream, text),
-                flush_s=self._settings.tutor.flush_ms / 1000,
-                max_tokens=self._settings.tutor.flush_tokens,
+                flush_s=flush.flush_ms / 1000,
+                max_tokens=flush.flush_tokens,
+                lag=self._lag,
+                flush_max_s=flush.flush_max_ms / 1000,
+                flush_max_tokens=flush.flush_max_tokens,
+                on_close=self._metrics.coalesced,
             )
             try:
                 async with asyncio.timeout(self._settings.tutor.max_answer_s):

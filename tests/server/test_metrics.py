@@ -72,6 +72,10 @@ async def test_scripted_session_shows_in_metrics(make_settings: Callable[..., Se
     assert value(samples, "time_to_first_token_seconds_count") == 3
     assert value(samples, "answer_generation_seconds_count") == 3
     assert value(samples, "tokens_streamed_total") >= len(done.text.split())
+    # The cached answer's deltas come from the cache, not the coalescer.
+    assert 0 < value(samples, "delta_frames_total") <= value(samples, "tokens_streamed_total")
+    assert value(samples, "event_loop_lag_seconds_count") > 0
+    assert 0.015 <= value(samples, "flush_window_seconds") <= 0.1
     assert value(samples, "retrieval_seconds_count") == 2  # the cached answer needed none
     assert value(samples, "cache_hits_total", cache="answers", tier="l1") == 1
     assert value(samples, "cache_misses_total", cache="answers") == 2
