@@ -219,6 +219,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     metrics_token: str = ""
     # GET /metrics is served on this port only, never on the main one; 0 picks a free port.
     metrics_port: int = 9807
+    # Pods this process runs (``livetutor serve --workers``), each a worker process on the bus.
+    workers: int = 1
     # The built chat UI (index.html and assets/); empty means frontend/dist in the source tree.
     ui_dir: str = ""
     ws: WsSettings = WsSettings()
@@ -340,6 +342,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError("LIVETUTOR_METRICS_PORT must be a port number (0 picks a free one)")
         if self.metrics_port and self.metrics_port == self.port:
             raise SettingsError("LIVETUTOR_METRICS_PORT must differ from LIVETUTOR_PORT")
+        if self.workers < 1:
+            raise SettingsError("LIVETUTOR_WORKERS (serve --workers) must be at least 1")
 
     @property
     def embedded(self) -> bool:

@@ -31,17 +31,25 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["port"] = args.port
     if getattr(args, "metrics_port", None) is not None:
         overrides["metrics_port"] = args.metrics_port
+    if getattr(args, "workers", None) is not None:
+        overrides["workers"] = args.workers
     return Settings.from_env(None, **overrides)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from core.logs import configure
+
+    settings = _settings(args)
+    configure(settings.log_level, settings.log_json and not sys.stderr.isatty())
+    if settings.workers > 1:
+        # The supervisor: each worker process builds its own pod (server.workers).
+        from server.workers import serve_workers
+
+        return serve_workers(settings, "LiveTutor")
     from server.app import create_app, create_metrics_app
     from server.runtime import Runtime
     from server.serve import Server, metrics_config, serve_announced, uvicorn_config
 
-    settings = _settings(args)
-    configure(settings.log_level, settings.log_json and not sys.stderr.isatty())
     runtime = Runtime(settings)
     server = Server(
         uvicorn_config(create_app(runtime=runtime), settings),
@@ -428,6 +436,13 @@ def parser() -> argparse.ArgumentParser:
         help="port of GET /metrics, 0 for any free one (LIVETUTOR_METRICS_PORT, default 9807)",
     )
     serve.add_argument("--data-dir", help="state directory (LIVETUTOR_DATA_DIR, default ./data)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="pods to run on this port, a process each (LIVETUTOR_WORKERS, default 1); "
+        "more than 1 needs Redis, Postgres and a chromadb server; worker i serves "
+        "GET /metrics on the metrics port + i",
+    )
     serve.set_defaults(run=_serve)
 
     token = sub.add_parser("token", help="print a signed token for a user")

@@ -62,14 +62,22 @@ def metrics_config(app: Starlette, settings: Settings, **overrides: object) -> u
 class Server(uvicorn.Server):
     """uvicorn's server with the pod's drain in front of its shutdown, and its metrics listener."""
 
-    def __init__(self, config: uvicorn.Config, metrics: uvicorn.Config | None = None) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        metrics: uvicorn.Config | None = None,
+        *,
+        metrics_socket: socket.socket | None = None,
+    ) -> None:
         super().__init__(config)
         self.metrics = uvicorn.Server(metrics) if metrics is not None else None
+        # Bound already by the supervisor of several pods (server.workers), else bound here.
+        self.metrics_socket = metrics_socket
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Open the metrics listener, then start as uvicorn does."""
         if self.metrics is not None:
-            await _listen(self.metrics)
+            await _listen(self.metrics, self.metrics_socket)
         await super().startup(sockets)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
@@ -101,23 +109,28 @@ class Server(uvicorn.Server):
         return port
 
 
-async def _listen(server: uvicorn.Server) -> None:
-    """Bind and start ``server`` without its own main loop or signal handling.
+def listen_socket(
+    host: str, port: int, *, setting: str = "LIVETUTOR_METRICS_PORT", backlog: int | None = None
+) -> socket.socket:
+    """A listening socket on ``host:port``; one that cannot be bound is a :class:`SettingsError`.
 
-    A port that cannot be bound is a :class:`SettingsError` naming the setting,
-    not uvicorn's exit.
+    The error names ``setting``, rather than uvicorn's log line and exit.
     """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=backlog)
+    except OSError as exc:
+        raise SettingsError(f"{setting}: cannot listen on {host}:{port}: {exc}") from exc
+
+
+async def _listen(server: uvicorn.Server, sock: socket.socket | None = None) -> None:
+    """Start ``server`` on ``sock`` (bound here if None) without its own main loop or signals."""
     config = server.config
     if not config.loaded:
         config.load()
     server.lifespan = config.lifespan_class(config)
-    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-    try:
-        sock = socket.create_server((config.host, config.port), family=family)
-    except OSError as exc:
-        raise SettingsError(
-            f"LIVETUTOR_METRICS_PORT: cannot listen on {config.host}:{config.port}: {exc}"
-        ) from exc
+    if sock is None:
+        sock = listen_socket(config.host, config.port)
     await server.startup(sockets=[sock])
 
 

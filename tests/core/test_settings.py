@@ -188,6 +188,7 @@ def test_settings_error_is_in_the_tree() -> None:
         ("LIVETUTOR_QUERY_TIMEOUT_S", "0"),
         ("LIVETUTOR_METRICS_PORT", "70000"),
         ("LIVETUTOR_METRICS_PORT", "8000"),
+        ("LIVETUTOR_WORKERS", "0"),
     ],
 )
 def test_validation_errors_name_the_variable(name: str, raw: str) -> None:
