@@ -233,15 +233,15 @@ class PodProcess(Process):
 
     def target(self, sockets: list[socket.socket] | None = None) -> None:  # pragma: no cover
         """Run in the child: answer pings at once, build the pod, serve until a signal."""
-        assert sockets is not None
+        listening = sockets or []
         # Pings are answered "not serving yet" while the pod is built, which takes seconds.
         threading.Thread(target=self.always_pong, daemon=True).start()
         try:
-            server = self._server = build_pod(self.settings, self.index, sockets[1])
+            server = self._server = build_pod(self.settings, self.index, listening[1])
         except LiveTutorError as exc:
             print(f"livetutor: worker {self.index}: {exc}", file=sys.stderr, flush=True)
             sys.exit(STARTUP_FAILURE)
-        server.run(sockets[:1])
+        server.run(listening[:1])
 
     def pong(self) -> None:
         """Answer one ping: whether the pod serves (False while it is being built)."""
