@@ -90,6 +90,11 @@ def serve_workers(settings: Settings, name: str = "LiveTutor") -> int:
         sockets.append(main)
         for index in range(settings.workers):
             port = settings.metrics_port + index if settings.metrics_port else 0
+            if port > 65_535:
+                raise SettingsError(
+                    f"LIVETUTOR_METRICS_PORT: {settings.workers} workers need ports "
+                    f"{settings.metrics_port} to {settings.metrics_port + settings.workers - 1}"
+                )
             sockets.append(listen_socket(settings.host, port))
         # Only the supervisor reads this config (worker count, health checks) and each child
         # its logging part; every worker builds its pod's own (server.serve.uvicorn_config).

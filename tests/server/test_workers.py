@@ -11,6 +11,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -191,6 +192,14 @@ async def ask_until(url: str, token: str, pods: set[str], enough: Callable[[], b
             pods.add(pod)
 
 
+def active_connections(metrics: str) -> float:
+    """The ``websocket_active_connections`` gauge in a Prometheus text page."""
+    for line in metrics.splitlines():
+        if line.startswith("websocket_active_connections "):
+            return float(line.split()[1])
+    raise AssertionError("no websocket_active_connections in /metrics")
+
+
 async def connect_to_each(url: str, token: str, count: int) -> list[TutorClient]:
     """Open connections until ``count`` pods hold one each; the others are closed."""
     held: dict[str, TutorClient] = {}
@@ -216,10 +225,14 @@ async def test_workers_share_the_port_and_stop_on_sigterm(workers: Workers) -> N
     assert len(pods) == 2
     # A pod's default name ends with its process id: each worker is a pod of its own.
     assert {int(pod.rsplit("-", 1)[1]) for pod in pods} == pids
-    assert len(workers.metrics) == 2 and len(set(workers.metrics)) == 2
 
     # A connection to each pod, answering when SIGTERM comes: every worker drains.
     held = await connect_to_each(workers.ws_url, token, count=2)
+    # Each worker serves its own /metrics, which counts its own connections.
+    async with httpx.AsyncClient(timeout=30) as http:
+        scraped = [(await http.get(url)).text for url in workers.metrics]
+    assert len(set(workers.metrics)) == 2
+    assert all(active_connections(text) >= 1 for text in scraped)
     running = []
     for client in held:
         ask_id = await client.ask(QUESTION)
