@@ -25,6 +25,7 @@ the vectors (:func:`check_shared`).
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import threading
@@ -241,6 +242,7 @@ class PodProcess(Process):
         listening = sockets or []
         # Pings are answered "not serving yet" while the pod is built, which takes seconds.
         threading.Thread(target=self.always_pong, daemon=True).start()
+        threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),), daemon=True).start()
         try:
             server = self._server = build_pod(self.settings, self.index, listening[1])
         except LiveTutorError as exc:
@@ -252,6 +254,16 @@ class PodProcess(Process):
         """Answer one ping: whether the pod serves (False while it is being built)."""
         self.child_conn.recv()
         self.child_conn.send(self._server is not None and self._server.started)
+
+
+def _stop_when_orphaned(supervisor: int, poll_s: float = 1.0) -> None:  # pragma: no cover
+    """Drain and stop once the supervisor is gone without stopping us (SIGKILL, the OOM killer).
+
+    Otherwise orphaned workers would keep the port, and a new supervisor could not bind it.
+    """
+    while os.getppid() == supervisor:
+        time.sleep(poll_s)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def build_pod(settings: Settings, index: int, metrics_socket: socket.socket) -> Server:

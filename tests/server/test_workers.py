@@ -270,3 +270,17 @@ async def test_a_killed_worker_is_replaced(workers: Workers) -> None:
     )
     assert killed not in {int(pod.rsplit("-", 1)[1]) for pod in pods}
     assert len(await asyncio.to_thread(workers.workers)) == 2
+
+
+@pytest.mark.postgres
+async def test_workers_stop_when_the_supervisor_is_killed(workers: Workers) -> None:
+    """SIGKILL to the supervisor: its workers drain and exit rather than hold the port."""
+    pids = [w.pid for w in await workers.wait_for_workers(2, without=0)]
+    workers.proc.kill()
+    await workers.proc.wait()
+    _, alive = await asyncio.to_thread(
+        psutil.wait_procs, [psutil.Process(pid) for pid in pids], START_TIMEOUT_S
+    )
+    assert alive == []
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", workers.port))
