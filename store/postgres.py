@@ -24,6 +24,7 @@ from core.errors import SessionCourseMismatch, SessionForbidden, StoreError
 from core.settings import StoreSettings
 from store import migrations
 from store.store import (
+    AskOpening,
     CoursePolicy,
     MessageRecord,
     ProblemProgress,
@@ -35,6 +36,7 @@ from store.store import (
     progress_from_row,
     session_from_row,
     session_title,
+    storable,
 )
 
 # Schema changes on big tables outlast the query timeout, and a pod waiting
@@ -137,15 +139,17 @@ class PostgresStore:
         course: str,
         history_limit: int,
         message: MessageRecord | None = None,
-    ) -> tuple[SessionRecord, list[MessageRecord]]:
-        """Open the session, read its history and store the question, on one connection."""
+    ) -> AskOpening:
+        """Open the session, read its history and policy, store the question: one connection."""
         async with self._acquire("open_ask") as conn:
             session = await _open_session(conn, session_id, user_id, course, time.time())
             history = await _list_messages(conn, session_id, history_limit, None)
-            if message is not None:
+            policy = await _get_policy(conn, course)
+            stored = message is not None and storable(message, policy)
+            if message is not None and stored:
                 async with conn.transaction():
                     await _add_message(conn, message)
-        return session, history
+        return AskOpening(session=session, history=history, policy=policy, stored=stored)
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         """The session, or None."""
@@ -249,12 +253,7 @@ class PostgresStore:
     async def get_policy(self, course: str) -> CoursePolicy:
         """The course's policy; ``open`` with no window when none was set."""
         async with self._acquire("get_policy") as conn:
-            row = await conn.fetchrow(
-                "SELECT course, mode, hint_only_from, hint_only_until FROM course_policies"
-                " WHERE course = $1",
-                course,
-            )
-        return CoursePolicy(course=course) if row is None else policy_from_row(row)
+            return await _get_policy(conn, course)
 
     async def put_policy(self, policy: CoursePolicy) -> None:
         """Set the course's policy."""
@@ -448,6 +447,16 @@ async def _open_session(
     if session.course != course:
         raise SessionCourseMismatch(f"session {session_id!r} belongs to another course")
     return session
+
+
+async def _get_policy(conn: Any, course: str) -> CoursePolicy:
+    """The course's policy; ``open`` with no window when none was set."""
+    row = await conn.fetchrow(
+        "SELECT course, mode, hint_only_from, hint_only_until FROM course_policies"
+        " WHERE course = $1",
+        course,
+    )
+    return CoursePolicy(course=course) if row is None else policy_from_row(row)
 
 
 async def _add_message(conn: Any, message: MessageRecord) -> None:

@@ -35,6 +35,7 @@ from core.errors import SessionCourseMismatch, SessionForbidden, StoreError
 from core.settings import StoreSettings
 from store import migrations
 from store.store import (
+    AskOpening,
     CoursePolicy,
     MessageRecord,
     ProblemProgress,
@@ -46,6 +47,7 @@ from store.store import (
     progress_from_row,
     session_from_row,
     session_title,
+    storable,
 )
 
 _SESSION_COLUMNS = "id, user_id, course, title, hint_level, created_at, updated_at"
@@ -142,16 +144,18 @@ class SQLiteStore:
         course: str,
         history_limit: int,
         message: MessageRecord | None = None,
-    ) -> tuple[SessionRecord, list[MessageRecord]]:
-        """Open the session, read its history and store the question, in one transaction."""
+    ) -> AskOpening:
+        """Open the session, read its history and policy, store the question: one transaction."""
         now = time.time()
 
-        def open_ask(conn: sqlite3.Connection) -> tuple[SessionRecord, list[MessageRecord]]:
+        def open_ask(conn: sqlite3.Connection) -> AskOpening:
             session = _open_session(conn, session_id, user_id, course, now)
             history = _list_messages(conn, session_id, history_limit, None)
-            if message is not None:
+            policy = _get_policy(conn, course)
+            stored = message is not None and storable(message, policy)
+            if message is not None and stored:
                 _add_message(conn, message)
-            return session, history
+            return AskOpening(session=session, history=history, policy=policy, stored=stored)
 
         return await self._run("open_ask", _in_transaction(open_ask))
 
@@ -275,15 +279,7 @@ class SQLiteStore:
     async def get_policy(self, course: str) -> CoursePolicy:
         """The course's policy; ``open`` with no window when none was set."""
 
-        def get_policy(conn: sqlite3.Connection) -> CoursePolicy:
-            row = conn.execute(
-                "SELECT course, mode, hint_only_from, hint_only_until FROM course_policies"
-                " WHERE course = ?",
-                (course,),
-            ).fetchone()
-            return CoursePolicy(course=course) if row is None else policy_from_row(row)
-
-        return await self._run("get_policy", get_policy)
+        return await self._run("get_policy", lambda conn: _get_policy(conn, course))
 
     async def put_policy(self, policy: CoursePolicy) -> None:
         """Set the course's policy."""
@@ -440,6 +436,16 @@ def _open_session(
     if session.course != course:
         raise SessionCourseMismatch(f"session {session_id!r} belongs to another course")
     return session
+
+
+def _get_policy(conn: sqlite3.Connection, course: str) -> CoursePolicy:
+    """The course's policy; ``open`` with no window when none was set."""
+    row = conn.execute(
+        "SELECT course, mode, hint_only_from, hint_only_until FROM course_policies"
+        " WHERE course = ?",
+        (course,),
+    ).fetchone()
+    return CoursePolicy(course=course) if row is None else policy_from_row(row)
 
 
 def _add_message(conn: sqlite3.Connection, message: MessageRecord) -> None:

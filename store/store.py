@@ -88,6 +88,22 @@ class CoursePolicy(msgspec.Struct, frozen=True, kw_only=True):
         return self.hint_only_until is None or now < self.hint_only_until
 
 
+class AskOpening(msgspec.Struct, frozen=True, kw_only=True):
+    """What :meth:`Store.open_ask` read and did for one ask."""
+
+    session: SessionRecord
+    # The session's last messages before the question, oldest first.
+    history: list[MessageRecord]
+    policy: CoursePolicy
+    # Whether the question was stored (see Store.open_ask).
+    stored: bool
+
+
+def storable(message: MessageRecord, policy: CoursePolicy) -> bool:
+    """False for an ``explain`` question asked while the course is ``hint_only`` (see open_ask)."""
+    return not (message.mode == "explain" and policy.hint_only_at(message.created_at))
+
+
 class ProblemProgress(msgspec.Struct, frozen=True, kw_only=True):
     """One learner's way through one problem: hints given (``rung``), attempts, solved."""
 
@@ -228,12 +244,15 @@ class Store(Protocol):
         course: str,
         history_limit: int,
         message: MessageRecord | None = None,
-    ) -> tuple[SessionRecord, list[MessageRecord]]:
+    ) -> AskOpening:
         """What an ask needs of the store, in one trip.
 
         Opens the session as :meth:`open_session` does (raising the same errors),
-        reads its last ``history_limit`` messages, then stores ``message`` (the
-        learner's question) when one is given: the history does not hold it.
+        reads its last ``history_limit`` messages and the course's policy, and
+        stores ``message`` (the learner's question), when one is given, unless it
+        is an ``explain`` question while the policy is ``hint_only`` at its
+        ``created_at``: such a question is answered as a hint, and the caller
+        stores it with that mode. The history does not hold the question.
         """
         ...
 

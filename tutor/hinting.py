@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from core.errors import LLMError
 from realtime.protocol import ErrorCode, FrameError, Mode
-from store.store import ProblemRecord, SessionRecord, Store
+from store.store import CoursePolicy, ProblemRecord, SessionRecord, Store
 from tutor.grading import AnswerKey
 from tutor.guard import GateEvent, LeakCheck, Release, SentenceGate
 from tutor.ladder import MAX_RUNG, MAX_RUNG_WITHOUT_ATTEMPT, safe_replacement
@@ -83,23 +83,27 @@ async def plan(
     session: SessionRecord,
     ref: str | None,
     now: float | None = None,
+    policy: CoursePolicy | None = None,
 ) -> HintPlan:
-    """Decide the mode and the rung of one ask (advancing the learner's ladder for a hint)."""
+    """Decide the mode and the rung of one ask (advancing the learner's ladder for a hint).
+
+    ``policy`` is the course's, when the caller has read it already.
+    """
     problem = await load_problem(store, course, problem_id, ref) if problem_id else None
-    policy = await store.get_policy(course)
+    if policy is None:
+        policy = await store.get_policy(course)
     hint_only = policy.hint_only_at(time.time() if now is None else now) or (
         problem is not None and problem.policy == "hint_only"
     )
-    if mode == "explain":
-        if not hint_only:
-            return HintPlan("explain", problem=problem)
-        # A learner who solved the problem may read its worked solution.
-        if problem is not None and (await store.get_progress(user, course, problem.id)).solved:
-            return HintPlan("explain", problem=problem)
+    if mode == "explain" and not hint_only:
+        return HintPlan("explain", problem=problem)
+    progress = await store.get_progress(user, course, problem.id) if problem is not None else None
+    # A learner who solved the problem may read its worked solution.
+    if mode == "explain" and progress is not None and progress.solved:
+        return HintPlan("explain", problem=problem)
     # Rung 4 checks the learner's own attempt: without one, the ladder stops at rung 3.
-    if problem is not None:
-        attempted = (await store.get_progress(user, course, problem.id)).attempts > 0
-        top = MAX_RUNG if attempted else MAX_RUNG_WITHOUT_ATTEMPT
+    if problem is not None and progress is not None:
+        top = MAX_RUNG if progress.attempts > 0 else MAX_RUNG_WITHOUT_ATTEMPT
         rung = await store.advance_rung(user, course, problem.id, top)
     else:
         rung = min(session.hint_level + 1, MAX_RUNG_WITHOUT_ATTEMPT)

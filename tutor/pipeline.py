@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import structlog
 
 from cache.answers import AnswerCache, CachedAnswer, shareable, split_for_delivery
@@ -153,8 +154,25 @@ class Tutor:
         if frame.course not in self._retriever.courses():
             raise FrameError(ErrorCode.COURSE_UNKNOWN, f"no course {frame.course!r}", frame.id)
         session_id = frame.session or new_id()
+        # Stored in the same trip when its mode is known before the plan: a question
+        # that is not about a problem (the store leaves an explain question asked under
+        # a hint_only policy to the plan below).
+        question = MessageRecord(
+            id=new_id(),
+            session_id=session_id,
+            role="learner",
+            text=frame.text,
+            created_at=time.time(),
+            mode=frame.mode,
+        )
         try:
-            session = await self._store.open_session(session_id, who.user, frame.course)
+            opening = await self._store.open_ask(
+                session_id,
+                who.user,
+                frame.course,
+                self._settings.tutor.history_messages,
+                question if frame.problem is None else None,
+            )
         except SessionForbidden:
             raise FrameError(
                 ErrorCode.SESSION_FORBIDDEN, "this session belongs to another user", frame.id
@@ -163,7 +181,7 @@ class Tutor:
             raise FrameError(
                 ErrorCode.SESSION_COURSE, "this session belongs to another course", frame.id
             ) from None
-        history = await self._store.list_messages(session.id, self._settings.tutor.history_messages)
+        session, history = opening.session, opening.history
         # The rung is counted when asked, so a quick follow-up already gets the next one.
         hint = await plan(
             self._store,
@@ -173,17 +191,12 @@ class Tutor:
             problem_id=frame.problem,
             session=session,
             ref=frame.id,
+            now=question.created_at,
+            policy=opening.policy,
         )
-        await self._store.add_message(
-            MessageRecord(
-                id=new_id(),
-                session_id=session.id,
-                role="learner",
-                text=frame.text,
-                created_at=time.time(),
-                mode=hint.mode,
-            )
-        )
+        # Stored above only when its mode did not wait for the plan (same policy, same time).
+        if not opening.stored:
+            await self._store.add_message(msgspec.structs.replace(question, mode=hint.mode))
         meta = StreamMeta(
             stream=new_id(),
             session=session.id,
@@ -601,12 +614,13 @@ class Tutor:
             )
         except Exception:
             log.exception("stream.store_failed")
+        # Cached before stream.end goes out too, so a question asked right after it is a hit.
+        if reason == "stop" and not (cached or fallback or stream.taken_over):
+            await self._remember_answer(stream, sources, model)
         try:
             await self._bus.end(meta, end)
         except Exception:
             log.exception("stream.end_failed")
-        if reason == "stop" and not (cached or fallback or stream.taken_over):
-            await self._remember_answer(stream, sources, model)
         self._metrics.answers.labels(reason).inc()
         self._metrics.answer_seconds.observe(time.monotonic() - stream.started)
         log.info(

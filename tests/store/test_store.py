@@ -17,7 +17,7 @@ from server.backends import create_store
 from store import migrations
 from store.postgres import PostgresStore
 from store.sqlite import SQLiteStore
-from store.store import MessageRecord, Store
+from store.store import CoursePolicy, MessageRecord, Store
 from tests.store.factory import StoreFactory, make_message, new_session
 from tests.support.postgres import temporary_database
 
@@ -298,18 +298,35 @@ async def test_open_ask_opens_reads_history_and_stores_the_question(store: Store
     for message in earlier:
         await store.add_message(message)
     question = make_message(3, text="what is a limit?")
-    session, history = await store.open_ask("s1", "u1", "calculus", 2, question)
-    assert (session.id, session.user_id) == ("s1", "u1")
-    assert history == earlier[1:]
+    opening = await store.open_ask("s1", "u1", "calculus", 2, question)
+    assert (opening.session.id, opening.session.user_id) == ("s1", "u1")
+    assert opening.history == earlier[1:]
+    assert (opening.policy, opening.stored) == (CoursePolicy(course="calculus"), True)
     assert await store.list_messages("s1") == [*earlier, question]
 
 
 async def test_open_ask_creates_a_new_session_without_a_message(store: Store) -> None:
     """A first ask opens the session with an empty history; no message stores nothing."""
     await store.ensure_user("u1", "learner")
-    session, history = await store.open_ask("new", "u1", "calculus", 10)
-    assert (session.id, session.course, history) == ("new", "calculus", [])
+    opening = await store.open_ask("new", "u1", "calculus", 10)
+    assert (opening.session.id, opening.session.course) == ("new", "calculus")
+    assert (opening.history, opening.stored) == ([], False)
     assert await store.list_messages("new") == []
+
+
+async def test_open_ask_leaves_an_explain_question_under_hint_only_to_the_caller(
+    store: Store,
+) -> None:
+    """Under a hint_only policy an explain question is not stored (it becomes a hint); a hint is."""
+    await new_session(store)
+    policy = CoursePolicy(course="calculus", mode="hint_only")
+    await store.put_policy(policy)
+    explain = make_message(1, mode="explain")
+    opening = await store.open_ask("s1", "u1", "calculus", 10, explain)
+    assert (opening.policy, opening.stored) == (policy, False)
+    hint = make_message(2, mode="hint")
+    assert (await store.open_ask("s1", "u1", "calculus", 10, hint)).stored
+    assert await store.list_messages("s1") == [hint]
 
 
 async def test_open_ask_of_another_users_session_stores_nothing(store: Store) -> None:
