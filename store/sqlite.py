@@ -22,12 +22,14 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
@@ -126,7 +128,7 @@ class SQLiteStore:
                 (user_id, role, now, now),
             )
 
-        await self._run("ensure_user", ensure_user)
+        await self._run("ensure_user", ensure_user, write=True)
 
     async def open_session(self, session_id: str, user_id: str, course: str) -> SessionRecord:
         """Return the session, creating it for ``user_id`` (who must exist) if it does not."""
@@ -135,7 +137,7 @@ class SQLiteStore:
         def open_session(conn: sqlite3.Connection) -> SessionRecord:
             return _open_session(conn, session_id, user_id, course, now)
 
-        return await self._run("open_session", _in_transaction(open_session))
+        return await self._run("open_session", open_session, write=True)
 
     async def open_ask(
         self,
@@ -157,7 +159,7 @@ class SQLiteStore:
                 _add_message(conn, message)
             return AskOpening(session=session, history=history, policy=policy, stored=stored)
 
-        return await self._run("open_ask", _in_transaction(open_ask))
+        return await self._run("open_ask", open_ask, write=True)
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         """The session, or None."""
@@ -182,7 +184,7 @@ class SQLiteStore:
         def add_message(conn: sqlite3.Connection) -> None:
             _add_message(conn, message)
 
-        await self._run("add_message", _in_transaction(add_message))
+        await self._run("add_message", add_message, write=True)
 
     async def list_messages(
         self, session_id: str, limit: int = 200, before: str | None = None
@@ -202,7 +204,7 @@ class SQLiteStore:
             if cursor.rowcount == 0:
                 raise StoreError(f"session {session_id!r} does not exist")
 
-        await self._run("set_hint_level", set_hint_level)
+        await self._run("set_hint_level", set_hint_level, write=True)
 
     async def put_problem(self, record: ProblemRecord) -> bool:
         """Create or replace the problem; True when it is new."""
@@ -231,7 +233,7 @@ class SQLiteStore:
             )
             return existed is None
 
-        return await self._run("put_problem", _in_transaction(put_problem))
+        return await self._run("put_problem", put_problem, write=True)
 
     async def get_problem(self, course: str, problem_id: str) -> ProblemRecord | None:
         """The problem, or None."""
@@ -274,7 +276,7 @@ class SQLiteStore:
             )
             return cursor.rowcount > 0
 
-        return await self._run("delete_problem", delete_problem)
+        return await self._run("delete_problem", delete_problem, write=True)
 
     async def get_policy(self, course: str) -> CoursePolicy:
         """The course's policy; ``open`` with no window when none was set."""
@@ -295,7 +297,7 @@ class SQLiteStore:
                 (policy.course, policy.mode, policy.hint_only_from, policy.hint_only_until, now),
             )
 
-        await self._run("put_policy", put_policy)
+        await self._run("put_policy", put_policy, write=True)
 
     async def get_progress(self, user_id: str, course: str, problem_id: str) -> ProblemProgress:
         """The learner's progress on the problem; zeros when they have not started it."""
@@ -330,7 +332,7 @@ class SQLiteStore:
             # fetchall: the statement runs to its end, so autocommit commits it now.
             return int(rows[0]["rung"])
 
-        return await self._run("advance_rung", advance_rung)
+        return await self._run("advance_rung", advance_rung, write=True)
 
     async def record_attempt(
         self, user_id: str, course: str, problem_id: str, correct: bool
@@ -351,23 +353,39 @@ class SQLiteStore:
             ).fetchall()
             return progress_from_row(rows[0])
 
-        return await self._run("record_attempt", record_attempt)
+        return await self._run("record_attempt", record_attempt, write=True)
 
-    async def _run(self, operation: str, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``fn`` with the connection on the store's thread, in one trip."""
+    async def _run(
+        self, operation: str, fn: Callable[[sqlite3.Connection], _T], *, write: bool = False
+    ) -> _T:
+        """Run ``fn`` with the connection on the store's thread, in one trip.
+
+        ``write``: ``fn`` changes the database, so it runs in a transaction (see
+        :func:`_drain`): all of it or none of it is stored.
+        """
         db = self._db
         if db is None:
             raise StoreError("store is not open")
-
-        def call() -> _T:
-            if db.conn is None:
-                raise StoreError("store is not open")
-            with _errors(operation):
-                return fn(db.conn)
-
+        call = _Call(operation, fn, write)
+        with db.lock:
+            db.pending.append(call)
+            start, db.draining = not db.draining, True
         # Submitted before this returns, so an operation found open above is
         # queued ahead of the close() that may follow it.
-        return await asyncio.get_running_loop().run_in_executor(db.executor, call)
+        if start:
+            db.executor.submit(_drain, db)
+        # Cancelling the wait cancels the call unless the thread has started it.
+        return await asyncio.wrap_future(call.future)
+
+
+@dataclass(eq=False)
+class _Call:
+    """One operation waiting for the store's thread."""
+
+    operation: str
+    fn: Callable[[sqlite3.Connection], Any]
+    write: bool
+    future: Future[Any] = field(default_factory=Future)
 
 
 @dataclass(eq=False)
@@ -377,6 +395,92 @@ class _Database:
     executor: ThreadPoolExecutor
     # Set, used and closed only on the executor's thread.
     conn: sqlite3.Connection | None = None
+    # Operations sent and not yet taken by the thread; whether a drain is queued or running.
+    pending: deque[_Call] = field(default_factory=deque)
+    draining: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _drain(db: _Database) -> None:
+    """Run the pending operations, in the order they were sent, until none is left.
+
+    Writes that queued up together share one transaction (a group commit), each in
+    a savepoint of its own, so one failing operation leaves the others stored. Under
+    load most of a write's time is its BEGIN and COMMIT, and this pays them once per
+    batch instead of once per operation.
+    """
+    while True:
+        with db.lock:
+            if not db.pending:
+                db.draining = False
+                return
+            batch = list(db.pending)
+            db.pending.clear()
+        # Dropped when the caller gave up before the thread got to it.
+        calls = [call for call in batch if call.future.set_running_or_notify_cancel()]
+        try:
+            _run_calls(db.conn, calls)
+        finally:
+            # Whatever escaped (it should not), no caller waits forever.
+            for call in calls:
+                if not call.future.done():
+                    call.future.set_exception(StoreError(f"{call.operation} failed"))
+
+
+def _run_calls(conn: sqlite3.Connection | None, calls: list[_Call]) -> None:
+    if conn is None:
+        for call in calls:
+            call.future.set_exception(StoreError("store is not open"))
+    elif sum(call.write for call in calls) > 1:
+        _run_batch(conn, calls)
+    else:
+        for call in calls:
+            try:
+                result = (_in_transaction(call.fn) if call.write else call.fn)(conn)
+            except Exception as exc:
+                _fail(call, exc)
+            else:
+                call.future.set_result(result)
+
+
+def _run_batch(conn: sqlite3.Connection, calls: list[_Call]) -> None:
+    """Run ``calls`` in one transaction, each in a savepoint; settle them after COMMIT."""
+    outcomes: list[tuple[_Call, Any, Exception | None]] = []
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for call in calls:
+            conn.execute("SAVEPOINT operation")
+            try:
+                result = call.fn(conn)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO operation")
+                conn.execute("RELEASE operation")
+                outcomes.append((call, None, exc))
+            else:
+                conn.execute("RELEASE operation")
+                outcomes.append((call, result, None))
+        conn.execute("COMMIT")
+    except _ERRORS as exc:
+        # BEGIN, a savepoint or COMMIT failed: nothing of the batch is stored.
+        _rollback(conn)
+        for call in calls:
+            call.future.set_exception(StoreError(f"{call.operation} failed: {exc}"))
+        return
+    for call, result, error in outcomes:
+        if error is None:
+            call.future.set_result(result)
+        else:
+            _fail(call, error)
+
+
+def _fail(call: _Call, error: Exception) -> None:
+    """Fail ``call`` with ``error``, a database error reported as :class:`StoreError`."""
+    if isinstance(error, _ERRORS):
+        wrapped = StoreError(f"{call.operation} failed: {error}")
+        wrapped.__cause__ = error
+        call.future.set_exception(wrapped)
+    else:
+        call.future.set_exception(error)
 
 
 def _connect(db: _Database, path: str, timeout_s: float) -> None:

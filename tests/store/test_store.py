@@ -364,6 +364,44 @@ async def test_duplicate_message_id_raises(store: Store) -> None:
         await store.add_message(make_message(1))
 
 
+async def test_concurrent_writes_one_failing_keep_the_others(store: Store) -> None:
+    """Writes sent together are all stored but one that fails, which takes no other with it."""
+    await new_session(store)
+    await store.add_message(make_message(0))
+    batch = [make_message(n) for n in range(1, 6)]
+    duplicate = make_message(0, text="again")
+    outcomes = await asyncio.gather(
+        *(store.add_message(m) for m in [*batch[:2], duplicate, *batch[2:]]),
+        store.set_hint_level("s1", 2),
+        return_exceptions=True,
+    )
+    assert [type(o).__name__ for o in outcomes] == [
+        "NoneType",
+        "NoneType",
+        "StoreError",
+        "NoneType",
+        "NoneType",
+        "NoneType",
+        "NoneType",
+    ]
+    assert sorted(m.text for m in await store.list_messages("s1")) == [
+        "message 0",
+        *(m.text for m in batch),
+    ]
+    session = await store.get_session("s1")
+    assert session is not None and session.hint_level == 2
+
+
+async def test_a_cancelled_write_that_waited_is_not_stored(store: Store) -> None:
+    """A write whose caller gave up while it waited for the store is dropped, or fully stored."""
+    await new_session(store)
+    writes = [asyncio.ensure_future(store.add_message(make_message(n))) for n in range(20)]
+    writes[-1].cancel()
+    await asyncio.gather(*writes, return_exceptions=True)
+    stored = {m.id for m in await store.list_messages("s1")}
+    assert stored - {make_message(19).id} == {make_message(n).id for n in range(19)}
+
+
 async def test_list_messages_limit_returns_the_last_in_order(store: Store) -> None:
     """``limit`` keeps the last messages, still oldest first."""
     await new_session(store)
