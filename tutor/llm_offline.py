@@ -17,12 +17,14 @@ text straightened so they cannot end the quotation early.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import AsyncGenerator
 
 from core.retrieval import Passage
 from core.settings import LLMSettings
 from core.text import terms
+from realtime.protocol import Mode
 from tutor.llm import Prompt
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -32,6 +34,8 @@ _SPACES = re.compile(r"\s+")
 _STRAIGHT = str.maketrans({"“": '"', "”": '"'})
 # Yield to the event loop this often when unpaced, so cancel and other streams get a turn.
 _YIELD_EVERY = 16
+# Answers composed and kept (the same question over the same passages is composed once).
+_COMPOSED_CACHE = 512
 
 
 class OfflineProvider:
@@ -52,15 +56,27 @@ class OfflineProvider:
 
     async def stream(self, prompt: Prompt) -> AsyncGenerator[str, None]:
         """Yield the composed answer word by word."""
-        text = compose(prompt)
-        if prompt.continuation and text.startswith(prompt.continuation):
-            text = text[len(prompt.continuation) :]
+        if prompt.continuation:
+            text = compose(prompt)
+            if text.startswith(prompt.continuation):
+                text = text[len(prompt.continuation) :]
+            tokens: tuple[str, ...] = tuple(_TOKEN.findall(text))
+        else:
+            tokens = _composed_tokens(
+                prompt.question, prompt.mode, prompt.course, prompt.hint_level, *prompt.passages
+            )
         loop = asyncio.get_running_loop()
         started = loop.time()
-        for i, token in enumerate(_TOKEN.findall(text)):
+        for i, token in enumerate(tokens):
             if self._pace_s:
-                # Against a fixed schedule, so a busy loop does not slow the pace down.
-                await asyncio.sleep(max(started + (i + 1) * self._pace_s - loop.time(), 0))
+                # Against a fixed schedule, so a busy loop does not slow the pace down. Tokens
+                # already due go out together without a round of the loop each, as a hosted
+                # model's tokens do when its reader is behind (several in one network read).
+                delay = started + (i + 1) * self._pace_s - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                elif i % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
             elif i % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
             yield token
@@ -74,6 +90,15 @@ class OfflineProvider:
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+@functools.lru_cache(maxsize=_COMPOSED_CACHE)
+def _composed_tokens(
+    question: str, mode: Mode, course: str, hint_level: int, *passages: Passage
+) -> tuple[str, ...]:
+    """The answer's tokens, composed once for the same question and passages."""
+    prompt = Prompt(question, mode, course, [], list(passages), hint_level)
+    return tuple(_TOKEN.findall(compose(prompt)))
 
 
 def compose(prompt: Prompt) -> str:

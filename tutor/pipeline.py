@@ -471,7 +471,8 @@ class Tutor:
         self, provider: LLMProvider, prompt: Prompt, stream: _Stream, coalescer: Coalescer
     ) -> None:
         """Generate the answer; a hint goes through the guard (the offline tutor's too)."""
-        streamed = self._metrics.tokens
+        # Counted here and added to the metric once, not once per token.
+        streamed = [0]
 
         def release(text: str) -> None:
             stream.parts.append(text)
@@ -481,14 +482,17 @@ class Tutor:
         if guard is None:
 
             def on_token(token: str) -> None:
-                streamed.inc()
+                streamed[0] += 1
                 release(token)
 
-            await generate(provider, prompt, on_token)
+            try:
+                await generate(provider, prompt, on_token)
+            finally:
+                self._metrics.tokens.inc(streamed[0])
         else:
 
             def guarded(token: str) -> None:
-                streamed.inc()
+                streamed[0] += 1
                 guard.feed(token)
 
             try:
@@ -507,6 +511,8 @@ class Tutor:
                 guard.close()
             except GuardStop:
                 log.info("hint.guard_stopped", withheld=len(stream.withheld))
+            finally:
+                self._metrics.tokens.inc(streamed[0])
         self._metrics.llm_requests.labels(provider.name, "ok").inc()
 
     async def _guard(
