@@ -1,19 +1,30 @@
 """SQLite store: the embedded default, one file in the data directory.
 
-One :mod:`sqlite3` connection serves the process. It is opened, used and
-closed on the store's own thread, a single-worker executor, and every public
-operation is one plain function sent there in one trip: all its statements,
-and its transaction when it has one. The thread runs one function at a time
-in the order they were sent, so operations are serialised without a lock and
-a lone statement can never land inside another operation's transaction.
+One :mod:`sqlite3` connection serves the process, and every public operation
+is one plain function run with it in one trip: all its statements, and its
+transaction when it has one. Operations run one at a time in the order they
+were sent, so they are serialised without a lock and a lone statement can
+never land inside another operation's transaction.
+
+An operation runs on the event loop's own thread when nothing waits for the
+store: each takes a fraction of a millisecond, while handing it to a thread
+costs a GIL hand-over for every statement and row, which a busy loop makes
+wait (profiled under load: the hand-overs, not SQLite, set the pace). It
+runs without waiting for locks there; when another process holds the write
+lock, the operation goes to the store's own thread instead (a single-worker
+executor), which waits up to the busy timeout, and every operation sent
+after it queues behind it there until the queue is empty again.
+
+Writes that queue up together on the thread share one transaction (a group
+commit), each in a savepoint of its own.
 
 The connection is in autocommit mode; operations of several statements open
 ``BEGIN IMMEDIATE`` themselves so they hold the write lock from the start
 instead of failing to upgrade a read lock when another process writes.
 
 Cancelling a caller does not interrupt its operation: one that has started
-runs to its COMMIT or ROLLBACK on the thread, and one still queued is dropped
-before it begins.
+runs to its COMMIT or ROLLBACK, and one still queued is dropped before it
+begins.
 """
 
 from __future__ import annotations
@@ -367,6 +378,15 @@ class SQLiteStore:
         if db is None:
             raise StoreError("store is not open")
         call = _Call(operation, fn, write)
+        # Only this loop's thread sends operations, and only the store's thread clears
+        # ``draining``, after its last use of the connection: nothing else uses it now.
+        if not db.draining and db.conn is not None:
+            call.future.set_running_or_notify_cancel()
+            _run_calls(db.conn, [call])
+            if not _busy(call.future):
+                return call.future.result()  # type: ignore[no-any-return]
+            # Another process holds the write lock: wait for it on the store's thread.
+            call = _Call(operation, fn, write)
         with db.lock:
             db.pending.append(call)
             start, db.draining = not db.draining, True
@@ -393,8 +413,10 @@ class _Database:
     """The store's one thread, and the connection that lives on it while open."""
 
     executor: ThreadPoolExecutor
-    # Set, used and closed only on the executor's thread.
+    # Opened and closed on the executor's thread; used there or on the loop's (see _run).
     conn: sqlite3.Connection | None = None
+    # How long an operation on the executor's thread waits for another process's lock.
+    busy_timeout_ms: int = 0
     # Operations sent and not yet taken by the thread; whether a drain is queued or running.
     pending: deque[_Call] = field(default_factory=deque)
     draining: bool = False
@@ -419,7 +441,7 @@ def _drain(db: _Database) -> None:
         # Dropped when the caller gave up before the thread got to it.
         calls = [call for call in batch if call.future.set_running_or_notify_cancel()]
         try:
-            _run_calls(db.conn, calls)
+            _run_calls(db.conn, calls, db.busy_timeout_ms)
         finally:
             # Whatever escaped (it should not), no caller waits forever.
             for call in calls:
@@ -427,11 +449,25 @@ def _drain(db: _Database) -> None:
                     call.future.set_exception(StoreError(f"{call.operation} failed"))
 
 
-def _run_calls(conn: sqlite3.Connection | None, calls: list[_Call]) -> None:
+def _run_calls(
+    conn: sqlite3.Connection | None, calls: list[_Call], busy_timeout_ms: int = 0
+) -> None:
+    """Run ``calls``, waiting up to ``busy_timeout_ms`` for another process's write lock."""
     if conn is None:
         for call in calls:
             call.future.set_exception(StoreError("store is not open"))
-    elif sum(call.write for call in calls) > 1:
+        return
+    if busy_timeout_ms:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    try:
+        _run_in_order(conn, calls)
+    finally:
+        if busy_timeout_ms:
+            conn.execute("PRAGMA busy_timeout = 0")
+
+
+def _run_in_order(conn: sqlite3.Connection, calls: list[_Call]) -> None:
+    if sum(call.write for call in calls) > 1:
         _run_batch(conn, calls)
     else:
         for call in calls:
@@ -473,6 +509,16 @@ def _run_batch(conn: sqlite3.Connection, calls: list[_Call]) -> None:
             _fail(call, error)
 
 
+def _busy(future: Future[Any]) -> bool:
+    """True when the operation failed because another process holds the database's lock."""
+    error = future.exception()
+    cause = error.__cause__ if error is not None else None
+    return isinstance(cause, sqlite3.OperationalError) and cause.sqlite_errorcode in (
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+    )
+
+
 def _fail(call: _Call, error: Exception) -> None:
     """Fail ``call`` with ``error``, a database error reported as :class:`StoreError`."""
     if isinstance(error, _ERRORS):
@@ -490,7 +536,9 @@ def _connect(db: _Database, path: str, timeout_s: float) -> None:
             _private_file(path)
         # timeout is SQLite's busy timeout: how long to wait for another
         # process's write lock before failing.
-        conn = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
+        conn = sqlite3.connect(
+            path, timeout=timeout_s, isolation_level=None, check_same_thread=False
+        )
     try:
         with _errors("open"):
             conn.row_factory = sqlite3.Row
@@ -500,10 +548,13 @@ def _connect(db: _Database, path: str, timeout_s: float) -> None:
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
             _migrate(conn)
+            # Operations on the loop's thread never wait for a lock (see _run).
+            conn.execute("PRAGMA busy_timeout = 0")
     except BaseException:
         with contextlib.suppress(*_ERRORS):
             conn.close()
         raise
+    db.busy_timeout_ms = int(timeout_s * 1000)
     db.conn = conn
 
 

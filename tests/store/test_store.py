@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -122,6 +123,55 @@ async def test_sqlite_creates_the_parent_directory(tmp_path: Path) -> None:
     await store.open()
     try:
         assert path.exists()
+    finally:
+        await store.close()
+
+
+async def test_sqlite_writes_wait_for_another_process_without_blocking_the_loop(
+    tmp_path: Path,
+) -> None:
+    """While another process holds the write lock, writes wait (in order) and the loop runs on."""
+    path = tmp_path / "store.sqlite3"
+    store = SQLiteStore(str(path), StoreSettings(query_timeout_s=30.0))
+    await store.open()
+    try:
+        await new_session(store)
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        writes = [asyncio.ensure_future(store.add_message(make_message(n))) for n in range(5)]
+        # A write waiting on the loop's thread would hold the loop (and this sleep) up
+        # to the 30 s timeout and then fail: here the writes are still pending.
+        await asyncio.sleep(0.2)
+        assert not any(write.done() for write in writes)
+        other.execute("COMMIT")
+        other.close()
+        await asyncio.gather(*writes)
+        assert [m.id for m in await store.list_messages("s1")] == [
+            make_message(n).id for n in range(5)
+        ]
+        # The queue is empty again: the next operation runs at once.
+        await store.add_message(make_message(5))
+        assert len(await store.list_messages("s1")) == 6
+    finally:
+        await store.close()
+
+
+async def test_sqlite_write_gives_up_after_the_busy_timeout(tmp_path: Path) -> None:
+    """A write still locked out after the query timeout fails with StoreError; nothing is kept."""
+    path = tmp_path / "store.sqlite3"
+    store = SQLiteStore(str(path), StoreSettings(query_timeout_s=0.2))
+    await store.open()
+    try:
+        await new_session(store)
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(StoreError, match="add_message failed"):
+                await store.add_message(make_message(1))
+        finally:
+            other.execute("COMMIT")
+            other.close()
+        assert await store.list_messages("s1") == []
     finally:
         await store.close()
 
