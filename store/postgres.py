@@ -143,7 +143,7 @@ class PostgresStore:
         """Open the session, read its history and policy, store the question: one connection."""
         async with self._acquire("open_ask") as conn:
             session = await _open_session(conn, session_id, user_id, course, time.time())
-            history = await _list_messages(conn, session_id, history_limit, None)
+            history = await _list_messages(conn, session_id, history_limit, None, sources=False)
             policy = await _get_policy(conn, course)
             stored = message is not None and storable(message, policy)
             if message is not None and stored:
@@ -491,9 +491,12 @@ async def _add_message(conn: Any, message: MessageRecord) -> None:
 
 
 async def _list_messages(
-    conn: Any, session_id: str, limit: int, before: str | None
+    conn: Any, session_id: str, limit: int, before: str | None, *, sources: bool = True
 ) -> list[MessageRecord]:
-    """The session's last ``limit`` messages (before the message ``before``), oldest first."""
+    """The session's last ``limit`` messages (before the message ``before``), oldest first.
+
+    ``sources=False`` leaves each message's sources empty.
+    """
     # $3 NULL: no cursor. An id that is not the session's gives a NULL bound: no rows.
     rows = await conn.fetch(
         f"SELECT {_MESSAGE_COLUMNS} FROM"
@@ -506,4 +509,4 @@ async def _list_messages(
         max(limit, 0),
         before,
     )
-    return [message_from_row(row, row["sources"]) for row in rows]
+    return [message_from_row(row, row["sources"] if sources else []) for row in rows]

@@ -163,7 +163,7 @@ class SQLiteStore:
 
         def open_ask(conn: sqlite3.Connection) -> AskOpening:
             session = _open_session(conn, session_id, user_id, course, now)
-            history = _list_messages(conn, session_id, history_limit, None)
+            history = _list_messages(conn, session_id, history_limit, None, sources=False)
             policy = _get_policy(conn, course)
             stored = message is not None and storable(message, policy)
             if message is not None and stored:
@@ -377,16 +377,17 @@ class SQLiteStore:
         db = self._db
         if db is None:
             raise StoreError("store is not open")
-        call = _Call(operation, fn, write)
         # Only this loop's thread sends operations, and only the store's thread clears
         # ``draining``, after its last use of the connection: nothing else uses it now.
         if not db.draining and db.conn is not None:
-            call.future.set_running_or_notify_cancel()
-            _run_calls(db.conn, [call])
-            if not _busy(call.future):
-                return call.future.result()  # type: ignore[no-any-return]
+            try:
+                with _errors(operation):
+                    return (_in_transaction(fn) if write else fn)(db.conn)
+            except StoreError as exc:
+                if not _busy(exc):
+                    raise
             # Another process holds the write lock: wait for it on the store's thread.
-            call = _Call(operation, fn, write)
+        call = _Call(operation, fn, write)
         with db.lock:
             db.pending.append(call)
             start, db.draining = not db.draining, True
@@ -509,10 +510,9 @@ def _run_batch(conn: sqlite3.Connection, calls: list[_Call]) -> None:
             _fail(call, error)
 
 
-def _busy(future: Future[Any]) -> bool:
+def _busy(error: StoreError) -> bool:
     """True when the operation failed because another process holds the database's lock."""
-    error = future.exception()
-    cause = error.__cause__ if error is not None else None
+    cause = error.__cause__
     return isinstance(cause, sqlite3.OperationalError) and cause.sqlite_errorcode in (
         sqlite3.SQLITE_BUSY,
         sqlite3.SQLITE_LOCKED,
@@ -635,9 +635,17 @@ def _add_message(conn: sqlite3.Connection, message: MessageRecord) -> None:
 
 
 def _list_messages(
-    conn: sqlite3.Connection, session_id: str, limit: int, before: str | None
+    conn: sqlite3.Connection,
+    session_id: str,
+    limit: int,
+    before: str | None,
+    *,
+    sources: bool = True,
 ) -> list[MessageRecord]:
-    """The session's last ``limit`` messages (before the message ``before``), oldest first."""
+    """The session's last ``limit`` messages (before the message ``before``), oldest first.
+
+    ``sources=False`` leaves each message's sources empty, which saves decoding them.
+    """
     # With a cursor, only messages before it; an id that is not the session's matches none.
     cursor = " AND seq < (SELECT seq FROM messages WHERE id = ? AND session_id = ?)"
     where, params = (cursor, (before, session_id)) if before is not None else ("", ())
@@ -648,6 +656,8 @@ def _list_messages(
         " ORDER BY seq",
         (session_id, *params, max(limit, 0)),
     ).fetchall()
+    if not sources:
+        return [message_from_row(row, []) for row in rows]
     return [message_from_row(row, orjson.loads(row["sources"])) for row in rows]
 
 

@@ -92,7 +92,8 @@ class AskOpening(msgspec.Struct, frozen=True, kw_only=True):
     """What :meth:`Store.open_ask` read and did for one ask."""
 
     session: SessionRecord
-    # The session's last messages before the question, oldest first.
+    # The session's last messages before the question, oldest first, without their
+    # sources (a prompt does not use them).
     history: list[MessageRecord]
     policy: CoursePolicy
     # Whether the question was stored (see Store.open_ask).
