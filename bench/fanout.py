@@ -2,7 +2,8 @@
 
 LiveTutor. A :class:`~devtools.cluster.DevCluster` of two pods on one Redis
 (URL mode, no Sentinel). The offline tutor is paced (``--pace-ms``, 20 ms:
-50 words/s per stream) and ``LIVETUTOR_FLUSH_MS=0`` makes every word its
+50 words/s per stream), and ``LIVETUTOR_FLUSH_MS=0`` with ``LIVETUTOR_FLUSH_MAX_MS=0``
+(no widening under load) makes every word its
 own ``delta``, so S concurrent streams produce S x 1000 / pace frames/s.
 Producer connections on pod A ask, each slot in its own session, and ask
 again as soon as its answer ends; consumer connections on pod B ``open``
@@ -386,7 +387,7 @@ async def measure_tutor_paced(args: argparse.Namespace) -> list[Phase]:
     pace_s = args.pace_ms / 1000
     per_stream = 1 / pace_s
     streams = [max(round(rate / per_stream), 1) for rate in args.rates]
-    env = offline_env(args.pace_ms, LIVETUTOR_FLUSH_MS="0")
+    env = offline_env(args.pace_ms, LIVETUTOR_FLUSH_MS="0", LIVETUTOR_FLUSH_MAX_MS="0")
     answer_s = WORDS_PER_ANSWER * pace_s
     cluster, fan, meter = await _tutor_cluster(env, args.connections, max(streams))
     phases = []
@@ -405,7 +406,12 @@ async def measure_tutor_paced(args: argparse.Namespace) -> list[Phase]:
 
 async def measure_tutor_unpaced(args: argparse.Namespace) -> Phase:
     """Pace 0: as many deltas as two pods deliver to B."""
-    env = offline_env(0, LIVETUTOR_FLUSH_MS="0", LIVETUTOR_OUTBOUND_QUEUE_FRAMES="16384")
+    env = offline_env(
+        0,
+        LIVETUTOR_FLUSH_MS="0",
+        LIVETUTOR_FLUSH_MAX_MS="0",
+        LIVETUTOR_OUTBOUND_QUEUE_FRAMES="16384",
+    )
     cluster, fan, meter = await _tutor_cluster(env, args.connections, args.unpaced_streams)
     try:
         await fan.warm_up(timeout_s=60)
@@ -703,7 +709,7 @@ def main(argv: list[str] | None = None) -> int:
     text = asyncio.run(measure(args))
     print(
         f"LiveTutor: 2 pods, 1 Redis (URL mode), offline tutor at {args.pace_ms:g} ms per word, "
-        f"LIVETUTOR_FLUSH_MS=0, {args.connections} connections per side; "
+        f"LIVETUTOR_FLUSH_MS=0 and FLUSH_MAX_MS=0, {args.connections} connections per side; "
         f"python-socketio: 2 uvicorn servers, AsyncRedisManager; {args.duration_s:g} s per run"
     )
     print(text)
