@@ -319,6 +319,27 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], title: str = ""
     return "\n".join(out)
 
 
+# The CPUs this process may use when it starts, before any pinning.
+_CPUS = frozenset(os.sched_getaffinity(0))
+
+
+def pin_apart(server_pid: int) -> str:
+    """Pin the server (every thread) to the last CPU and this process to the others.
+
+    Client processes started afterwards inherit this process's CPUs: a stand-in
+    for clients on a machine of their own. Returns the placement, for the report.
+    """
+    cpus = sorted(_CPUS)
+    if len(cpus) < 2:
+        return "unpinned (one CPU)"
+    server_cpu, client_cpus = cpus[-1], set(cpus[:-1])
+    for task in os.listdir(f"/proc/{server_pid}/task"):
+        os.sched_setaffinity(int(task), {server_cpu})
+    os.sched_setaffinity(0, client_cpus)
+    clients = ",".join(map(str, sorted(client_cpus)))
+    return f"server pinned to CPU {server_cpu}, clients to CPU {clients}"
+
+
 def machine() -> str:
     """One line describing where the benchmark ran."""
     cpu = platform.processor() or platform.machine()

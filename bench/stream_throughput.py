@@ -54,6 +54,7 @@ from bench._common import (
     livetutor_server,
     machine,
     mint_token,
+    pin_apart,
     raise_nofile_limit,
     summarize,
     table,
@@ -542,6 +543,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unpaced-duration-s", type=float, default=10.0)
     parser.add_argument("--procs", type=int, default=2, help="client processes")
     parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="server on the last CPU, clients on the others (clients on a machine of their own)",
+    )
+    parser.add_argument(
         "--server-env",
         action="append",
         default=[],
@@ -559,6 +565,8 @@ def main(argv: list[str] | None = None) -> int:
     pace_s = args.pace_ms / 1000
     extra_env = dict(item.split("=", 1) for item in args.server_env)
     with livetutor_server({**server_env(args.pace_ms, per_conn), **extra_env}) as tutor:
+        if args.pin:
+            print(f"placement: {pin_apart(tutor.server.pid)}")
         expected = asyncio.run(reference_answer(tutor.server, tutor.secret))
         baseline = run_load(
             "1 stream alone",
@@ -584,6 +592,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     unpaced_per_conn = args.unpaced_streams // args.unpaced_connections
     with livetutor_server({**server_env(0, unpaced_per_conn), **extra_env}) as tutor:
+        if args.pin:
+            pin_apart(tutor.server.pid)
         unpaced = run_load(
             f"{args.unpaced_streams} streams unpaced",
             tutor.server,
