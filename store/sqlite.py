@@ -18,6 +18,12 @@ after it queues behind it there until the queue is empty again.
 Writes that queue up together on the thread share one transaction (a group
 commit), each in a savepoint of its own.
 
+A COMMIT on the loop's thread only appends to the write-ahead log: the
+checkpoints that copy the log into the database file and fsync both run on
+the store's thread every ``CHECKPOINT_EVERY_S``, with a connection of their
+own (SQLite's automatic checkpoints, which would block the loop on fsync,
+are off).
+
 The connection is in autocommit mode; operations of several statements open
 ``BEGIN IMMEDIATE`` themselves so they hold the write lock from the start
 instead of failing to upgrade a read lock when another process writes.
@@ -43,6 +49,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
+import structlog
 
 from core.errors import SessionCourseMismatch, SessionForbidden, StoreError
 from core.settings import StoreSettings
@@ -73,8 +80,13 @@ _PROGRESS_COLUMNS = "user_id, course, problem, rung, attempts, solved, updated_a
 _ERRORS = (sqlite3.Error, OSError, ValueError)
 # How long to wait between attempts to switch a file that is locked to WAL.
 _WAL_RETRY_S = 0.01
+# How often the log is checkpointed into the database file, and what it keeps on disk after.
+CHECKPOINT_EVERY_S = 1.0
+_WAL_KEEP_BYTES = 64 * 2**20
 
 _T = TypeVar("_T")
+
+log = structlog.get_logger("livetutor.store")
 
 
 class SQLiteStore:
@@ -85,6 +97,7 @@ class SQLiteStore:
         self._settings = settings
         self._db: _Database | None = None
         self._opening = False
+        self._checkpointer: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         """Open the file, creating it and its directory, and apply pending migrations."""
@@ -106,18 +119,38 @@ class SQLiteStore:
         finally:
             self._opening = False
         self._db = db
+        if db.checkpoints is not None:
+            self._checkpointer = asyncio.create_task(
+                self._checkpoint_every(db), name="sqlite-checkpoints"
+            )
 
     async def close(self) -> None:
         """Close the connection once the operations already sent have finished."""
         db, self._db = self._db, None
         if db is None:
             return
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await checkpointer
         # Submitted directly and shielded: the connection is closed even if
         # the caller is cancelled while it waits.
         done = db.executor.submit(_disconnect, db)
         db.executor.shutdown(wait=False)
         with _errors("close"):
             await asyncio.shield(asyncio.wrap_future(done))
+
+    async def _checkpoint_every(self, db: _Database) -> None:
+        """Checkpoint the log on the store's thread every CHECKPOINT_EVERY_S until closed."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY_S)
+            try:
+                await loop.run_in_executor(db.executor, _checkpoint, db)
+            except StoreError as exc:
+                # The next round tries again; the log only grows meanwhile.
+                log.warning("store.checkpoint_failed", error=str(exc))
 
     async def ping(self) -> None:
         """Raise :class:`StoreError` unless the database answers."""
@@ -418,6 +451,8 @@ class _Database:
     conn: sqlite3.Connection | None = None
     # How long an operation on the executor's thread waits for another process's lock.
     busy_timeout_ms: int = 0
+    # A connection of the executor's thread for checkpoints (none for ":memory:").
+    checkpoints: sqlite3.Connection | None = None
     # Operations sent and not yet taken by the thread; whether a drain is queued or running.
     pending: deque[_Call] = field(default_factory=deque)
     draining: bool = False
@@ -550,12 +585,32 @@ def _connect(db: _Database, path: str, timeout_s: float) -> None:
             _migrate(conn)
             # Operations on the loop's thread never wait for a lock (see _run).
             conn.execute("PRAGMA busy_timeout = 0")
+            if path != ":memory:":
+                # Checkpoints copy the log into the database file and fsync both: done
+                # on the store's thread (see _checkpoint), never on a COMMIT of the loop's.
+                conn.execute("PRAGMA wal_autocheckpoint = 0")
+                conn.execute(f"PRAGMA journal_size_limit = {_WAL_KEEP_BYTES}")
+                db.checkpoints = sqlite3.connect(
+                    path, timeout=timeout_s, isolation_level=None, check_same_thread=False
+                )
     except BaseException:
         with contextlib.suppress(*_ERRORS):
             conn.close()
+            if db.checkpoints is not None:
+                db.checkpoints.close()
         raise
     db.busy_timeout_ms = int(timeout_s * 1000)
     db.conn = conn
+
+
+def _checkpoint(db: _Database) -> None:
+    """Copy what the write-ahead log holds into the database file (PASSIVE: waits for no one).
+
+    The log then starts again from its beginning with the next write.
+    """
+    if db.checkpoints is not None and db.conn is not None:
+        with _errors("checkpoint"):
+            db.checkpoints.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def _private_file(path: str) -> None:
@@ -662,6 +717,11 @@ def _list_messages(
 
 
 def _disconnect(db: _Database) -> None:
+    checkpoints, db.checkpoints = db.checkpoints, None
+    if checkpoints is not None:
+        with contextlib.suppress(*_ERRORS):
+            checkpoints.close()
+    # The last connection to close checkpoints the log and removes it.
     conn, db.conn = db.conn, None
     if conn is not None:
         conn.close()

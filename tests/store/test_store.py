@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -17,7 +18,7 @@ from core.settings import Settings, StoreSettings
 from server.backends import create_store
 from store import migrations
 from store.postgres import PostgresStore
-from store.sqlite import SQLiteStore
+from store.sqlite import CHECKPOINT_EVERY_S, SQLiteStore
 from store.store import CoursePolicy, MessageRecord, Store
 from tests.store.factory import StoreFactory, make_message, new_session
 from tests.support.postgres import temporary_database
@@ -152,6 +153,29 @@ async def test_sqlite_writes_wait_for_another_process_without_blocking_the_loop(
         # The queue is empty again: the next operation runs at once.
         await store.add_message(make_message(5))
         assert len(await store.list_messages("s1")) == 6
+    finally:
+        await store.close()
+
+
+async def test_sqlite_checkpoints_the_log_into_the_file_while_open(tmp_path: Path) -> None:
+    """Within a checkpoint interval, what was written is in the database file itself."""
+    path = tmp_path / "store.sqlite3"
+    store = SQLiteStore(str(path), StoreSettings())
+    await store.open()
+    try:
+        await new_session(store)
+        for n in range(50):
+            await store.add_message(make_message(n))
+        await asyncio.sleep(CHECKPOINT_EVERY_S * 2.5)
+        # A copy of the file alone, without the -wal log beside it.
+        alone = tmp_path / "alone.sqlite3"
+        shutil.copyfile(path, alone)
+        copy = sqlite3.connect(alone)
+        try:
+            (count,) = copy.execute("SELECT count(*) FROM messages").fetchone()
+        finally:
+            copy.close()
+        assert count == 50
     finally:
         await store.close()
 
