@@ -25,7 +25,6 @@ from core.retrieval import Retriever
 from core.settings import Settings
 from core.taskset import TaskSet
 from realtime import protocol as p
-from realtime.coalesce import flush_limits
 from realtime.loop_lag import LoopLag
 from realtime.protocol import CloseCode
 from server.backends import create_provider, create_shared, create_store
@@ -145,16 +144,7 @@ class Runtime:
         breaker = getattr(self.provider, "breaker", None)
         if breaker is not None:
             self.metrics.watch_breaker(lambda: str(breaker.state))
-        tutor = self.settings.tutor
-        self.metrics.watch_flush_window(
-            lambda: flush_limits(
-                self.loop_lag.lag_s,
-                flush_s=tutor.flush_ms / 1000,
-                max_tokens=tutor.flush_tokens,
-                flush_max_s=tutor.flush_max_ms / 1000,
-                flush_max_tokens=tutor.flush_max_tokens,
-            )[0]
-        )
+        self.metrics.watch_flush_window(self.tutor.flush_window_s)
 
     async def start(self) -> None:
         """Open the store (applying migrations)."""

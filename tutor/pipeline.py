@@ -26,7 +26,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import msgspec
 import structlog
@@ -41,7 +41,7 @@ from core.retrieval import Passage, Retriever
 from core.settings import Settings
 from core.taskset import TaskSet
 from realtime import protocol as p
-from realtime.coalesce import Coalescer, LagSource
+from realtime.coalesce import Coalescer, LagSource, flush_limits
 from realtime.hub import Subscriber
 from realtime.journal import StreamMeta
 from realtime.protocol import ErrorCode, FrameError, Mode
@@ -71,6 +71,15 @@ from tutor.ladder import offline_rung_text, pages_phrase, rung_instructions
 from tutor.llm import LLMProvider, Prompt
 
 log = structlog.get_logger("livetutor.tutor")
+
+
+class FlushLimits(TypedDict):
+    """A delta's limits as :class:`realtime.coalesce.Coalescer` and ``flush_limits`` take them."""
+
+    flush_s: float
+    max_tokens: int
+    flush_max_s: float
+    flush_max_tokens: int
 
 
 @dataclass(slots=True)
@@ -132,12 +141,25 @@ class Tutor:
         self._answers = answers
         self._popular = popular
         self._lag = lag
+        flush = settings.tutor
+        # The coalescer's limits: idle, and the widest while the loop lags.
+        self._flush = FlushLimits(
+            flush_s=flush.flush_ms / 1000,
+            max_tokens=flush.flush_tokens,
+            flush_max_s=flush.flush_max_ms / 1000,
+            flush_max_tokens=flush.flush_max_tokens,
+        )
         self._streams: dict[str, _Stream] = {}
 
     @property
     def running(self) -> int:
         """Streams generating on this pod."""
         return len(self._streams)
+
+    def flush_window_s(self) -> float:
+        """How long a delta that starts now waits for more tokens (see realtime.coalesce)."""
+        window_s, _ = flush_limits(self._lag.lag_s if self._lag is not None else 0.0, **self._flush)
+        return window_s
 
     def owns(self, stream_id: str) -> bool:
         """True while this pod generates the stream."""
@@ -333,15 +355,11 @@ class Tutor:
             model = self._provider.model
             fallback = False
             reason, message = "stop", None
-            flush = self._settings.tutor
             coalescer = Coalescer(
                 lambda text: self._emit(stream, text),
-                flush_s=flush.flush_ms / 1000,
-                max_tokens=flush.flush_tokens,
                 lag=self._lag,
-                flush_max_s=flush.flush_max_ms / 1000,
-                flush_max_tokens=flush.flush_max_tokens,
                 on_close=self._metrics.coalesced,
+                **self._flush,
             )
             try:
                 async with asyncio.timeout(self._settings.tutor.max_answer_s):
