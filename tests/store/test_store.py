@@ -7,7 +7,7 @@ import contextlib
 import shutil
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import msgspec
@@ -128,15 +128,26 @@ async def test_sqlite_creates_the_parent_directory(tmp_path: Path) -> None:
         await store.close()
 
 
+@contextlib.asynccontextmanager
+async def sqlite_with_a_session(
+    path: Path, query_timeout_s: float = 5.0
+) -> AsyncIterator[SQLiteStore]:
+    """A SQLite store on ``path`` holding session s1 of u1, closed afterwards."""
+    store = SQLiteStore(str(path), StoreSettings(query_timeout_s=query_timeout_s))
+    await store.open()
+    try:
+        await new_session(store)
+        yield store
+    finally:
+        await store.close()
+
+
 async def test_sqlite_writes_wait_for_another_process_without_blocking_the_loop(
     tmp_path: Path,
 ) -> None:
     """While another process holds the write lock, writes wait (in order) and the loop runs on."""
     path = tmp_path / "store.sqlite3"
-    store = SQLiteStore(str(path), StoreSettings(query_timeout_s=30.0))
-    await store.open()
-    try:
-        await new_session(store)
+    async with sqlite_with_a_session(path, query_timeout_s=30.0) as store:
         other = sqlite3.connect(path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
         writes = [asyncio.ensure_future(store.add_message(make_message(n))) for n in range(5)]
@@ -153,17 +164,12 @@ async def test_sqlite_writes_wait_for_another_process_without_blocking_the_loop(
         # The queue is empty again: the next operation runs at once.
         await store.add_message(make_message(5))
         assert len(await store.list_messages("s1")) == 6
-    finally:
-        await store.close()
 
 
 async def test_sqlite_checkpoints_the_log_into_the_file_while_open(tmp_path: Path) -> None:
     """Within a checkpoint interval, what was written is in the database file itself."""
     path = tmp_path / "store.sqlite3"
-    store = SQLiteStore(str(path), StoreSettings())
-    await store.open()
-    try:
-        await new_session(store)
+    async with sqlite_with_a_session(path) as store:
         for n in range(50):
             await store.add_message(make_message(n))
         await asyncio.sleep(CHECKPOINT_EVERY_S * 2.5)
@@ -176,17 +182,12 @@ async def test_sqlite_checkpoints_the_log_into_the_file_while_open(tmp_path: Pat
         finally:
             copy.close()
         assert count == 50
-    finally:
-        await store.close()
 
 
 async def test_sqlite_write_gives_up_after_the_busy_timeout(tmp_path: Path) -> None:
     """A write still locked out after the query timeout fails with StoreError; nothing is kept."""
     path = tmp_path / "store.sqlite3"
-    store = SQLiteStore(str(path), StoreSettings(query_timeout_s=0.2))
-    await store.open()
-    try:
-        await new_session(store)
+    async with sqlite_with_a_session(path, query_timeout_s=0.2) as store:
         other = sqlite3.connect(path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
         try:
@@ -196,8 +197,6 @@ async def test_sqlite_write_gives_up_after_the_busy_timeout(tmp_path: Path) -> N
             other.execute("COMMIT")
             other.close()
         assert await store.list_messages("s1") == []
-    finally:
-        await store.close()
 
 
 @pytest.mark.postgres
