@@ -85,12 +85,16 @@ async def test_resume_on_other_pod_at_random_points(pods: list[RunningServer]) -
         # A new wording each round: a cached answer would arrive in one delta.
         ask = await client.ask(f"Explain correlation and causation, take {round_}")
         start = await client.wait_for(lambda f: f["type"] == "stream.start")
-        cut = rng.randint(1, 12)
-        seen = ""
-        for seq in range(1, cut + 1):
-            frame = await client.wait_for(lambda f: f["type"] == "delta")
-            assert frame["seq"] == seq
-            seen += frame["text"]
+        # A busy pod coalesces tokens into fewer deltas, and a short answer
+        # may end before the drawn seq: then the cut falls after its last delta.
+        wanted = rng.randint(1, 12)
+        cut, seen = 0, ""
+        while cut < wanted:
+            frame = await client.wait_for(lambda f: f["type"] in ("delta", "stream.end"))
+            if frame["type"] == "stream.end":
+                break
+            assert frame["seq"] == cut + 1
+            cut, seen = frame["seq"], seen + frame["text"]
         await client.close()
         async with await second.client() as again:
             await again.send({"type": "resume", "stream": start["stream"], "after": cut})
