@@ -17,7 +17,10 @@ Four measurements, each against its baseline in the same run:
    answer but the first from the cache) against the same load with the cache
    turned off (``LIVETUTOR_CACHE_ENABLED=false``).
 
-Run: ``python -m bench.cache [--requests 50000] [--seconds 10] [--clients 50]``
+With ``--pin`` the pod (every thread) runs on one CPU and the learners on the
+others, a stand-in for clients on a machine of their own.
+
+Run: ``python -m bench.cache [--requests 50000] [--seconds 10] [--clients 50] [--pin]``
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import msgspec
 from cachetools import TTLCache
 from websockets.asyncio.client import ClientConnection
 
-from bench._common import fmt, livetutor_server, machine, summarize, table
+from bench._common import fmt, livetutor_server, machine, pin_apart, summarize, table
 from bench._pods import QUESTION, CpuMeter, CpuUsage, connect, offline_env
 from cache.answers import ANSWERS, CachedAnswer
 from cache.codec import Namespace
@@ -115,13 +118,15 @@ async def hit_rate(cache: TwoTierCache, stream: list[int]) -> tuple[int, int]:
 
 
 async def answers_per_second(
-    clients: int, seconds: float, *, cached: bool
+    clients: int, seconds: float, *, cached: bool, pin: bool = False
 ) -> tuple[int, float, CpuUsage]:
     """(answers, seconds, CPU) for ``clients`` learners each keeping two asks in flight."""
     on = "true" if cached else "false"
     env = offline_env(0, LIVETUTOR_CACHE_ENABLED=on, LIVETUTOR_CACHE_ANSWERS=on)
     env["LIVETUTOR_MAX_CONNECTIONS"] = "100000"
     with livetutor_server(env) as pod:
+        if pin:
+            print(f"placement: {pin_apart(pod.server.pid)}")
         url = pod.server.ws_url()
         sockets = [await connect(url, pod.token(f"learner-{i}")) for i in range(clients)]
         ask = msgspec.json.encode(
@@ -170,6 +175,11 @@ async def main() -> None:
     parser.add_argument("--distinct", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="run the pod on one CPU and the learners on the others",
+    )
     args = parser.parse_args()
     print(machine())
 
@@ -205,8 +215,8 @@ async def main() -> None:
     )
     print(table(["tiers", "hit rate %", "model calls saved", "model calls"], rows, title))
 
-    cached = await answers_per_second(args.clients, args.seconds, cached=True)
-    uncached = await answers_per_second(args.clients, args.seconds, cached=False)
+    cached = await answers_per_second(args.clients, args.seconds, cached=True, pin=args.pin)
+    uncached = await answers_per_second(args.clients, args.seconds, cached=False, pin=args.pin)
     rows = []
     for name, (answers, elapsed, cpu) in (
         ("cached (same question)", cached),
@@ -223,6 +233,8 @@ async def main() -> None:
             ]
         )
     title = f"\nAnswers per second, one pod, {args.clients} learners x 2 asks in flight"
+    if args.pin:
+        title += ", the pod on a CPU of its own"
     headers = ["path", "answers", "answers/s", "pod CPU %", "answers per pod CPU-s"]
     print(table(headers, rows, title))
     print(f"ratio: {cached[0] / cached[1] / max(uncached[0] / uncached[1], 1e-9):.1f}x")
