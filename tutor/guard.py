@@ -25,7 +25,8 @@ accepted form, or the private reference answer):
   "whether", "if", "when", "unless", "suppose", "assume", "imagine",
   "either", "check", …; clauses offering alternatives with "or" ("valid or
   invalid"); general statements ("a valid argument can have false premises",
-  "an argument is valid when …", but "this is a valid argument" counts); "yes"
+  "an argument is valid when …", but "this is a valid argument" and "this is
+  an example of an invalid inference" count); "yes"
   and "no" anywhere but the first or last word of their clause.
 - obfuscated: any of the above found after undoing letter spacing ("v a l i d",
   "v-a-l-i-d"), separators inside a word ("val-id"), hyphenation across lines,
@@ -159,7 +160,13 @@ def _counts(clause: list[str], i: int, axis: str) -> bool:
     if clause[i] in _YES_NO and 0 < i < len(clause) - 1:
         return False
     before = clause[i - 1] if i else ""
-    if before in _GENERIC_DETERMINERS and (i < 2 or clause[i - 2] not in _COPULAS):
+    # "a valid argument can …" is general; "this is an example of an invalid
+    # inference" is not: a word pointing at this problem comes first.
+    if (
+        before in _GENERIC_DETERMINERS
+        and (i < 2 or clause[i - 2] not in _COPULAS)
+        and not any(w in _SPECIFIC for w in clause[: i - 1])
+    ):
         return False
     # A general statement: "an argument is valid when …", "every such proof is sound".
     return not (clause[0] in _GENERIC_DETERMINERS and not any(w in _SPECIFIC for w in clause[1:i]))

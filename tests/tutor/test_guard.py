@@ -37,6 +37,8 @@ RED_TEAM: list[tuple[AnswerKey, str]] = [
     (VALID, "In one word: VALID"),
     (VALID, "It's obviously valid, as modus ponens shows."),
     (VALID, "Yes, this is a valid argument."),
+    (VALID, "This is a classic example of an invalid inference."),
+    (VALID, "Your argument is a textbook case of a valid form."),
     # any verdict on the problem is the answer
     (VALID, "This argument is not valid."),
     (VALID, "I'd say invalid."),
