@@ -423,12 +423,12 @@ def test_hpa_settings() -> None:
 
 
 def test_server_resources() -> None:
-    """Server pods request 500m CPU and 512Mi, and are limited to 1000m and 1Gi."""
+    """Server pods request 500m CPU and 512Mi, and are limited to 1000m and 1280Mi."""
     resources = container(SERVER, "server")["resources"]
     assert quantity_millicores(resources["requests"]["cpu"]) == 500
     assert quantity_bytes(resources["requests"]["memory"]) == 512 * 2**20
     assert quantity_millicores(resources["limits"]["cpu"]) == 1000
-    assert quantity_bytes(resources["limits"]["memory"]) == 2**30
+    assert quantity_bytes(resources["limits"]["memory"]) == 1280 * 2**20
 
 
 def measured_idle_connections() -> tuple[int, float, float]:
