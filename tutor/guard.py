@@ -165,11 +165,16 @@ def _counts(clause: list[str], i: int, axis: str) -> bool:
     if (
         before in _GENERIC_DETERMINERS
         and (i < 2 or clause[i - 2] not in _COPULAS)
-        and not any(w in _SPECIFIC for w in clause[: i - 1])
+        and not _names_problem(clause[: i - 1])
     ):
         return False
     # A general statement: "an argument is valid when …", "every such proof is sound".
-    return not (clause[0] in _GENERIC_DETERMINERS and not any(w in _SPECIFIC for w in clause[1:i]))
+    return not (clause[0] in _GENERIC_DETERMINERS and not _names_problem(clause[1:i]))
+
+
+def _names_problem(clause_words: list[str]) -> bool:
+    """True when one of ``clause_words`` points at this problem ("this", "your", "it" …)."""
+    return any(w in _SPECIFIC for w in clause_words)
 
 
 def _is_list_marker(folded: str, mention: NumberMention) -> bool:
