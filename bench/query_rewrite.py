@@ -29,23 +29,21 @@ The index is the one :mod:`bench.retrieval_eval` builds there (run it first).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from bench import learner_questions
 from bench._common import fmt, machine, table
 from bench.learner_questions import LearnerQuestion, held_out
-from bench.retrieval_eval import COURSE, Outcome, calibrate, judge, share
+from bench.retrieval_eval import COURSE, calibrate, judge, share
 from core.retrieval import Passage
 from core.settings import Settings
-from knowledge.embedders import Embedder, create_embedder
+from knowledge.embedders import create_embedder
 from knowledge.ingest import Ingest
-from knowledge.relevance import rare_words
-from knowledge.retriever import RARE_WORD_PENALTY, drop_near_duplicates, fuse_scores
-from knowledge.vectors import KnowledgeBase
+from knowledge.retriever import CourseRetriever
 
 PROMPTS = {
     "hyde": (
@@ -58,7 +56,6 @@ PROMPTS = {
     ),
 }
 MAX_TOKENS = 60
-CANDIDATES = 24
 
 
 def model_texts(
@@ -95,47 +92,22 @@ def _unit(vector: list[float]) -> list[float]:
     return [x / norm for x in vector]
 
 
-def searcher(
-    kb: KnowledgeBase, minilm: Embedder, words: Embedder
-) -> Callable[[str, str, str, float, float], list[Passage]]:
-    """The default ranking (as ``CourseRetriever.search``) with the model's text added."""
+def search(
+    retriever: CourseRetriever, question: str, extra: str, mode: str, weight: float
+) -> list[Passage]:
+    """The default ranking with the model's text added as ``mode`` says."""
+    vector, words = None, None
+    if extra and mode in ("mix", "mixlex"):
+        own, other = retriever.embedder.embed([question, extra])
+        vector = _unit([a + weight * b for a, b in zip(own, other, strict=True)])
+    if extra and mode in ("lex", "mixlex"):
+        words = f"{question} {extra}"
+    return retriever.search(COURSE, question, 4, vector=vector, words=words)
 
-    def search(
-        question: str, extra: str, mode: str, weight: float, threshold: float
-    ) -> list[Passage]:
-        vector = minilm.embed([question])[0]
-        lexical_text = question
-        if extra and mode in ("mix", "mixlex"):
-            other = minilm.embed([extra])[0]
-            vector = _unit([a + weight * b for a, b in zip(vector, other, strict=True)])
-        if extra and mode in ("lex", "mixlex"):
-            lexical_text = f"{question} {extra}"
-        semantic = kb.query(COURSE, minilm.name, vector, CANDIDATES)
-        lexical = kb.query(COURSE, words.name, words.embed([lexical_text])[0], CANDIDATES)
-        misspelled, unknown = rare_words(
-            question, (f"{h.heading} {h.text}" for h in semantic + lexical)
-        )
-        if misspelled:
-            respelled = f"{lexical_text} {' '.join(misspelled.values())}"
-            lexical = kb.query(COURSE, words.name, words.embed([respelled])[0], CANDIDATES)
-        ranked = fuse_scores(semantic, lexical)
-        if unknown:
-            ranked = [(score - RARE_WORD_PENALTY, hit) for score, hit in ranked]
-        return [
-            Passage(
-                document=h.title,
-                page=h.page,
-                heading=h.heading,
-                text=h.text,
-                score=score,
-                document_id=h.document,
-                title=h.title,
-                covers=score >= threshold,
-            )
-            for score, h in drop_near_duplicates(ranked, 4)
-        ]
 
-    return search
+def judged(passages: list[Passage], threshold: float) -> list[Passage]:
+    """``passages`` with "covers" judged against ``threshold`` instead of the code's."""
+    return [dataclasses.replace(p, covers=p.score >= threshold) for p in passages]
 
 
 def main() -> None:
@@ -151,7 +123,10 @@ def main() -> None:
         raise SystemExit(
             f"no index in {args.index_dir}: run bench.retrieval_eval --index-dir first"
         )
-    search = searcher(kb, create_embedder(settings, "minilm"), create_embedder(settings, "hashing"))
+    retriever = CourseRetriever(
+        kb, create_embedder(settings, "minilm"), create_embedder(settings, "hashing")
+    )
+    retriever.refresh_sync()
     questions = [q for q in learner_questions.QUESTIONS if not held_out(q)]
     texts: dict[str, dict[str, str]] = {"": {}}
     costs = []
@@ -176,17 +151,12 @@ def main() -> None:
     ]
     rows = []
     for name, kind, mode, weight in variants:
-
-        def run(
-            threshold: float, kind: str = kind, mode: str = mode, weight: float = weight
-        ) -> list[Outcome]:
-            return [
-                judge(q, search(q.text, texts[kind].get(q.text, ""), mode, weight, threshold))
-                for q in questions
-            ]
-
-        threshold = calibrate(run(-math.inf))
-        outcomes = run(threshold)
+        found_passages = [
+            (q, search(retriever, q.text, texts[kind].get(q.text, ""), mode, weight))
+            for q in questions
+        ]
+        threshold = calibrate([judge(q, judged(ps, -math.inf)) for q, ps in found_passages])
+        outcomes = [judge(q, judged(ps, threshold)) for q, ps in found_passages]
         covered = [o for o in outcomes if o.question.covered]
         found = sum(o.found for o in covered) / len(covered)
         right, n = share(outcomes)

@@ -233,15 +233,32 @@ class CourseRetriever:
         """Stop the helper threads of hybrid searches."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def search(self, course: str, question: str, k: int) -> list[Passage]:
-        """The blocking search (also used by the benchmarks)."""
+    def search(
+        self,
+        course: str,
+        question: str,
+        k: int,
+        *,
+        vector: list[float] | None = None,
+        words: str | None = None,
+    ) -> list[Passage]:
+        """The blocking search (also used by the benchmarks).
+
+        ``vector`` and ``words`` stand in for the question's vector and the text the
+        lexical ranking reads (``bench.query_rewrite`` measures a model's rewrite of the
+        question this way); the rare-word judgement always reads the question itself.
+        """
         n = max(self._candidates, k * 4)
+        words = question if words is None else words
         words_embedder = self.lexical
         lexical = None
         if words_embedder is not None:
             # Both legs release the GIL (onnxruntime, chromadb): run them side by side.
-            lexical = self._pool.submit(self._ranking, words_embedder, course, question, n)
-        semantic = self._ranking(self.embedder, course, question, n)
+            lexical = self._pool.submit(self._ranking, words_embedder, course, words, n)
+        if vector is None:
+            semantic = self._ranking(self.embedder, course, question, n)
+        else:
+            semantic = self.kb.query(course, self.embedder.name, vector, n)
         if lexical is None or words_embedder is None:
             ranked = [(1 - h.distance, h) for h in semantic]
         else:
@@ -251,7 +268,7 @@ class CourseRetriever:
             )
             if misspelled:
                 # The lexical ranking matches exact words: ask it again, spelled as the course does.
-                respelled = f"{question} {' '.join(misspelled.values())}"
+                respelled = f"{words} {' '.join(misspelled.values())}"
                 lexical_hits = self._ranking(words_embedder, course, respelled, n)
             ranked = fuse_scores(semantic, lexical_hits)
             if self._calibrated and unknown:

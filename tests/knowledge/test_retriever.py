@@ -89,3 +89,13 @@ def test_a_question_off_the_course_is_not_covered(harbour: CourseRetriever) -> N
     passages = harbour.search("harbour", "how many calories are in a banana", 2)
     assert passages
     assert not any(p.covers for p in passages)
+
+
+def test_a_rewritten_query_is_ranked_in_place_of_the_question(harbour: CourseRetriever) -> None:
+    """A vector and lexical text given to the search (a model's rewrite) rank the pages."""
+    question = "how do i know a storm is coming?"
+    rewrite = "tie a bowline loop in the rope"
+    assert harbour.search("harbour", question, 1)[0].page == 3
+    vector = harbour.embedder.embed([rewrite])[0]
+    passages = harbour.search("harbour", question, 1, vector=vector, words=rewrite)
+    assert passages[0].page == 2
