@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import stat
@@ -327,8 +328,8 @@ def test_health_check_of_the_model_server_asks_its_port() -> None:
     assert probe_url("llm", {}, ["livetutor", "llm"]) == "http://127.0.0.1:8090/docs"
 
 
-async def test_serve_runs_on_uvloop(tmp_path: Path) -> None:
-    """serve runs its event loop on uvloop, as uvicorn's loop="auto" chooses."""
+async def test_serve_runs_on_uvloop_with_its_start_up_heap_frozen(tmp_path: Path) -> None:
+    """serve runs on uvloop (loop="auto") with its start-up objects out of the collector's way."""
     env = {**os.environ, "LIVETUTOR_LOG_LEVEL": "info", "LIVETUTOR_LOG_JSON": "true"}
     proc = await asyncio.create_subprocess_exec(
         *LIVETUTOR,
@@ -342,12 +343,18 @@ async def test_serve_runs_on_uvloop(tmp_path: Path) -> None:
         env=env,
     )
     assert proc.stderr is not None
+    lines: dict[str, dict[str, object]] = {}
     try:
-        started = ""
-        while "runtime.started" not in started:
-            started = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
-            assert started, "serve exited before it started"
+        while "serve.heap_frozen" not in lines:
+            line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+            assert line, f"serve exited before it started: {lines}"
+            if line.startswith("{"):
+                record = json.loads(line)
+                lines[str(record["event"])] = record
     finally:
         proc.kill()
         await proc.wait()
-    assert '"loop":"uvloop"' in started.replace(" ", ""), started
+    assert lines["runtime.started"]["loop"] == "uvloop", lines["runtime.started"]
+    # Modules, settings, embedders and the runtime: tens of thousands of objects.
+    frozen = lines["serve.heap_frozen"]["objects"]
+    assert isinstance(frozen, int) and frozen > 10_000, frozen
