@@ -31,7 +31,9 @@ one clock. Per (stream, seq):
   delay arises on the producing pod rather than on the way to B.
 
 Loss: every (stream, seq) seen on A must arrive on B exactly once; missing
-and duplicated deltas are counted over every answer of the run.
+and duplicated deltas are counted over every answer of the run. When some
+are missing, the problems say which streams lack which seqs, and any B
+connection the server closed before the benchmark did.
 
 Unpaced maximum: a second cluster with pace 0 (``LIVETUTOR_OUTBOUND_QUEUE_FRAMES``
 raised, since one unpaced answer queues its 128 deltas at once),
@@ -203,6 +205,7 @@ class TutorFanout:
         self._all_opened = asyncio.Event()
         self._progress = asyncio.Event()
         self._readers: set[asyncio.Task[None]] = set()
+        self._closing = False
 
     def start(self) -> None:
         """Start one reader task per connection."""
@@ -223,6 +226,7 @@ class TutorFanout:
 
     async def close(self) -> None:
         """Close every connection and wait for the readers."""
+        self._closing = True
         readers = list(self._readers)
         await asyncio.gather(*(ws.close() for ws in (*self.a, *self.b)), return_exceptions=True)
         for task in readers:
@@ -290,19 +294,25 @@ class TutorFanout:
 
     async def _read_b(self, ws: ClientConnection) -> None:
         with contextlib.suppress(ConnectionClosed):
-            async for raw in ws:
-                now = time.monotonic()
-                frame = _decode(raw)
-                kind = frame["type"]
-                if kind == "delta":
-                    self.tally_b.add((frame["stream"], frame["seq"]), now)
-                    self._progress.set()
-                elif kind == "session":
-                    self._opened += 1
-                    if self._opened == len(self.slots):
-                        self._all_opened.set()
-                elif kind == "error":
-                    self._problem(f"B: error {frame.get('code')}: {frame.get('message')}")
+            await self._follow_b(ws)
+        if not self._closing:
+            # Closed by the server (a slow consumer, a drain): B misses what follows.
+            self._problem(f"B: the server closed a connection: {ws.close_code} {ws.close_reason}")
+
+    async def _follow_b(self, ws: ClientConnection) -> None:
+        async for raw in ws:
+            now = time.monotonic()
+            frame = _decode(raw)
+            kind = frame["type"]
+            if kind == "delta":
+                self.tally_b.add((frame["stream"], frame["seq"]), now)
+                self._progress.set()
+            elif kind == "session":
+                self._opened += 1
+                if self._opened == len(self.slots):
+                    self._all_opened.set()
+            elif kind == "error":
+                self._problem(f"B: error {frame.get('code')}: {frame.get('message')}")
 
     async def warm_up(self, timeout_s: float) -> None:
         """Every slot asks once and B opens its session; returns when all answers ended."""
@@ -345,6 +355,8 @@ def _tutor_phase(
     a, b = fan.tally_a, fan.tally_b
     ba, prod, prod_a = _latencies(a, b, t0, t1, pace_s)
     missing = sum(1 for key in a.times if key not in b.times)
+    if missing:
+        fan.problems.append(_missing_report(a, b))
     return Phase(
         system="LiveTutor",
         label=label,
@@ -361,6 +373,21 @@ def _tutor_phase(
         cpu=cpu,
         problems=list(fan.problems),
     )
+
+
+def _missing_report(a: _Tally, b: _Tally) -> str:
+    """Which streams lack deltas on B, and where in each answer the gap sits."""
+    last: dict[str, int] = {}
+    gaps: dict[str, list[int]] = {}
+    for stream, seq in a.times:
+        last[stream] = max(last.get(stream, 0), seq)
+        if (stream, seq) not in b.times:
+            gaps.setdefault(stream, []).append(seq)
+    shown = [
+        f"{stream[:8]} seqs {min(seqs)}-{max(seqs)} ({len(seqs)}) of {last[stream]}"
+        for stream, seqs in list(gaps.items())[:3]
+    ]
+    return f"B lacks deltas of {len(gaps)} streams: " + "; ".join(shown)
 
 
 async def _tutor_cluster(
