@@ -294,25 +294,22 @@ class TutorFanout:
 
     async def _read_b(self, ws: ClientConnection) -> None:
         with contextlib.suppress(ConnectionClosed):
-            await self._follow_b(ws)
+            async for raw in ws:
+                now = time.monotonic()
+                frame = _decode(raw)
+                kind = frame["type"]
+                if kind == "delta":
+                    self.tally_b.add((frame["stream"], frame["seq"]), now)
+                    self._progress.set()
+                elif kind == "session":
+                    self._opened += 1
+                    if self._opened == len(self.slots):
+                        self._all_opened.set()
+                elif kind == "error":
+                    self._problem(f"B: error {frame.get('code')}: {frame.get('message')}")
         if not self._closing:
             # Closed by the server (a slow consumer, a drain): B misses what follows.
             self._problem(f"B: the server closed a connection: {ws.close_code} {ws.close_reason}")
-
-    async def _follow_b(self, ws: ClientConnection) -> None:
-        async for raw in ws:
-            now = time.monotonic()
-            frame = _decode(raw)
-            kind = frame["type"]
-            if kind == "delta":
-                self.tally_b.add((frame["stream"], frame["seq"]), now)
-                self._progress.set()
-            elif kind == "session":
-                self._opened += 1
-                if self._opened == len(self.slots):
-                    self._all_opened.set()
-            elif kind == "error":
-                self._problem(f"B: error {frame.get('code')}: {frame.get('message')}")
 
     async def warm_up(self, timeout_s: float) -> None:
         """Every slot asks once and B opens its session; returns when all answers ended."""
