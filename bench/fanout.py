@@ -72,6 +72,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -388,9 +389,9 @@ def _missing_report(a: _Tally, b: _Tally) -> str:
 
 
 async def _tutor_cluster(
-    env: dict[str, str], connections: int, slots: int
+    env: dict[str, str], connections: int, slots: int, keep_dir: Path | None
 ) -> tuple[DevCluster, TutorFanout, CpuMeter]:
-    cluster = DevCluster(pods=2, sentinels=0, replica=False, pod_env=env)
+    cluster = DevCluster(pods=2, sentinels=0, replica=False, pod_env=env, base_dir=keep_dir)
     await cluster.start()
     try:
         pod_a, pod_b = cluster.pods
@@ -406,6 +407,15 @@ async def _tutor_cluster(
     return cluster, fan, CpuMeter(pids)
 
 
+def _kept(args: argparse.Namespace, run: str) -> Path | None:
+    """Where a run's processes keep their files and logs, if asked to keep them."""
+    if args.keep_dir is None:
+        return None
+    path = Path(args.keep_dir) / run
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 async def measure_tutor_paced(args: argparse.Namespace) -> list[Phase]:
     """The paced runs, one per rate, on one cluster."""
     pace_s = args.pace_ms / 1000
@@ -413,7 +423,9 @@ async def measure_tutor_paced(args: argparse.Namespace) -> list[Phase]:
     streams = [max(round(rate / per_stream), 1) for rate in args.rates]
     env = offline_env(args.pace_ms, LIVETUTOR_FLUSH_MS="0", LIVETUTOR_FLUSH_MAX_MS="0")
     answer_s = WORDS_PER_ANSWER * pace_s
-    cluster, fan, meter = await _tutor_cluster(env, args.connections, max(streams))
+    cluster, fan, meter = await _tutor_cluster(
+        env, args.connections, max(streams), _kept(args, "paced")
+    )
     phases = []
     try:
         await fan.warm_up(timeout_s=answer_s * 4 + 30)
@@ -436,7 +448,9 @@ async def measure_tutor_unpaced(args: argparse.Namespace) -> Phase:
         LIVETUTOR_FLUSH_MAX_MS="0",
         LIVETUTOR_OUTBOUND_QUEUE_FRAMES="16384",
     )
-    cluster, fan, meter = await _tutor_cluster(env, args.connections, args.unpaced_streams)
+    cluster, fan, meter = await _tutor_cluster(
+        env, args.connections, args.unpaced_streams, _kept(args, "unpaced")
+    )
     try:
         await fan.warm_up(timeout_s=60)
         fan.reset()
@@ -727,6 +741,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unpaced-streams", type=int, default=32)
     parser.add_argument("--socketio-window", type=int, default=200, help="frames in flight")
     parser.add_argument("--no-socketio", action="store_true", help="skip the reference")
+    parser.add_argument(
+        "--keep-dir", help="keep the pods' and Redis's files and logs here (one folder per run)"
+    )
     args = parser.parse_args(argv)
     raise_nofile_limit()
     print(machine())

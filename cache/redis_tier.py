@@ -7,7 +7,9 @@ Keys (named in :mod:`core.keys`): :func:`~core.keys.cache_value` for values,
 compare-and-delete script). Invalidations go out on the
 :data:`~core.keys.CACHE_INVALIDATION` channel as JSON. The subscriber reconnects on its
 own; after a reconnect it asks the cache to resync, since broadcasts sent
-while it was away are lost.
+while it was away are lost. It should have a client that never retries
+(``connect(settings, retries=0)``): redis-py's pub/sub otherwise reconnects
+inside ``get_message`` and the loss goes unnoticed.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ log = structlog.get_logger("livetutor.cache")
 class RedisTier:
     """:class:`cache.shared.SharedTier` on a redis-py asyncio client."""
 
-    def __init__(self, redis: Any, *, max_in_flight: int = 32) -> None:
+    def __init__(self, redis: Any, *, subscriber: Any = None, max_in_flight: int = 32) -> None:
+        """``subscriber``, a client for the invalidation listener, is closed by :meth:`stop`."""
         self._redis = redis
+        self._subscriber = subscriber
         # The client's pool is shared with the backplane: the cache never takes all of it.
         self._slots = asyncio.Semaphore(max_in_flight)
         # Locks this pod holds, by the token handed to the cache.
@@ -59,6 +63,8 @@ class RedisTier:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._subscriber is not None:
+            await self._subscriber.aclose()
 
     @contextlib.asynccontextmanager
     async def _call(self) -> AsyncIterator[None]:
@@ -132,7 +138,7 @@ class RedisTier:
     ) -> None:
         delay_s, subscribed_before = 0.05, False
         while not self._stopping:
-            pubsub = self._redis.pubsub()
+            pubsub = (self._subscriber or self._redis).pubsub()
             try:
                 await pubsub.subscribe(keys.CACHE_INVALIDATION)
                 if subscribed_before:

@@ -23,6 +23,10 @@ Backplane (:mod:`realtime.redis_bus`, swept by :mod:`tasks.cleanup`)::
     lt:running             set      running stream ids (scanned for
                                     orphans)                            RUNNING
     lt:run:<session>       set      the session's running stream ids    session_running(session)
+    lt:sent:<session>      zset     the session's streams of the last
+                                    journal TTL, scored by when their
+                                    start or end went out (catch-up
+                                    after a lost subscriber)            session_streams(session)
     lt:p:<session>         zset     "<pod>/<connection>" scored by when
                                     it expires                          presence(session)
 
@@ -75,6 +79,7 @@ _JOURNAL = "lt:j:"
 _META = "lt:m:"
 _LEASE = "lt:lease:"
 _SESSION_RUNNING = "lt:run:"
+_SESSION_STREAMS = "lt:sent:"
 _PRESENCE = "lt:p:"
 _RATE_LIMIT = "lt:rl:"
 _USER_CONNECTIONS = "lt:uc:"
@@ -155,6 +160,11 @@ def stream_of_lease(key: str) -> str:
 def session_running(session: str) -> str:
     """Set of a session's running stream ids."""
     return _SESSION_RUNNING + _id(session)
+
+
+def session_streams(session: str) -> str:
+    """Sorted set of a session's recent stream ids, scored by when their start or end was sent."""
+    return _SESSION_STREAMS + _id(session)
 
 
 def presence(session: str) -> str:

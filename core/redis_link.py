@@ -78,9 +78,15 @@ def _options(settings: RedisSettings, retry: Any) -> tuple[dict[str, Any], dict[
     return options, sentinel_options
 
 
-def connect(settings: RedisSettings) -> aioredis.Redis:
-    """A client of the master: through Sentinel when configured, else ``REDIS_URL``."""
-    options, sentinel_options = _options(settings, Retry(ExponentialBackoff(cap=0.5, base=0.05), 3))
+def connect(settings: RedisSettings, *, retries: int = 3) -> aioredis.Redis:
+    """A client of the master: through Sentinel when configured, else ``REDIS_URL``.
+
+    A command that meets a broken connection reconnects and runs again up to
+    ``retries`` times. A subscriber wants 0: redis-py's pub/sub reconnects and
+    subscribes again on its own, silently losing what was published meanwhile.
+    """
+    retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), retries)
+    options, sentinel_options = _options(settings, retry)
     if settings.sentinels:
         if HIREDIS_AVAILABLE:
             options["connection_class"] = HiredisSentinelConnection

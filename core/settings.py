@@ -126,6 +126,9 @@ class LocalModelSettings(msgspec.Struct, frozen=True, kw_only=True):
     context_tokens: int = 4096
     # 0 lets llama.cpp choose (one per core).
     threads: int = 0
+    # llama.cpp's repacked weight layouts (extra buffer types: AMX, AVX repacks). Off by
+    # default: on CPUs with AMX the build's AMX path crashes decoding the bundled model.
+    repack: bool = False
     load_timeout_s: float = 120.0
     restart_backoff_s: float = 1.0
     restart_max_backoff_s: float = 30.0

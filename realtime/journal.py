@@ -42,6 +42,20 @@ class StreamMeta:
         """The meta as flat strings (a Redis hash)."""
         return {k: str(v) for k, v in asdict(self).items()}
 
+    def start_frame(self) -> dict[str, Any]:
+        """The stream's ``stream.start``, as sent when it opened and whenever it is replayed."""
+        return protocol.stream_start(
+            self.stream,
+            self.ask,
+            self.session,
+            self.course,
+            self.mode,
+            text=self.question,
+            hint_level=self.hint_level if self.mode == "hint" else None,
+            problem=self.problem or None,
+            hint_only=self.hint_only,
+        )
+
     @classmethod
     def from_fields(cls, raw: dict[str, str]) -> StreamMeta:
         """The inverse of :meth:`to_fields`."""

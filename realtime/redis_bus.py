@@ -18,6 +18,15 @@ The owning pod keeps every delta of its streams in memory until the
 publishes it again; every pod then re-reads the journal for the streams its
 connections follow. Connections drop duplicates by ``seq``, so learners see
 every delta once.
+
+The subscriber has a client of its own that never retries: redis-py's pub/sub
+would reconnect and subscribe again by itself, and what was published in
+between would be lost unseen. Here a lost subscriber (Redis closes one that
+falls behind its output buffer limit, a master goes away) is noticed, and once
+it is back the pod catches up from the journals: the streams running in its
+sessions, the ones its connections follow, and those whose start or end went
+out since the last message it heard (each session keeps its recent streams,
+scored by that time).
 """
 
 from __future__ import annotations
@@ -49,6 +58,8 @@ log = structlog.get_logger("livetutor.bus")
 _BATCH = 512
 _MAX_QUEUED = 200_000
 _END_ID = "1-0"
+# Clocks of pods differ: catch-up reads this much further back than it must.
+_CATCH_UP_SLACK_S = 2.0
 _decode = msgspec.json.Decoder().decode
 
 # Renew the leases we hold; return the ones another pod holds now.
@@ -107,6 +118,7 @@ class RedisBus:
         # Any: redis-py types every reply as bytes | str; with decode_responses they are str.
         self._redis: Any = client if client is not None else connect(settings)
         self.redis = self._redis
+        self._subscriber_client: Any = connect(settings, retries=0)
         self._ops: deque[_Op] = deque()
         self._wake = asyncio.Event()
         # Held while a batch is written and while a recovery rewrites journals.
@@ -120,6 +132,12 @@ class RedisBus:
         self._subscribed: set[str] = set()
         self._confirmations: dict[str, asyncio.Future[None]] = {}
         self._reconnected = False
+        # The send time of the last message heard (or a time by which all were heard),
+        # and, after the subscriber was lost, the earliest such time not yet caught up on.
+        self._heard = time.time()
+        self._missed_since: float | None = None
+        self._losses = 0
+        self._joined_at: dict[tuple[str, int], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._healthy = asyncio.Event()
         self._presence_due = 0.0
@@ -162,6 +180,7 @@ class RedisBus:
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
                 await self._pubsub.aclose()
+        await self._subscriber_client.aclose()
         await self._redis.aclose()
 
     def problem(self) -> str | None:
@@ -186,6 +205,7 @@ class RedisBus:
     async def join(self, session: str, subscriber: Subscriber) -> None:
         """Join the session; subscribes the pod to its channel on first join."""
         self.hub.join(session, subscriber)
+        self._joined_at[(session, id(subscriber))] = time.time()
         self._queue("zadd", keys.presence(session), {self._member(subscriber): self._expiry_ms()})
         channel = keys.session_channel(session)
         if channel in self._subscribed:
@@ -213,6 +233,7 @@ class RedisBus:
     def leave(self, session: str, subscriber: Subscriber) -> None:
         """Leave; the pod unsubscribes when its last connection of the session leaves."""
         self.hub.leave(session, subscriber)
+        self._joined_at.pop((session, id(subscriber)), None)
         self._queue("zrem", keys.presence(session), self._member(subscriber))
         channel = keys.session_channel(session)
         if self.hub.members(session) == 0 and channel in self._subscribed:
@@ -309,6 +330,8 @@ class RedisBus:
             pipe.sadd(keys.RUNNING, meta.stream)
             pipe.sadd(keys.session_running(meta.session), meta.stream)
             pipe.expire(keys.session_running(meta.session), ttl_s)
+            pipe.zadd(keys.session_streams(meta.session), {meta.stream: time.time()})
+            pipe.expire(keys.session_streams(meta.session), ttl_s)
             pipe.set(keys.lease(meta.stream), self.pod, px=self._lease_ms)
             await pipe.execute()
 
@@ -337,14 +360,19 @@ class RedisBus:
         self._queue_end(meta, end)
 
     def _end_writes(self, meta: StreamMeta, text: str) -> list[tuple[str, tuple[Any, ...]]]:
-        """Journal the end, let the keys expire, leave the running sets, free the lease."""
+        """Journal the end, let the keys expire, leave the running sets, free the lease,
+        and note the end's send time among the session's recent streams."""
         ttl_s = int(self._settings.journal_ttl_s)
+        recent = keys.session_streams(meta.session)
         return [
             ("xadd", (keys.journal(meta.stream), {"e": text}, _END_ID)),
             ("expire", (keys.journal(meta.stream), ttl_s)),
             ("expire", (keys.stream_meta(meta.stream), ttl_s)),
             ("srem", (keys.RUNNING, meta.stream)),
             ("srem", (keys.session_running(meta.session), meta.stream)),
+            ("zadd", (recent, _SentAt(meta.stream))),
+            ("zremrangebyscore", (recent, "-inf", time.time() - ttl_s)),
+            ("expire", (recent, ttl_s)),
             ("eval", (_RELEASE, 1, keys.lease(meta.stream), self.pod)),
         ]
 
@@ -441,10 +469,7 @@ class RedisBus:
         now = time.time()
         async with self._redis.pipeline(transaction=False) as pipe:
             for method, args, kwargs, _ in batch:
-                if method == "publish":
-                    # Stamped when sent, for the other pods' delivery lag.
-                    args = (args[0], args[1].payload(now))
-                getattr(pipe, method)(*args, **kwargs)
+                getattr(pipe, method)(*_stamped(method, args, now), **kwargs)
             results = await pipe.execute(raise_on_error=False)
         if self._observer is not None:
             self._observer.published(time.monotonic() - started)
@@ -523,14 +548,14 @@ class RedisBus:
             if end is not None:
                 text = encode(end)
                 for method, args in self._end_writes(meta, text):
-                    getattr(pipe, method)(*args)
+                    getattr(pipe, method)(*_stamped(method, args, now))
                 pipe.publish(
                     keys.session_channel(meta.session), _Stamped(self.pod, text).payload(now)
                 )
             await pipe.execute(raise_on_error=False)
         # A batch that failed half-way may have reached Redis but not our own
         # connections; they drop whatever they already have.
-        frames = [_start_frame(meta)]
+        frames = [meta.start_frame()]
         frames += [protocol.delta(meta.stream, seq, text) for seq, text in enumerate(deltas, 1)]
         if end is not None:
             frames.append(end)
@@ -552,7 +577,7 @@ class RedisBus:
     async def _read_loop(self) -> None:
         delay_s = 0.05
         while not self._stopping:
-            pubsub = self._redis.pubsub()
+            pubsub = self._subscriber_client.pubsub()
             try:
                 channels = set(self._subscribed)
                 await pubsub.subscribe(keys.pod_channel(self.pod), *channels)
@@ -568,6 +593,9 @@ class RedisBus:
             finally:
                 self._pubsub = None
                 self._reconnected = True
+                self._losses += 1
+                if self._missed_since is None or self._heard < self._missed_since:
+                    self._missed_since = self._heard
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
             await asyncio.sleep(delay_s)
@@ -577,6 +605,8 @@ class RedisBus:
         while not self._stopping:
             message = await pubsub.get_message(timeout=1.0)
             if message is None:
+                # A second without a message on a live connection: all sent before it arrived.
+                self._heard = max(self._heard, time.time() - 1.0)
                 continue
             kind, channel = message["type"], message["channel"]
             if kind == "subscribe":
@@ -590,6 +620,8 @@ class RedisBus:
             if kind != "message":
                 continue
             origin, sent_at, text = keys.decode_envelope(message["data"])
+            if sent_at is not None and sent_at > self._heard:
+                self._heard = sent_at
             if origin == self.pod:
                 continue
             if self._observer is not None and sent_at is not None:
@@ -602,25 +634,62 @@ class RedisBus:
                 self._owner.cancel_local(str(frame.get("stream")))
 
     async def _catch_up(self) -> None:
-        """After the subscriber reconnected: re-read what local connections may have missed."""
-        for session, members in self.hub.sessions():
+        """After the subscriber reconnected: re-read what local connections may have missed.
+
+        Retried until it succeeds, unless the subscriber is lost again meanwhile
+        (its next confirmation starts a catch-up of its own, from as far back).
+        """
+        losses = self._losses
+        since = self._missed_since
+        since = (self._heard if since is None else since) - _CATCH_UP_SLACK_S
+        delay_s = 0.05
+        while not self._stopping and losses == self._losses:
             try:
-                running = [meta.stream for meta, _ in await self.running(session)]
-                wanted = set(running)
-                for member in members:
-                    wanted.update(member.following())
-                for stream in sorted(wanted):
-                    meta = await self.meta(stream)
-                    if meta is None:
-                        continue
-                    frames = [_start_frame(meta), *(await self.read(stream, 0)).frames(stream)]
-                    for member in members:
-                        if stream in running or stream in member.following():
-                            for frame in frames:
-                                member.deliver(frame, encode(frame))
-            except BusUnavailable:
-                return
-        log.info("bus.caught_up", sessions=len(list(self.hub.sessions())))
+                for session, members in self.hub.sessions():
+                    await self._catch_up_session(session, members, since)
+            except BusUnavailable as exc:
+                log.warning("bus.catch_up_failed", error=str(exc))
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, 1.0)
+                continue
+            if losses == self._losses:
+                self._missed_since = None
+            log.info("bus.caught_up", sessions=len(self.hub.sessions()), since=round(since, 3))
+            return
+
+    async def _catch_up_session(
+        self, session: str, members: list[Subscriber], since: float
+    ) -> None:
+        """Replay to each member the session's streams it may have missed frames of since."""
+        running = {meta.stream for meta, _ in await self.running(session)}
+        try:
+            recent = dict(
+                await self._redis.zrangebyscore(
+                    keys.session_streams(session), since, "+inf", withscores=True
+                )
+            )
+        except UNREACHABLE as exc:
+            raise BusUnavailable(str(exc)) from exc
+        wanted: dict[Subscriber, set[str]] = {}
+        for member in members:
+            joined = self._joined_at.get((session, id(member)), 0.0) - _CATCH_UP_SLACK_S
+            # A stream that ended before the member joined was never the member's.
+            wanted[member] = (
+                running | member.following() | {s for s, at in recent.items() if at >= joined}
+            )
+        every: set[str] = set()
+        for streams in wanted.values():
+            every |= streams
+        for stream in sorted(every):
+            meta = await self.meta(stream)
+            if meta is None:
+                continue
+            frames = [meta.start_frame(), *(await self.read(stream, 0)).frames(stream)]
+            texts = [encode(frame) for frame in frames]
+            for member, streams in wanted.items():
+                if stream in streams:
+                    for frame, text in zip(frames, texts, strict=True):
+                        member.deliver(frame, text)
 
     async def _lease_loop(self) -> None:
         """Renew our leases; claim streams whose owner stopped renewing (it died)."""
@@ -691,6 +760,23 @@ class RedisBus:
 
 
 @dataclass(frozen=True, slots=True)
+class _SentAt:
+    """A session's recent stream, scored by when its batch goes out."""
+
+    stream: str
+
+
+def _stamped(method: str, args: tuple[Any, ...], now: float) -> tuple[Any, ...]:
+    """A queued command's arguments, with the send time filled in where one is due."""
+    if method == "publish":
+        # Stamped when sent, for the other pods' delivery lag and their catch-up.
+        return (args[0], args[1].payload(now))
+    if method == "zadd" and isinstance(args[1], _SentAt):
+        return (args[0], {args[1].stream: now})
+    return args
+
+
+@dataclass(frozen=True, slots=True)
 class _Stamped:
     """A pub/sub message whose send time is added when its batch goes out."""
 
@@ -699,9 +785,3 @@ class _Stamped:
 
     def payload(self, now: float) -> str:
         return keys.encode_envelope(self.origin, now, self.text)
-
-
-def _start_frame(meta: StreamMeta) -> dict[str, Any]:
-    return protocol.stream_start(
-        meta.stream, meta.ask, meta.session, meta.course, meta.mode, text=meta.question
-    )

@@ -101,7 +101,11 @@ def create_shared(settings: Settings, *, pod: str, metrics: Metrics) -> SharedBa
         kind="redis",
         bus=RedisBus(settings.redis, pod=pod, observer=metrics, client=client),
         ask_limits=RedisTokenBuckets(client, rate_per_s, burst),
-        cache=TwoTierCache(settings.cache, RedisTier(client), observer=metrics),
+        cache=TwoTierCache(
+            settings.cache,
+            RedisTier(client, subscriber=connect(settings.redis, retries=0)),
+            observer=metrics,
+        ),
         popular=RedisPopular(client, min_learners=settings.tutor.popular_min_learners),
         connection_limits=RedisConnectionLimits(
             client, pod=pod, max_per_user=per_user, ttl_s=settings.redis.presence_ttl_s

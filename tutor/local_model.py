@@ -56,14 +56,30 @@ _POLL_S = 0.2
 _STOP_TIMEOUT_S = 5.0
 _TAIL_BYTES = 600
 # The child asks the kernel for SIGTERM when its parent dies, so a pod killed with SIGKILL
-# leaves no model server behind; then it runs llama.cpp's server module as its main.
+# leaves no model server behind. Unless told to repack, it loads models without llama.cpp's
+# extra buffer types (llama-cpp-python's server has no flag for ``use_extra_bufts``, so its
+# default model parameters are wrapped). Then it runs llama.cpp's server module as its main.
 _CHILD_MAIN = (
     "import ctypes, os, runpy, signal, sys\n"
     "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n"
     "if os.getppid() != int(sys.argv.pop(1)): sys.exit(1)\n"
+    "if sys.argv.pop(1) == 'no-repack':\n"
+    "    import llama_cpp.llama_cpp as api\n"
+    "    defaults = api.llama_model_default_params\n"
+    "    def params():\n"
+    "        p = defaults()\n"
+    "        p.use_extra_bufts = False\n"
+    "        return p\n"
+    "    api.llama_model_default_params = params\n"
     "sys.argv[0] = 'llama_cpp.server'\n"
     "runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)\n"
 )
+
+
+def server_command(*, repack: bool) -> list[str]:
+    """The command that runs llama.cpp's server as this process's child; its flags follow."""
+    layout = "repack" if repack else "no-repack"
+    return [sys.executable, "-c", _CHILD_MAIN, str(os.getpid()), layout]
 
 
 class LocalModelMissing(SettingsError):
@@ -242,10 +258,7 @@ class LocalModelServer:
 
     async def _spawn(self) -> None:
         args = [
-            sys.executable,
-            "-c",
-            _CHILD_MAIN,
-            str(os.getpid()),
+            *server_command(repack=self._settings.repack),
             "--model",
             str(self.path),
             "--model_alias",

@@ -241,18 +241,7 @@ class Tutor:
             plan=hint,
         )
         await self._bus.join(session.id, subscriber)
-        start = p.stream_start(
-            meta.stream,
-            frame.id,
-            session.id,
-            frame.course,
-            hint.mode,
-            text=frame.text,
-            hint_level=hint.rung if hint.mode == "hint" else None,
-            problem=frame.problem,
-            hint_only=hint.hint_only,
-        )
-        await self._bus.open(meta, start)
+        await self._bus.open(meta, meta.start_frame())
         stream.task = self._tasks.spawn(self._run(stream, history), name=f"stream-{meta.stream}")
         return meta.stream, session.id
 

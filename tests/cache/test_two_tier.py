@@ -24,7 +24,7 @@ from cache.two_tier import TwoTierCache
 from core import keys
 from core.redis_link import connect
 from core.settings import CacheSettings, RedisSettings
-from devtools.cluster import RedisNode
+from devtools.cluster import RedisNode, redis_command
 
 
 class Item(msgspec.Struct, frozen=True):
@@ -66,13 +66,17 @@ SETTINGS = CacheSettings(lock_wait_s=5.0, l2_retry_s=0.2, max_value_bytes=4096)
 MakePod = Callable[..., Awaitable[tuple[TwoTierCache, Seen]]]
 
 
+def node_settings(node: RedisNode) -> RedisSettings:
+    return RedisSettings(url=node.url, socket_timeout_s=0.5)
+
+
 def pod_maker(stack: AsyncExitStack, node: RedisNode) -> MakePod:
     """Makes pods' caches on one Redis, each with its own connection pool and L1."""
 
     async def make(settings: CacheSettings = SETTINGS) -> tuple[TwoTierCache, Seen]:
-        client = connect(RedisSettings(url=node.url, socket_timeout_s=0.5))
+        client = connect(node_settings(node))
         stack.push_async_callback(client.aclose)
-        tier = RedisTier(client)
+        tier = RedisTier(client, subscriber=connect(node_settings(node), retries=0))
         seen = Seen()
         cache = TwoTierCache(settings, tier, observer=seen)
         await cache.start()
@@ -252,6 +256,31 @@ async def test_invalidation_reaches_both_pods(make_pod: MakePod) -> None:
     await a.invalidate(ITEMS, "k")
     await eventually(lambda: _is_missing(b, ITEMS, "k"))
     assert await a.get(ITEMS, "k") is None
+
+
+async def test_invalidation_sent_while_a_listener_was_cut_off_is_not_missed(
+    redis_node: RedisNode,
+) -> None:
+    """Redis drops B's invalidation listener and A invalidates a key meanwhile: once B
+    listens again it does not serve its stale copy."""
+    async with AsyncExitStack() as stack:
+        a, _ = await pod_maker(stack, redis_node)()
+        client = connect(node_settings(redis_node))
+        stack.push_async_callback(client.aclose)
+        tier = RedisTier(client, subscriber=connect(node_settings(redis_node), retries=0))
+        b = TwoTierCache(SETTINGS, tier)
+        await b.start()
+        stack.push_async_callback(b.stop)
+        await asyncio.wait_for(tier.subscribed.wait(), 5)
+        await a.set(ITEMS, "k", Item("k", 1))
+        assert await b.get(ITEMS, "k") == Item("k", 1)  # now in B's L1
+        await redis_command(redis_node.port, "CLIENT", "KILL", "TYPE", "pubsub")
+        async with asyncio.timeout(5):
+            while tier.subscribed.is_set():  # noqa: ASYNC110 - cleared by B's listener task
+                await asyncio.sleep(0.001)
+        await a.invalidate(ITEMS, "k")
+        await asyncio.wait_for(tier.subscribed.wait(), 5)
+        assert await b.get(ITEMS, "k") is None
 
 
 async def test_retiring_a_namespace_reaches_both_pods(make_pod: MakePod) -> None:

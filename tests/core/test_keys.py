@@ -31,6 +31,7 @@ EXPECTED = [
     (keys.lease("st1"), "lt:lease:st1"),
     (keys.RUNNING, "lt:running"),
     (keys.session_running("s1"), "lt:run:s1"),
+    (keys.session_streams("s1"), "lt:sent:s1"),
     (keys.presence("s1"), "lt:p:s1"),
     (keys.user_channel("ann"), "~u/ann"),
     (keys.rate_limit("ann"), "lt:rl:ann"),

@@ -49,7 +49,7 @@ from tests.deploy.files import (
     service_env_names,
     service_env_values,
 )
-from tutor.local_model import BUNDLED_FILE, bundled_model_path, model_name
+from tutor.local_model import BUNDLED_FILE, bundled_model_path, model_name, server_command
 
 # Read by llama.cpp's server, not by LiveTutor: a new request must queue, not cut the answer.
 LLAMA_SERVER_ENV = {"INTERRUPT_REQUESTS": "false"}
@@ -499,7 +499,8 @@ class ModelServer:
         if bare:
             self.model = bundled_model_name()
             environment["API_KEY"] = self.key
-            command = [sys.executable, "-m", "llama_cpp.server", "--model"]
+            # llama.cpp's server module, with the model parameters LiveTutor's child uses.
+            command = [*server_command(repack=False), "--model"]
             command += [str(bundled_model_path()), "--model_alias", self.model]
             command += ["--n_ctx", "512", "--n_threads", "1"]
         else:

@@ -11,9 +11,10 @@ import pytest
 
 from core.ids import new_id
 from core.settings import RedisSettings
-from devtools.cluster import RedisNode
+from devtools.cluster import RedisNode, redis_command
 from realtime import protocol as p
 from realtime.journal import StreamMeta
+from realtime.order import StreamOrder
 from realtime.redis_bus import RedisBus
 from realtime.streams import MemoryBus, StreamBus
 from tests.support.recorder import Recorder
@@ -99,7 +100,7 @@ def new_meta(bus: StreamBus, session: str, *, pod: str = "p1") -> StreamMeta:
 
 
 def start_frame(meta: StreamMeta) -> dict[str, Any]:
-    return p.stream_start(meta.stream, meta.ask, meta.session, meta.course, meta.mode)
+    return meta.start_frame()
 
 
 def end_frame(meta: StreamMeta, seq: int) -> dict[str, Any]:
@@ -306,3 +307,69 @@ async def test_redis_join_while_the_subscriber_connects_is_confirmed(redis_node:
         await bus.join(new_id(), Recorder())
     finally:
         await bus.stop()
+
+
+class Tab(Recorder):
+    """A recorder that orders and de-duplicates frames as a learner's connection does."""
+
+    def __init__(self, connection: str = "tab") -> None:
+        super().__init__(connection)
+        self.order = StreamOrder(max_pending=1000)
+
+    def deliver(self, frame: dict[str, Any], text: str) -> None:
+        ready, _ = self.order.accept(frame, text)
+        for item, item_text in ready:
+            super().deliver(item, item_text)
+
+    def following(self) -> set[str]:
+        return self.order.following()
+
+    def of_stream(self, stream: str) -> list[dict[str, Any]]:
+        return [f for f in self.frames if f.get("stream") == stream]
+
+
+async def _cut_off(two: RedisBus, redis_node: RedisNode) -> None:
+    """Close every pub/sub connection on the server; return once p2's reader noticed."""
+    await redis_command(redis_node.port, "CLIENT", "KILL", "TYPE", "pubsub")
+    async with asyncio.timeout(5):
+        while two.problem() is None:  # noqa: ASYNC110 - cleared by p2's reader task
+            await asyncio.sleep(0.001)
+
+
+async def _begin(one: RedisBus, there: Tab, session: str) -> StreamMeta:
+    """Open a stream on p1 and send its first delta; return once p2's tab has it."""
+    meta = new_meta(one, session)
+    await one.open(meta, start_frame(meta))
+    one.delta(meta, 1, TEXTS[0])
+    await there.wait_for(lambda f: f.get("seq") == 1 and f["stream"] == meta.stream)
+    return meta
+
+
+async def test_redis_answers_sent_while_a_subscriber_was_cut_off_reach_it_once(
+    redis_node: RedisNode, redis_pods: list[tuple[RedisBus, Owner]]
+) -> None:
+    """Redis drops p2's subscriber (as it does one over its output buffer limit) while an
+    answer runs on p1: the rest of that answer and a whole answer sent before p2 is back
+    still reach p2's tab, every frame once and in order."""
+    (one, _), (two, _) = redis_pods
+    session, here, there = new_id(), Tab("here"), Tab("there")
+    await one.join(session, here)
+    await two.join(session, there)
+    for _attempt in range(5):
+        running = await _begin(one, there, session)
+        await _cut_off(two, redis_node)
+        for seq, text in enumerate(TEXTS[1:], start=2):
+            one.delta(running, seq, text)
+        await one.end(running, end_frame(running, len(TEXTS)))
+        whole = new_meta(one, session)
+        await run_stream(one, here, whole)
+        # Both ends went out while p2 had no subscriber (else the cut came too late: again).
+        if two.problem() is not None:
+            break
+    else:
+        pytest.fail("p2's subscriber came back before p1 had sent both answers, five times")
+    for meta in (running, whole):
+        await there.wait_for_end(meta.stream)
+        assert there.of_stream(meta.stream) == here.of_stream(meta.stream)
+        deltas = [f["seq"] for f in there.of_stream(meta.stream) if f["type"] == "delta"]
+        assert deltas == [1, 2, 3, 4, 5]

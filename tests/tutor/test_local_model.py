@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -38,8 +39,11 @@ def test_settings_read_the_local_model_variables() -> None:
             "LIVETUTOR_LOCAL_MODEL_PATH": "/models/qwen.gguf",
             "LIVETUTOR_LOCAL_CONTEXT_TOKENS": "8192",
             "LIVETUTOR_LOCAL_THREADS": "4",
+            "LIVETUTOR_LOCAL_REPACK": "true",
         }
     )
+    assert settings.local.repack is True
+    assert Settings.from_env({}).local.repack is False
     assert settings.llm_provider == "local"
     assert settings.local.model_path == "/models/qwen.gguf"
     assert (settings.local.context_tokens, settings.local.threads) == (8192, 4)
@@ -95,6 +99,33 @@ async def test_server_loads_and_is_restarted_after_a_crash(tmp_path: Path) -> No
         await server.stop()
     assert not psutil.pid_exists(first) or psutil.Process(first).status() == "zombie"
     assert server.pid is None
+
+
+@needs_model
+@pytest.mark.parametrize("repack", [False, True])
+async def test_weights_are_repacked_only_when_asked(tmp_path: Path, repack: bool) -> None:
+    """By default llama.cpp keeps the weights in the file's layout (its AMX path crashes on
+    CPUs that have it) and the model answers; LIVETUTOR_LOCAL_REPACK lets it repack them."""
+    settings = LocalModelSettings(context_tokens=512, threads=1, repack=repack)
+    server = LocalModelServer(settings, log_path=tmp_path / "model.log")
+    await server.start()
+    try:
+        assert await server.wait_ready(60)
+        if not repack:
+            body = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+            async with httpx.AsyncClient(timeout=30) as http:
+                reply = await http.post(f"{server.base_url}/chat/completions", json=body)
+            assert reply.json()["choices"][0]["message"]["content"]
+    finally:
+        await server.stop()
+    assert server.log_path is not None
+    loaded = re.findall(r"load_tensors: +(\S+) model buffer", server.log_path.read_text())
+    assert "CPU_Mapped" in loaded
+    if repack:
+        if loaded == ["CPU_Mapped"]:
+            pytest.skip("llama.cpp has no repacked layout for this CPU")
+    else:
+        assert loaded == ["CPU_Mapped"]
 
 
 @needs_model
