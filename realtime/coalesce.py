@@ -11,6 +11,10 @@ frame's window and token cap widen, up to ``flush_max_s`` and
 ``flush_max_tokens`` (:func:`flush_limits`), so a busy pod sends fewer,
 larger frames instead of falling further behind. The limits are read once
 per frame, when its first token arrives.
+
+With ``first_at_once`` the first token goes out alone and at once: the wait
+for an answer's first words is what a learner feels most, and one more frame
+per answer costs little.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class Coalescer:
         flush_max_s: float | None = None,
         flush_max_tokens: int | None = None,
         on_close: Callable[[int], None] | None = None,
+        first_at_once: bool = False,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         """``flush_s`` and ``max_tokens`` hold while ``lag`` (if any) reports no lag.
@@ -78,6 +83,7 @@ class Coalescer:
         self._flush_max_s = flush_max_s
         self._flush_max_tokens = flush_max_tokens
         self._on_close = on_close
+        self._first_at_once = first_at_once
         self._loop = loop or asyncio.get_running_loop()
         self._buffer: list[str] = []
         self._timer: asyncio.TimerHandle | None = None
@@ -91,7 +97,7 @@ class Coalescer:
         if not token:
             return
         self._buffer.append(token)
-        if len(self._buffer) >= self._max_tokens:
+        if len(self._buffer) >= self._max_tokens or (self._first_at_once and not self.frames):
             self.flush()
         elif self._timer is None:
             self._open_frame()

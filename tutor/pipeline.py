@@ -348,6 +348,7 @@ class Tutor:
                 lambda text: self._emit(stream, text),
                 lag=self._lag,
                 on_close=self._metrics.coalesced,
+                first_at_once=True,
                 **self._flush,
             )
             try:

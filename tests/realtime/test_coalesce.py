@@ -37,6 +37,19 @@ async def test_flushes_when_max_tokens_buffered() -> None:
     assert sink.texts == ["abc"]
 
 
+async def test_first_token_goes_out_at_once_when_asked() -> None:
+    """With first_at_once the first token is a frame of its own at once; later ones coalesce."""
+    sink = Sink()
+    coalescer = Coalescer(sink, flush_s=NEVER_S, max_tokens=3, first_at_once=True)
+    coalescer.add("a")
+    assert sink.texts == ["a"]
+    for token in "bcde":
+        coalescer.add(token)
+    assert sink.texts == ["a", "bcd"]
+    coalescer.close()
+    assert sink.texts == ["a", "bcd", "e"]
+
+
 async def test_flushes_after_flush_s() -> None:
     """Tokens below max_tokens are emitted together by the loop timer."""
     sink = Sink()
