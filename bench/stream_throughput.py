@@ -117,6 +117,8 @@ class Tally:
     deltas: int = 0
     lateness_ms: array.array[float] = field(default_factory=lambda: array.array("d"))
     first_delta_ms: array.array[float] = field(default_factory=lambda: array.array("d"))
+    # From an answer's last delta to its stream.end (the answer is stored and cached between).
+    end_gap_ms: array.array[float] = field(default_factory=lambda: array.array("d"))
     stream_rate: array.array[float] = field(default_factory=lambda: array.array("d"))
     stream_s: float = 0.0  # summed over answers: first delta to stream.end
     connect_failed: int = 0
@@ -144,6 +146,7 @@ class _Slot:
     tokens: int = 0
     first_at: float = 0.0
     first_tokens: int = 0
+    last_at: float = 0.0
     parts: list[str] = field(default_factory=list)
 
 
@@ -162,6 +165,7 @@ class _Driver:
         slot.asked += 1
         slot.ask_id = f"{slot.name}-{slot.asked}"
         slot.stream, slot.next_seq, slot.tokens, slot.first_at = "", 1, 0, 0.0
+        slot.last_at = 0.0
         slot.parts = []
         frame: dict[str, Any] = {"type": "ask", "id": slot.ask_id, "course": "demo"}
         frame["text"] = QUESTION
@@ -190,6 +194,7 @@ class _Driver:
                 slot.parts.append(text)
                 slot.tokens += count_tokens(text)
                 tally.deltas += 1
+                slot.last_at = now
                 if not slot.first_at:
                     slot.first_at, slot.first_tokens = now, slot.tokens
                     tally.first_delta_ms.append((now - slot.sent_at) * 1000)
@@ -204,6 +209,8 @@ class _Driver:
             elif kind == "stream.end":
                 slot = self.by_stream.pop(frame["stream"])
                 tally.last_arrival = now
+                if slot.last_at:
+                    tally.end_gap_ms.append((now - slot.last_at) * 1000)
                 self._check(slot, frame, now)
                 if now < deadline:
                     await self.ask(slot)
@@ -328,6 +335,7 @@ def _merge(tallies: list[Tally]) -> Tally:
         merged.deltas += t.deltas
         merged.lateness_ms += t.lateness_ms
         merged.first_delta_ms += t.first_delta_ms
+        merged.end_gap_ms += t.end_gap_ms
         merged.stream_rate += t.stream_rate
         merged.stream_s += t.stream_s
         merged.connect_failed += t.connect_failed
@@ -514,6 +522,12 @@ def report(paced: list[Run], unpaced: Run, pace_ms: float, expected_tokens: int)
     load_p99 = summarize(load.tally.lateness_ms)["p99"]
     lines.append(
         f"lateness p99 under load vs one stream alone: {load_p99:.1f} ms vs {base_p99:.1f} ms"
+    )
+    gap = summarize(load.tally.end_gap_ms)
+    lines.append(
+        f"stream.end after the last delta under load: p50 {gap['p50']:.1f} ms, "
+        f"p99 {gap['p99']:.1f} ms (one stream alone: p50 "
+        f"{summarize(base.tally.end_gap_ms)['p50']:.1f} ms)"
     )
     for run in [*paced, unpaced]:
         t = run.tally
