@@ -114,6 +114,8 @@ class Tally:
     answers_bad: int = 0
     problems: list[str] = field(default_factory=list)
     tokens: int = 0
+    # Tokens that arrived before the deadline, while every slot still asked again.
+    steady_tokens: int = 0
     deltas: int = 0
     lateness_ms: array.array[float] = field(default_factory=lambda: array.array("d"))
     first_delta_ms: array.array[float] = field(default_factory=lambda: array.array("d"))
@@ -192,7 +194,10 @@ class _Driver:
                 slot.next_seq += 1
                 text = frame["text"]
                 slot.parts.append(text)
-                slot.tokens += count_tokens(text)
+                tokens = count_tokens(text)
+                slot.tokens += tokens
+                if now < deadline:
+                    tally.steady_tokens += tokens
                 tally.deltas += 1
                 slot.last_at = now
                 if not slot.first_at:
@@ -295,6 +300,7 @@ class Run:
     label: str
     streams: int
     window_s: float
+    steady_s: float
     server_cpu_s: float
     loop_cpu_s: float
     tally: Tally
@@ -303,6 +309,12 @@ class Run:
     def tokens_per_s(self) -> float:
         """Tokens delivered to clients per second of the run."""
         return self.tally.tokens / self.window_s if self.window_s > 0 else 0.0
+
+    @property
+    def steady_tokens_per_s(self) -> float:
+        """Tokens that arrived per second until the deadline: the drain after it, while
+        the slots' last answers end one by one and none starts, left out."""
+        return self.tally.steady_tokens / self.steady_s if self.steady_s > 0 else 0.0
 
     @property
     def generating(self) -> float:
@@ -332,6 +344,7 @@ def _merge(tallies: list[Tally]) -> Tally:
         merged.answers_bad += t.answers_bad
         merged.problems += t.problems[: 5 - len(merged.problems)]
         merged.tokens += t.tokens
+        merged.steady_tokens += t.steady_tokens
         merged.deltas += t.deltas
         merged.lateness_ms += t.lateness_ms
         merged.first_delta_ms += t.first_delta_ms
@@ -395,7 +408,7 @@ def run_load(
     tally = _merge(tallies)
     window_s = tally.last_arrival - began
     streams = connections * streams_per_connection
-    return Run(label, streams, window_s, server_cpu_s, loop_cpu_s, tally)
+    return Run(label, streams, window_s, duration_s, server_cpu_s, loop_cpu_s, tally)
 
 
 async def reference_answer(server: ServerProcess, secret: str) -> str:
@@ -517,6 +530,10 @@ def report(paced: list[Run], unpaced: Run, pace_ms: float, expected_tokens: int)
         f"load vs offered: {load.tokens_per_s:,.0f} of {offered:,.0f} tokens/s "
         f"({load.tokens_per_s / offered:.2f}x); per-stream rate p50 "
         f"{summarize(load.tally.stream_rate)['p50']:.1f} of {per_stream:g} tokens/s"
+    )
+    lines.append(
+        f"until the deadline, while every slot asks again (the drain after it left out): "
+        f"{load.steady_tokens_per_s:,.0f} tokens/s ({load.steady_tokens_per_s / offered:.2f}x)"
     )
     base_p99 = summarize(base.tally.lateness_ms)["p99"]
     load_p99 = summarize(load.tally.lateness_ms)["p99"]
