@@ -131,3 +131,36 @@ def test_running_streams_do_not_expire() -> None:
     journal.open(log())
     time.sleep(0.05)
     assert journal.get("st-1") is not None
+
+
+def test_a_replayed_start_carries_what_the_hint_ask_carried() -> None:
+    """A hint stream's stream.start, rebuilt from its stored meta (replays, catch-up,
+    takeover), names its rung, problem and policy, as the start sent when it opened did."""
+    meta = StreamMeta(
+        stream="st-1",
+        session="s-1",
+        user="alice",
+        course="demo",
+        ask="q1",
+        mode="hint",
+        question="Is this argument valid?",
+        hint_level=3,
+        problem="book-snow",
+        hint_only=True,
+    )
+    start = StreamMeta.from_fields(meta.to_fields()).start_frame()
+    assert start == {
+        "type": "stream.start",
+        "stream": "st-1",
+        "ask": "q1",
+        "session": "s-1",
+        "course": "demo",
+        "mode": "hint",
+        "text": "Is this argument valid?",
+        "hint_level": 3,
+        "problem": "book-snow",
+        "hint_only": True,
+    }
+    explain = StreamMeta(stream="st-2", session="s-1", user="alice", course="demo", ask="q2")
+    assert "hint_level" not in explain.start_frame()
+    assert "problem" not in explain.start_frame()
