@@ -13,6 +13,7 @@ from collections.abc import (
 )
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,9 +137,11 @@ async def make_rig(
         answers: AnswerCache | None = None,
         retriever: Retriever | None = None,
         offline: bool = False,
+        tutor: dict[str, Any] | None = None,
     ) -> Rig:
-        """``offline``: the offline tutor is the provider (``rig.provider`` is then unused)."""
-        settings = make_settings(tutor={"flush_tokens": 1})
+        """``offline``: the offline tutor is the provider (``rig.provider`` is then unused);
+        ``tutor``: tutor settings over one delta per token."""
+        settings = make_settings(tutor={"flush_tokens": 1, **(tutor or {})})
         store = SQLiteStore(str(tmp_path / f"tutor-{len(made)}.sqlite3"), settings.store)
         await store.open()
         for user in (ALICE, BOB):
@@ -200,6 +203,16 @@ async def test_ask_streams_start_deltas_and_end_and_stores_both_messages(rig: Ri
     assert (tutor.role, tutor.text, tutor.stream_id) == ("tutor", "".join(TOKENS), stream)
     assert (tutor.reason, tutor.sources, tutor.model) == ("stop", end["sources"], "scripted-model")
     assert rig.tutor.running == 0
+
+
+async def test_the_first_token_goes_out_alone_whatever_the_window(make_rig: MakeRig) -> None:
+    """However long the coalescing window, an answer's first token is its first delta, alone;
+    the tokens after it coalesce as before."""
+    window = {"flush_ms": 60_000, "flush_max_ms": 60_000}
+    rig = await make_rig(tutor={**window, "flush_tokens": 64, "flush_max_tokens": 64})
+    stream, _, recorder = await rig.ask(ALICE)
+    await recorder.wait_for_end(stream)
+    assert [d["text"] for d in deltas(recorder)] == [TOKENS[0], "".join(TOKENS[1:])]
 
 
 async def test_ask_for_an_unknown_course_is_refused(rig: Rig) -> None:
