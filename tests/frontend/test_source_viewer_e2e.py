@@ -98,8 +98,9 @@ def test_a_citation_opens_the_uploaded_pdf_at_the_cited_page(
     viewer.get_by_role("button", name="Next page").click()
     page.locator(f"{VIEWER} [data-testid=viewer-canvas][data-page='3']").wait_for()
     expect(viewer.get_by_test_id("viewer-page")).to_have_text("Page 3 of 4")
-    assert "Fishing Fleet" in viewer.locator(".textLayer").inner_text()
-    assert page.locator(HIGHLIGHT).count() == 0
+    # pdf.js lays the text over the canvas after drawing it: wait for it.
+    expect(viewer.locator(".textLayer")).to_contain_text("Fishing Fleet")
+    expect(page.locator(HIGHLIGHT)).to_have_count(0)
     viewer.get_by_role("button", name="Back to page 2").click()
     assert fold(snippet.rstrip("…")) in fold(highlighted(page))
 
