@@ -7,6 +7,7 @@ text goes to every subscriber.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Protocol
 
 from realtime.protocol import encode
@@ -28,18 +29,19 @@ class LocalHub:
     """Session id to the subscribers in this process."""
 
     def __init__(self) -> None:
-        self._sessions: dict[str, set[Subscriber]] = {}
+        # Per session, its subscribers and when each joined (wall clock).
+        self._sessions: dict[str, dict[Subscriber, float]] = {}
 
     def join(self, session: str, subscriber: Subscriber) -> None:
         """Start delivering the session's frames to ``subscriber``."""
-        self._sessions.setdefault(session, set()).add(subscriber)
+        self._sessions.setdefault(session, {}).setdefault(subscriber, time.time())
 
     def leave(self, session: str, subscriber: Subscriber) -> None:
         """Stop delivering; forgets the session when nobody is left."""
         members = self._sessions.get(session)
         if members is None:
             return
-        members.discard(subscriber)
+        members.pop(subscriber, None)
         if not members:
             del self._sessions[session]
 
@@ -50,6 +52,10 @@ class LocalHub:
     def subscribers(self, session: str) -> list[Subscriber]:
         """The session's subscribers here."""
         return list(self._sessions.get(session, ()))
+
+    def joined_at(self, session: str, subscriber: Subscriber) -> float | None:
+        """When ``subscriber`` joined ``session`` (``time.time()``), None if it is not in it."""
+        return self._sessions.get(session, {}).get(subscriber)
 
     def sessions(self) -> list[tuple[str, list[Subscriber]]]:
         """Every session with subscribers here, and its subscribers."""

@@ -137,7 +137,6 @@ class RedisBus:
         self._heard = time.time()
         self._missed_since: float | None = None
         self._losses = 0
-        self._joined_at: dict[tuple[str, int], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._healthy = asyncio.Event()
         self._presence_due = 0.0
@@ -205,7 +204,6 @@ class RedisBus:
     async def join(self, session: str, subscriber: Subscriber) -> None:
         """Join the session; subscribes the pod to its channel on first join."""
         self.hub.join(session, subscriber)
-        self._joined_at[(session, id(subscriber))] = time.time()
         self._queue("zadd", keys.presence(session), {self._member(subscriber): self._expiry_ms()})
         channel = keys.session_channel(session)
         if channel in self._subscribed:
@@ -233,7 +231,6 @@ class RedisBus:
     def leave(self, session: str, subscriber: Subscriber) -> None:
         """Leave; the pod unsubscribes when its last connection of the session leaves."""
         self.hub.leave(session, subscriber)
-        self._joined_at.pop((session, id(subscriber)), None)
         self._queue("zrem", keys.presence(session), self._member(subscriber))
         channel = keys.session_channel(session)
         if self.hub.members(session) == 0 and channel in self._subscribed:
@@ -672,7 +669,7 @@ class RedisBus:
             raise BusUnavailable(str(exc)) from exc
         wanted: dict[Subscriber, set[str]] = {}
         for member in members:
-            joined = self._joined_at.get((session, id(member)), 0.0) - _CATCH_UP_SLACK_S
+            joined = (self.hub.joined_at(session, member) or 0.0) - _CATCH_UP_SLACK_S
             # A stream that ended before the member joined was never the member's.
             wanted[member] = (
                 running | member.following() | {s for s, at in recent.items() if at >= joined}
