@@ -658,7 +658,9 @@ class RedisBus:
         self, session: str, members: list[Subscriber], since: float
     ) -> None:
         """Replay to each member the session's streams it may have missed frames of since."""
-        running = {meta.stream for meta, _ in await self.running(session)}
+        # The running streams' metas come with them; the others' are read below.
+        metas = {meta.stream: meta for meta, _ in await self.running(session)}
+        running = set(metas)
         try:
             recent = dict(
                 await self._redis.zrangebyscore(
@@ -678,7 +680,7 @@ class RedisBus:
         for streams in wanted.values():
             every |= streams
         for stream in sorted(every):
-            meta = await self.meta(stream)
+            meta = metas.get(stream) or await self.meta(stream)
             if meta is None:
                 continue
             frames = [meta.start_frame(), *(await self.read(stream, 0)).frames(stream)]
