@@ -55,6 +55,7 @@ bench: $(STAMP) $(LOCAL_STAMP)
 	$(BIN)/python -m bench.predictions
 	$(BIN)/python -m bench.retrieval_eval --index-dir data/bench-index
 	$(BIN)/python -m bench.query_rewrite --index-dir data/bench-index
+	$(BIN)/python -m bench.ranking_signals --index-dir data/bench-index
 	$(BIN)/python -m bench.retrieval_latency --index-dir data/bench-index --work-dir data/bench-latency
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.local_model --index-dir data/bench-index
