@@ -50,10 +50,9 @@ from bench.learner_questions import LearnerQuestion, held_out
 from bench.retrieval_eval import COURSE
 from core.settings import Settings
 from core.text import terms
-from knowledge.embedders import Embedder, create_embedder
+from knowledge.embedders import create_embedder
 from knowledge.ingest import Ingest
-from knowledge.relevance import rare_words
-from knowledge.retriever import drop_near_duplicates, fuse_scores
+from knowledge.retriever import CourseRetriever, drop_near_duplicates, fuse_scores
 from knowledge.vectors import Hit, KnowledgeBase, StoredChunk, course_collection_name
 
 CANDIDATES = 24
@@ -105,20 +104,17 @@ def weighted(
     return ranked
 
 
-def gather(kb: KnowledgeBase, minilm: Embedder, hashing: Embedder, n: int) -> list[Question]:
-    """Both rankings for each covered tuning question, misspellings handled as in the retriever."""
+def gather(retriever: CourseRetriever, n: int) -> list[Question]:
+    """Both rankings for each covered tuning question, as the retriever finds them."""
     out = []
     for q in learner_questions.QUESTIONS:
         if not q.covered or held_out(q):
             continue
-        vector = minilm.embed([q.text])[0]
-        semantic = kb.query(COURSE, minilm.name, vector, n)
-        lexical = kb.query(COURSE, hashing.name, hashing.embed([q.text])[0], n)
-        misspelled, _ = rare_words(q.text, (f"{h.heading} {h.text}" for h in semantic + lexical))
-        if misspelled:
-            words = f"{q.text} {' '.join(misspelled.values())}"
-            lexical = kb.query(COURSE, hashing.name, hashing.embed([words])[0], n)
-        out.append(Question(q, vector, semantic, lexical, fuse_scores(semantic, lexical)))
+        vector = retriever.embedder.embed([q.text])[0]
+        found = retriever.rankings(COURSE, q.text, n, vector=vector)
+        assert found.lexical is not None, "the bench index is built with hybrid ranking"
+        fused = fuse_scores(found.semantic, found.lexical)
+        out.append(Question(q, vector, found.semantic, found.lexical, fused))
     return out
 
 
@@ -328,8 +324,9 @@ def main() -> None:
     hashing = create_embedder(settings, "hashing")
     if not kb.count_chunks(COURSE, minilm.name):
         raise SystemExit(f"no index in {args.index_dir}: run bench.retrieval_eval with it first")
-    questions = gather(kb, minilm, hashing, CANDIDATES)
-    wide = gather(kb, minilm, hashing, 2 * CANDIDATES)
+    retriever = CourseRetriever(kb, minilm, hashing)
+    questions = gather(retriever, CANDIDATES)
+    wide = gather(retriever, 2 * CANDIDATES)
     rows = pool_rows(questions, wide, args.k)
 
     name = f"{minilm.name}-windows{args.window}"
@@ -375,6 +372,7 @@ def main() -> None:
             rows.append([label, *grid_rows(questions, found, [alone], label, args.k)[0][1:]])
         grid = [(a, b, 1 - a - b) for a in (0.2, 0.25, 0.3, 0.35) for b in (0.25, 0.3, 0.35, 0.4)]
         rows += grid_rows(questions, found, grid, "MiniLM + e5 + lexical", args.k)
+    retriever.close()
     print()
     print(
         table(

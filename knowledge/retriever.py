@@ -35,6 +35,7 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 from core.retrieval import Passage
 from core.text import terms
@@ -100,6 +101,16 @@ def drop_near_duplicates(ranked: list[tuple[float, Hit]], k: int) -> list[tuple[
             if len(kept) == k:
                 break
     return [(score, hit) for score, hit, _ in kept]
+
+
+class Rankings(NamedTuple):
+    """A question's candidates from each ranking, before fusion."""
+
+    semantic: list[Hit]
+    # None without hybrid ranking.
+    lexical: list[Hit] | None
+    # The question's rare words that no candidate uses (nor a close spelling of them).
+    unknown: list[str]
 
 
 class CourseRetriever:
@@ -233,6 +244,43 @@ class CourseRetriever:
         """Stop the helper threads of hybrid searches."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
+    def rankings(
+        self,
+        course: str,
+        question: str,
+        n: int,
+        *,
+        vector: list[float] | None = None,
+        words: str | None = None,
+    ) -> Rankings:
+        """Both rankings' ``n`` nearest chunks, before they are fused.
+
+        A misspelled rare word is added to the lexical query as the candidates spell it
+        (the lexical ranking is asked again); ``vector`` and ``words`` stand in for the
+        question's vector and the text the lexical ranking reads, as in :meth:`search`.
+        """
+        words = question if words is None else words
+        words_embedder = self.lexical
+        lexical = None
+        if words_embedder is not None:
+            # Both legs release the GIL (onnxruntime, chromadb): run them side by side.
+            lexical = self._pool.submit(self._ranking, words_embedder, course, words, n)
+        if vector is None:
+            semantic = self._ranking(self.embedder, course, question, n)
+        else:
+            semantic = self.kb.query(course, self.embedder.name, vector, n)
+        if lexical is None or words_embedder is None:
+            return Rankings(semantic, None, [])
+        lexical_hits = lexical.result()
+        misspelled, unknown = rare_words(
+            question, (f"{h.heading} {h.text}" for h in semantic + lexical_hits)
+        )
+        if misspelled:
+            # The lexical ranking matches exact words: ask it again, spelled as the course does.
+            respelled = f"{words} {' '.join(misspelled.values())}"
+            lexical_hits = self._ranking(words_embedder, course, respelled, n)
+        return Rankings(semantic, lexical_hits, unknown)
+
     def search(
         self,
         course: str,
@@ -248,30 +296,14 @@ class CourseRetriever:
         lexical ranking reads (``bench.query_rewrite`` measures a model's rewrite of the
         question this way); the rare-word judgement always reads the question itself.
         """
-        n = max(self._candidates, k * 4)
-        words = question if words is None else words
-        words_embedder = self.lexical
-        lexical = None
-        if words_embedder is not None:
-            # Both legs release the GIL (onnxruntime, chromadb): run them side by side.
-            lexical = self._pool.submit(self._ranking, words_embedder, course, words, n)
-        if vector is None:
-            semantic = self._ranking(self.embedder, course, question, n)
+        found = self.rankings(
+            course, question, max(self._candidates, k * 4), vector=vector, words=words
+        )
+        if found.lexical is None:
+            ranked = [(1 - h.distance, h) for h in found.semantic]
         else:
-            semantic = self.kb.query(course, self.embedder.name, vector, n)
-        if lexical is None or words_embedder is None:
-            ranked = [(1 - h.distance, h) for h in semantic]
-        else:
-            lexical_hits = lexical.result()
-            misspelled, unknown = rare_words(
-                question, (f"{h.heading} {h.text}" for h in semantic + lexical_hits)
-            )
-            if misspelled:
-                # The lexical ranking matches exact words: ask it again, spelled as the course does.
-                respelled = f"{words} {' '.join(misspelled.values())}"
-                lexical_hits = self._ranking(words_embedder, course, respelled, n)
-            ranked = fuse_scores(semantic, lexical_hits)
-            if self._calibrated and unknown:
+            ranked = fuse_scores(found.semantic, found.lexical)
+            if self._calibrated and found.unknown:
                 ranked = [(score - RARE_WORD_PENALTY, hit) for score, hit in ranked]
         return [
             Passage(
