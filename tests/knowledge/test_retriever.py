@@ -99,3 +99,13 @@ def test_a_rewritten_query_is_ranked_in_place_of_the_question(harbour: CourseRet
     vector = harbour.embedder.embed([rewrite])[0]
     passages = harbour.search("harbour", question, 1, vector=vector, words=rewrite)
     assert passages[0].page == 2
+
+
+def test_both_rankings_are_handed_out_before_fusion(harbour: CourseRetriever) -> None:
+    """``rankings`` gives each ranking's candidates and the rare words none of them uses."""
+    assert harbour.rankings("harbour", "which knot makes a loop", 3).unknown == []
+    found = harbour.rankings("harbour", "what did kierkegaard say about a bowline knot", 3)
+    assert found.lexical is not None
+    assert found.semantic[0].page == 2
+    assert found.lexical[0].page == 2
+    assert found.unknown == ["kierkegaard"]
