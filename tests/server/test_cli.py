@@ -329,7 +329,8 @@ def test_health_check_of_the_model_server_asks_its_port() -> None:
 
 
 async def test_serve_runs_on_uvloop_with_its_start_up_heap_frozen(tmp_path: Path) -> None:
-    """serve runs on uvloop (loop="auto") with its start-up objects out of the collector's way."""
+    """serve runs on uvloop (loop="auto"), its start-up objects out of the collector's way,
+    and collects garbage at thresholds an answer's short-lived objects seldom reach."""
     env = {**os.environ, "LIVETUTOR_LOG_LEVEL": "info", "LIVETUTOR_LOG_JSON": "true"}
     proc = await asyncio.create_subprocess_exec(
         *LIVETUTOR,
@@ -358,3 +359,6 @@ async def test_serve_runs_on_uvloop_with_its_start_up_heap_frozen(tmp_path: Path
     # Modules, settings, embedders and the runtime: tens of thousands of objects.
     frozen = lines["serve.heap_frozen"]["objects"]
     assert isinstance(frozen, int) and frozen > 10_000, frozen
+    from server.serve import GC_THRESHOLDS
+
+    assert lines["serve.heap_frozen"]["gc_thresholds"] == list(GC_THRESHOLDS) != [700, 10, 10]
