@@ -9,8 +9,9 @@ Given a :class:`LagSource` (the pod's :class:`realtime.loop_lag.LoopLag`),
 those two limits are the idle ones: while the event loop runs late, each
 frame's window and token cap widen, up to ``flush_max_s`` and
 ``flush_max_tokens`` (:func:`flush_limits`), so a busy pod sends fewer,
-larger frames instead of falling further behind. The limits are read once
-per frame, when its first token arrives.
+larger frames instead of falling further behind. The window widens by
+``WINDOW_PER_LAG`` times the lag. The limits are read once per frame, when
+its first token arrives.
 
 With ``first_at_once`` the first token goes out alone and at once: the wait
 for an answer's first words is what a learner feels most, and one more frame
@@ -22,6 +23,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from typing import Protocol
+
+# A frame's window per second of loop lag. A loop that keeps up runs its timers within a
+# millisecond. One whose timers run a few milliseconds late makes every callback wait for a
+# round of the loop, and each round is longer than the lag a timer shows (under
+# bench.stream_throughput's paced load, a new answer's task waited 2.5 times the mean timer
+# lag to start). An answer's start takes several such rounds, and each of its frames takes
+# one more. Every frame saved shortens the rounds for every answer on the pod, so the window
+# widens well ahead of the lag (docs/benchmarks.md compares 1, 4 and 8).
+WINDOW_PER_LAG = 8
 
 
 class LagSource(Protocol):
@@ -38,16 +48,20 @@ def flush_limits(
 ) -> tuple[float, int]:
     """A frame's window and token cap when the loop runs ``lag_s`` late.
 
-    The window follows the lag between ``flush_s`` and ``flush_max_s``: timers
-    already fire ``lag_s`` late, so a shorter window saves the learner no time
-    and only costs frames. The token cap moves the same fraction of the way from
-    ``max_tokens`` to ``flush_max_tokens``, so an unpaced model makes fewer
-    frames too. The widest limits are at least the idle ones.
+    The window is ``WINDOW_PER_LAG`` times the lag, between ``flush_s`` and
+    ``flush_max_s``: the frames a busy loop saves are rounds of the loop that
+    every answer's start and every other frame no longer wait for. The token cap
+    moves the same fraction of the way from ``max_tokens`` to
+    ``flush_max_tokens``, so an unpaced model makes fewer frames too. The widest
+    limits are at least the idle ones.
     """
-    if lag_s <= flush_s or flush_max_s <= flush_s:
+    window_s = WINDOW_PER_LAG * lag_s
+    if window_s <= flush_s or flush_max_s <= flush_s:
         return flush_s, max_tokens
-    fraction = min((lag_s - flush_s) / (flush_max_s - flush_s), 1.0)
-    return min(lag_s, flush_max_s), max_tokens + round(fraction * (flush_max_tokens - max_tokens))
+    fraction = min((window_s - flush_s) / (flush_max_s - flush_s), 1.0)
+    return min(window_s, flush_max_s), max_tokens + round(
+        fraction * (flush_max_tokens - max_tokens)
+    )
 
 
 class Coalescer:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from realtime.coalesce import Coalescer, flush_limits
+from realtime.coalesce import WINDOW_PER_LAG, Coalescer, flush_limits
 
 # Long enough that the timer never fires during a test.
 NEVER_S = 3600.0
@@ -173,14 +173,17 @@ IDLE = {"flush_s": 0.015, "max_tokens": 8, "flush_max_s": 0.1, "flush_max_tokens
     ("lag_s", "limits"),
     [
         (0.0, (0.015, 8)),
-        (0.015, (0.015, 8)),
-        (0.0575, (0.0575, 36)),
+        (0.001, (0.015, 8)),
+        (0.015 / WINDOW_PER_LAG, (0.015, 8)),
+        (0.0575 / WINDOW_PER_LAG, (0.0575, 36)),
+        (0.1 / WINDOW_PER_LAG, (0.1, 64)),
         (0.1, (0.1, 64)),
         (3.0, (0.1, 64)),
     ],
 )
 def test_flush_limits_follow_the_lag(lag_s: float, limits: tuple[float, int]) -> None:
-    """The window follows the lag from flush_s to flush_max_s; the cap moves alike."""
+    """The window is WINDOW_PER_LAG times the lag, from flush_s to flush_max_s; the cap
+    moves alike."""
     window, cap = flush_limits(lag_s, **IDLE)
     assert (window, cap) == (pytest.approx(limits[0]), limits[1])
 
