@@ -42,7 +42,8 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
 class _PackedByHiredis:
     """``pack_command`` by redis-py's hiredis serializer (what its blocking client uses)."""
 
-    _packer = HiredisRespSerializer()
+    # Typed in some redis-py releases and not in others: either way, no error.
+    _packer = HiredisRespSerializer()  # type: ignore[no-untyped-call, unused-ignore]
 
     def pack_command(self, *args: Any) -> list[bytes]:
         """The command in the Redis protocol, packed in C."""
@@ -90,7 +91,7 @@ def connect(settings: RedisSettings, *, retries: int = 3) -> aioredis.Redis:
     if settings.sentinels:
         if HIREDIS_AVAILABLE:
             options["connection_class"] = HiredisSentinelConnection
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
             parse_sentinels(settings.sentinels),
             sentinel_kwargs=sentinel_options,
             password=settings.password or None,
@@ -109,11 +110,11 @@ def connect_sync(settings: RedisSettings) -> redis.Redis:
         settings, SyncRetry(ExponentialBackoff(cap=0.5, base=0.05), 3)
     )
     if settings.sentinels:
-        sentinel = SyncSentinel(  # type: ignore[no-untyped-call]
+        sentinel = SyncSentinel(  # type: ignore[no-untyped-call, unused-ignore]
             parse_sentinels(settings.sentinels),
             sentinel_kwargs=sentinel_options,
             password=settings.password or None,
             **options,
         )
-        return cast(redis.Redis, sentinel.master_for(settings.master_name))  # type: ignore[no-untyped-call]
+        return cast(redis.Redis, sentinel.master_for(settings.master_name))  # type: ignore[no-untyped-call, unused-ignore]
     return redis.Redis.from_url(settings.url, **options)
