@@ -28,8 +28,9 @@ log = structlog.get_logger("livetutor.serve")
 # for its few seconds: with the default first threshold (700), a pod streaming a
 # thousand answers collected about 80 times a second and promoted each answer's objects
 # into the oldest generation, whose full collections then came about once a second and
-# stopped the loop for about 100 ms each (12 % of its time in all, profiled under
-# bench.stream_throughput). Collected this rarely, most of them are gone first.
+# stopped the loop for about 90 ms each (12 % of its time in all, profiled under
+# bench.stream_throughput). Collected this rarely, most of them are gone first. The bare
+# baselines of the benchmarks start through serve_announced too, and get the same.
 GC_THRESHOLDS = (50_000, 20, 10)
 
 

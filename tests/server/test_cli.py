@@ -18,6 +18,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from realtime.client import TutorClient
+from server.serve import GC_THRESHOLDS
 
 LIVETUTOR = [sys.executable, "-m", "server.cli"]
 
@@ -359,6 +360,4 @@ async def test_serve_runs_on_uvloop_with_its_start_up_heap_frozen(tmp_path: Path
     # Modules, settings, embedders and the runtime: tens of thousands of objects.
     frozen = lines["serve.heap_frozen"]["objects"]
     assert isinstance(frozen, int) and frozen > 10_000, frozen
-    from server.serve import GC_THRESHOLDS
-
     assert lines["serve.heap_frozen"]["gc_thresholds"] == list(GC_THRESHOLDS) != [700, 10, 10]
