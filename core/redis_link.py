@@ -13,6 +13,7 @@ of a loaded pod's CPU.
 from __future__ import annotations
 
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio as aioredis
@@ -98,8 +99,9 @@ def connect(settings: RedisSettings, *, retries: int = 3) -> aioredis.Redis:
             **options,
         )
         return cast(aioredis.Redis, sentinel.master_for(settings.master_name))
-    if HIREDIS_AVAILABLE:
-        # A rediss:// or unix:// URL chooses its own connection class over this one.
+    if HIREDIS_AVAILABLE and urlsplit(settings.url).scheme == "redis":
+        # Plain TCP only: a rediss:// (TLS) or unix:// URL keeps redis-py's own class. Since
+        # redis-py 8.2 a class given here wins over the URL's, and would drop TLS silently.
         options["connection_class"] = HiredisConnection
     return aioredis.Redis.from_url(settings.url, **options)
 

@@ -38,10 +38,15 @@ async def test_a_value_redis_cannot_take_is_a_data_error() -> None:
 
 
 async def test_each_kind_of_address_gets_its_connection() -> None:
-    """Sentinel's master connections pack with hiredis too; a TLS URL keeps redis-py's TLS one."""
+    """Sentinel's master connections pack with hiredis too; a TLS URL keeps redis-py's TLS
+    connection and a unix socket URL its socket one."""
     sentinel = connect(RedisSettings(sentinels=("127.0.0.1:1",)))
     assert sentinel.connection_pool.connection_class is HiredisSentinelConnection
+    plain = connect(RedisSettings(url="redis://127.0.0.1:1/0"))
+    assert plain.connection_pool.connection_class is HiredisConnection
     tls = connect(RedisSettings(url="rediss://127.0.0.1:1/0"))
     assert tls.connection_pool.connection_class.__name__ == "SSLConnection"
-    await sentinel.aclose()
-    await tls.aclose()
+    unix = connect(RedisSettings(url="unix:///tmp/livetutor-no-such.sock"))
+    assert unix.connection_pool.connection_class.__name__ == "UnixDomainSocketConnection"
+    for client in (sentinel, plain, tls, unix):
+        await client.aclose()
