@@ -150,6 +150,8 @@ class Tutor:
             flush_max_tokens=flush.flush_max_tokens,
         )
         self._streams: dict[str, _Stream] = {}
+        # Answers past their last token, storing and ending (out of ``_streams`` by then).
+        self._finishing: set[asyncio.Task[None]] = set()
 
     @property
     def running(self) -> int:
@@ -325,10 +327,10 @@ class Tutor:
 
     async def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no stream runs, at most ``timeout_s``; True if none is left."""
-        tasks = [s.task for s in self._streams.values() if s.task is not None]
-        if tasks:
-            await asyncio.wait(tasks, timeout=timeout_s)
-        return not self._streams
+        tasks = {s.task for s in self._streams.values() if s.task is not None}
+        if tasks or self._finishing:
+            await asyncio.wait(tasks | self._finishing, timeout=timeout_s)
+        return not self._streams and not self._finishing
 
     def _stop(self, stream: _Stream, reason: str) -> None:
         if stream.cancel_reason is None and stream.task is not None:
@@ -403,9 +405,11 @@ class Tutor:
                 log.exception("stream.failed")
                 reason, message = "error", "internal error while answering"
             coalescer.close()
-            await asyncio.shield(
-                self._finish(stream, reason, hit, passages, model, fallback, message, started)
-            )
+            # Awaited in this task, not shielded in one of its own: ``_finish`` first takes
+            # the stream out of ``_streams``, so no cancel of the pipeline reaches it any
+            # more, and its stream.end goes out in the same round of the loop as the last
+            # delta instead of one round later (a round that every next ask waited for).
+            await self._finish(stream, reason, hit, passages, model, fallback, message, started)
 
     async def _prompt(
         self, stream: _Stream, history: list[MessageRecord]
@@ -586,6 +590,30 @@ class Tutor:
         meta = stream.meta
         # Not cancellable from here on: the answer is complete or already stopped.
         self._streams.pop(meta.stream, None)
+        # Waited for by wait_idle(), so a draining pod stores and ends it before it stops.
+        task = asyncio.current_task()
+        if task is not None:
+            self._finishing.add(task)
+        try:
+            await self._store_and_end(
+                stream, reason, hit, passages, model, fallback, message, started
+            )
+        finally:
+            if task is not None:
+                self._finishing.discard(task)
+
+    async def _store_and_end(
+        self,
+        stream: _Stream,
+        reason: str,
+        hit: CachedAnswer | None,
+        passages: list[Passage],
+        model: str,
+        fallback: bool,
+        message: str | None,
+        started: float,
+    ) -> None:
+        meta = stream.meta
         if stream.abandoned:
             log.info("stream.abandoned", reason="owned by another pod")
             return
