@@ -91,3 +91,57 @@ def test_the_issue_examples_are_personal(text: str) -> None:
 def test_course_questions_pass(text: str) -> None:
     """Ordinary course questions, a short number or a formula included, are not held back."""
     assert not has_personal_data(text)
+
+
+def _one_pattern_verdict(text: str) -> bool:
+    """The rule as one regular expression over the whole text, tried at every position."""
+    import re
+    import unicodedata
+
+    from core.text import _HOSTS, _WITH_DIGITS
+
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    visible = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
+    every = re.compile(f"{_WITH_DIGITS.pattern}|@|{_HOSTS.pattern}")
+    return every.search(re.sub(r"\s+", " ", visible)) is not None
+
+
+# Pieces of the patterns (words, digits of several scripts, dots, "@", "://",
+# top-level domains) and invisible format characters, joined in any order.
+PIECES = st.sampled_from(
+    [
+        "ab",
+        "x",
+        "Sw1a",
+        "com",
+        "de",
+        "www",
+        "org",
+        "12",
+        "7",
+        "\u0663\u0664",
+        "\uff11",
+        ".",
+        "\uff0e",
+        "@",
+        "\uff20",
+        "://",
+        ":",
+        "/",
+        "-",
+        "_",
+        "(",
+        " ",
+        "\n",
+        "\u200b",
+        "\u00ad",
+        "\u00e9t\u00e9",
+    ]
+)
+MIXED = st.lists(PIECES, max_size=12).map("".join)
+
+
+@given(MIXED | st.text(max_size=40))
+def test_the_quick_checks_change_no_verdict(text: str) -> None:
+    """Skipping a pattern group whose characters are absent finds what one full scan finds."""
+    assert has_personal_data(text) is _one_pattern_verdict(text)
