@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.text import has_personal_data
+from core.text import _HOSTS, _WITH_DIGITS, has_personal_data
 
 # Ordinary question words: letters only, as most course questions are written.
 WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1)
@@ -95,11 +98,6 @@ def test_course_questions_pass(text: str) -> None:
 
 def _one_pattern_verdict(text: str) -> bool:
     """The rule as one regular expression over the whole text, tried at every position."""
-    import re
-    import unicodedata
-
-    from core.text import _HOSTS, _WITH_DIGITS
-
     folded = unicodedata.normalize("NFKC", text).casefold()
     visible = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
     every = re.compile(f"{_WITH_DIGITS.pattern}|@|{_HOSTS.pattern}")
