@@ -405,11 +405,9 @@ class Tutor:
                 log.exception("stream.failed")
                 reason, message = "error", "internal error while answering"
             coalescer.close()
-            # Awaited in this task, not shielded in one of its own: ``_finish`` first takes
-            # the stream out of ``_streams``, so no cancel of the pipeline reaches it any
-            # more, and its stream.end goes out in the same round of the loop as the last
-            # delta instead of one round later (a round that every next ask waited for).
-            await self._finish(stream, reason, hit, passages, model, fallback, message, started)
+            await asyncio.shield(
+                self._finish(stream, reason, hit, passages, model, fallback, message, started)
+            )
 
     async def _prompt(
         self, stream: _Stream, history: list[MessageRecord]

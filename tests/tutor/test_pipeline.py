@@ -205,6 +205,30 @@ async def test_ask_streams_start_deltas_and_end_and_stores_both_messages(rig: Ri
     assert rig.tutor.running == 0
 
 
+async def test_waiting_for_idle_covers_an_answer_that_is_still_being_stored(rig: Rig) -> None:
+    """Past its last token, an answer stores itself and sends stream.end; a draining pod's
+    wait for idle waits for that too, so the end is not cut off by the close that follows."""
+    stored = asyncio.Event()
+    release = asyncio.Event()
+    add_message = rig.store.add_message
+
+    async def slow_add_message(message: MessageRecord) -> None:
+        if message.role == "tutor":
+            stored.set()
+            await release.wait()
+        await add_message(message)
+
+    rig.store.add_message = slow_add_message  # type: ignore[method-assign]
+    stream, _, recorder = await rig.ask(ALICE)
+    await asyncio.wait_for(stored.wait(), 5.0)
+    assert rig.tutor.running == 0  # no longer generating
+    assert not await rig.tutor.wait_idle(0.2)
+    assert recorder.of_type("stream.end") == []
+    release.set()
+    assert await rig.tutor.wait_idle(5.0)
+    assert recorder.of_type("stream.end")[0]["stream"] == stream
+
+
 async def test_the_first_token_goes_out_alone_whatever_the_window(make_rig: MakeRig) -> None:
     """However long the coalescing window, an answer's first token is its first delta, alone;
     the tokens after it coalesce as before."""
