@@ -405,9 +405,18 @@ class Tutor:
                 log.exception("stream.failed")
                 reason, message = "error", "internal error while answering"
             coalescer.close()
-            await asyncio.shield(
-                self._finish(stream, reason, hit, passages, model, fallback, message, started)
-            )
+            finish = self._finish(stream, reason, hit, passages, model, fallback, message, started)
+            if hit is not None:
+                # A cached answer went out whole in this step: its end follows in the same
+                # round. ``_finish`` takes the stream out of ``_streams`` before it awaits
+                # anything, so no cancel of the pipeline reaches it; wait_idle() waits for it.
+                await finish
+            else:
+                # A streamed answer ends in a task of its own, a round later. Under paced
+                # load whose answers started together, ending in this round kept their next
+                # asks in step, and the waves of asks raised the lateness p99 of every other
+                # stream (docs/benchmarks.md, section 3).
+                await asyncio.shield(finish)
 
     async def _prompt(
         self, stream: _Stream, history: list[MessageRecord]
