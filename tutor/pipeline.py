@@ -23,8 +23,9 @@ from it, appending to the same journal with the next ``seq``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -583,6 +584,19 @@ class Tutor:
         stream.seq += 1
         self._bus.delta(stream.meta, stream.seq, text)
 
+    @contextlib.contextmanager
+    def _finishing_now(self) -> Iterator[None]:
+        """Hold the current task in ``_finishing`` while an answer stores and ends, so that
+        wait_idle() (a draining pod) waits for it after it has left ``_streams``."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._finishing.add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self._finishing.discard(task)
+
     async def _finish(
         self,
         stream: _Stream,
@@ -597,87 +611,64 @@ class Tutor:
         meta = stream.meta
         # Not cancellable from here on: the answer is complete or already stopped.
         self._streams.pop(meta.stream, None)
-        # Waited for by wait_idle(), so a draining pod stores and ends it before it stops.
-        task = asyncio.current_task()
-        if task is not None:
-            self._finishing.add(task)
-        try:
-            await self._store_and_end(
-                stream, reason, hit, passages, model, fallback, message, started
+        with self._finishing_now():
+            if stream.abandoned:
+                log.info("stream.abandoned", reason="owned by another pod")
+                return
+            if hit is not None:
+                sources = hit.sources
+            else:
+                sources = answer_sources(passages, "".join(stream.parts)) if stream.parts else []
+            cached = hit is not None
+            end = p.stream_end(
+                meta.stream,
+                stream.seq,
+                reason,
+                sources,
+                cached=cached,
+                model=model,
+                fallback=fallback,
+                message=message,
+                taken_over=stream.taken_over,
+                hint_level=meta.hint_level if stream.mode == "hint" else None,
+                hint_only=meta.hint_only,
+                withheld=stream.withheld,
             )
-        finally:
-            if task is not None:
-                self._finishing.discard(task)
-
-    async def _store_and_end(
-        self,
-        stream: _Stream,
-        reason: str,
-        hit: CachedAnswer | None,
-        passages: list[Passage],
-        model: str,
-        fallback: bool,
-        message: str | None,
-        started: float,
-    ) -> None:
-        meta = stream.meta
-        if stream.abandoned:
-            log.info("stream.abandoned", reason="owned by another pod")
-            return
-        if hit is not None:
-            sources = hit.sources
-        else:
-            sources = answer_sources(passages, "".join(stream.parts)) if stream.parts else []
-        cached = hit is not None
-        end = p.stream_end(
-            meta.stream,
-            stream.seq,
-            reason,
-            sources,
-            cached=cached,
-            model=model,
-            fallback=fallback,
-            message=message,
-            taken_over=stream.taken_over,
-            hint_level=meta.hint_level if stream.mode == "hint" else None,
-            hint_only=meta.hint_only,
-            withheld=stream.withheld,
-        )
-        try:
-            # Stored before stream.end goes out, so a client reading the session
-            # after stream.end finds the answer.
-            await self._store.add_message(
-                MessageRecord(
-                    id=new_id(),
-                    session_id=meta.session,
-                    role="tutor",
-                    text="".join(stream.parts),
-                    created_at=time.time(),
-                    mode=meta.mode,
-                    stream_id=meta.stream,
-                    reason=reason,
-                    sources=sources,
-                    model=model,
-                    cached=cached,
+            try:
+                # Stored before stream.end goes out, so a client reading the session
+                # after stream.end finds the answer.
+                await self._store.add_message(
+                    MessageRecord(
+                        id=new_id(),
+                        session_id=meta.session,
+                        role="tutor",
+                        text="".join(stream.parts),
+                        created_at=time.time(),
+                        mode=meta.mode,
+                        stream_id=meta.stream,
+                        reason=reason,
+                        sources=sources,
+                        model=model,
+                        cached=cached,
+                    )
                 )
+            except Exception:
+                log.exception("stream.store_failed")
+            # Cached before stream.end goes out too, so a question asked right after it is a hit.
+            if reason == "stop" and not (cached or fallback or stream.taken_over):
+                await self._remember_answer(stream, sources, model)
+            try:
+                await self._bus.end(meta, end)
+            except Exception:
+                log.exception("stream.end_failed")
+            self._metrics.answers.labels(reason).inc()
+            self._metrics.answer_seconds.observe(time.monotonic() - stream.started)
+            log.info(
+                "stream.ended",
+                reason=reason,
+                deltas=stream.seq,
+                model=model,
+                cached=cached,
+                taken_over=stream.taken_over,
+                elapsed_ms=round((time.monotonic() - started) * 1000, 1),
             )
-        except Exception:
-            log.exception("stream.store_failed")
-        # Cached before stream.end goes out too, so a question asked right after it is a hit.
-        if reason == "stop" and not (cached or fallback or stream.taken_over):
-            await self._remember_answer(stream, sources, model)
-        try:
-            await self._bus.end(meta, end)
-        except Exception:
-            log.exception("stream.end_failed")
-        self._metrics.answers.labels(reason).inc()
-        self._metrics.answer_seconds.observe(time.monotonic() - stream.started)
-        log.info(
-            "stream.ended",
-            reason=reason,
-            deltas=stream.seq,
-            model=model,
-            cached=cached,
-            taken_over=stream.taken_over,
-            elapsed_ms=round((time.monotonic() - started) * 1000, 1),
-        )
