@@ -68,7 +68,9 @@ import argparse
 import asyncio
 import contextlib
 import math
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -126,11 +128,13 @@ class _Tally:
         self.times: dict[Key, float] = {}
         self.duplicated = 0
 
-    def add(self, key: Key, now: float) -> None:
+    def add(self, key: Key, now: float) -> bool:
+        """Record a receipt; True if it is the first of ``key``."""
         if key in self.times:
             self.duplicated += 1
-        else:
-            self.times[key] = now
+            return False
+        self.times[key] = now
+        return True
 
 
 def _latencies(
@@ -196,6 +200,9 @@ class TutorFanout:
         self.a, self.b = a, b
         self.slots = [_Slot(i, i % len(a)) for i in range(slots)]
         self.tally_a, self.tally_b = _Tally(), _Tally()
+        # Deltas received on both sides. B's count alone would not do: B may still be
+        # receiving the previous run's deltas when a run starts.
+        self.matched = 0
         self.problems: list[str] = []
         self._by_ask: dict[str, _Slot] = {}
         self._by_stream: dict[str, _Slot] = {}
@@ -237,6 +244,7 @@ class TutorFanout:
     def reset(self) -> None:
         """Forget what was received (between runs)."""
         self.tally_a, self.tally_b = _Tally(), _Tally()
+        self.matched = 0
         self.problems = []
 
     def _problem(self, text: str) -> None:
@@ -267,7 +275,9 @@ class TutorFanout:
                 frame = _decode(raw)
                 kind = frame["type"]
                 if kind == "delta":
-                    self.tally_a.add((frame["stream"], frame["seq"]), now)
+                    key = (frame["stream"], frame["seq"])
+                    if self.tally_a.add(key, now) and key in self.tally_b.times:
+                        self.matched += 1
                 elif kind == "stream.start":
                     slot = self._by_ask.pop(frame["ask"])
                     slot.session = frame["session"]
@@ -300,7 +310,9 @@ class TutorFanout:
                 frame = _decode(raw)
                 kind = frame["type"]
                 if kind == "delta":
-                    self.tally_b.add((frame["stream"], frame["seq"]), now)
+                    key = (frame["stream"], frame["seq"])
+                    if self.tally_b.add(key, now) and key in self.tally_a.times:
+                        self.matched += 1
                     self._progress.set()
                 elif kind == "session":
                     self._opened += 1
@@ -313,12 +325,14 @@ class TutorFanout:
             self._problem(f"B: the server closed a connection: {ws.close_code} {ws.close_reason}")
 
     async def warm_up(self, timeout_s: float) -> None:
-        """Every slot asks once and B opens its session; returns when all answers ended."""
+        """Every slot asks once and B opens its session; returns when all answers ended
+        and B has every delta of them (or stopped receiving)."""
         async with asyncio.timeout(timeout_s):
             for slot in self.slots:
                 await self.ask(slot)
             await self._all_opened.wait()
             await self._idle.wait()
+            await _drain(lambda: self.matched >= len(self.tally_a.times), self._progress, 2.0, 60.0)
 
     async def run(
         self, slots: int, ramp_s: float, duration_s: float, meter: CpuMeter, drain_s: float
@@ -340,10 +354,8 @@ class TutorFanout:
             slot.active = False
         async with asyncio.timeout(drain_s):
             await self._idle.wait()
-        # B may still be receiving the last deltas.
-        await _drain(
-            lambda: len(self.tally_b.times) >= len(self.tally_a.times), self._progress, 2.0, 60.0
-        )
+        # B may still be receiving the last deltas (and, early on, the previous run's).
+        await _drain(lambda: self.matched >= len(self.tally_a.times), self._progress, 2.0, 60.0)
         return t0, t1, cpu
 
 
@@ -389,7 +401,7 @@ def _missing_report(a: _Tally, b: _Tally) -> str:
 
 
 async def _tutor_cluster(
-    env: dict[str, str], connections: int, slots: int, keep_dir: Path | None
+    env: dict[str, str], connections: int, slots: int, keep_dir: Path
 ) -> tuple[DevCluster, TutorFanout, CpuMeter]:
     cluster = DevCluster(pods=2, sentinels=0, replica=False, pod_env=env, base_dir=keep_dir)
     await cluster.start()
@@ -407,13 +419,24 @@ async def _tutor_cluster(
     return cluster, fan, CpuMeter(pids)
 
 
-def _kept(args: argparse.Namespace, run: str) -> Path | None:
-    """Where a run's processes keep their files and logs, if asked to keep them."""
+def _run_dir(args: argparse.Namespace, run: str) -> tuple[Path, bool]:
+    """Where a run's processes keep their files and logs, and whether it is temporary:
+    ``--keep-dir``, or a temporary folder that :func:`_tidy` removes unless B missed a delta."""
     if args.keep_dir is None:
-        return None
+        return Path(tempfile.mkdtemp(prefix=f"livetutor-fanout-{run}-")), True
     path = Path(args.keep_dir) / run
     path.mkdir(parents=True, exist_ok=True)
-    return path
+    return path, False
+
+
+def _tidy(path: Path, temporary: bool, phases: list[Phase]) -> None:
+    """Remove a temporary run folder, or keep it, and say where, when a delta went astray."""
+    if not temporary:
+        return
+    if any(ph.missing or ph.duplicated for ph in phases):
+        phases[-1].problems.append(f"the pods' logs of this run are kept in {path}")
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 async def measure_tutor_paced(args: argparse.Namespace) -> list[Phase]:
@@ -423,10 +446,9 @@ async def measure_tutor_paced(args: argparse.Namespace) -> list[Phase]:
     streams = [max(round(rate / per_stream), 1) for rate in args.rates]
     env = offline_env(args.pace_ms, LIVETUTOR_FLUSH_MS="0", LIVETUTOR_FLUSH_MAX_MS="0")
     answer_s = WORDS_PER_ANSWER * pace_s
-    cluster, fan, meter = await _tutor_cluster(
-        env, args.connections, max(streams), _kept(args, "paced")
-    )
-    phases = []
+    run_dir, temporary = _run_dir(args, "paced")
+    cluster, fan, meter = await _tutor_cluster(env, args.connections, max(streams), run_dir)
+    phases: list[Phase] = []
     try:
         await fan.warm_up(timeout_s=answer_s * 4 + 30)
         for rate, n in zip(args.rates, streams, strict=True):
@@ -437,6 +459,7 @@ async def measure_tutor_paced(args: argparse.Namespace) -> list[Phase]:
     finally:
         await fan.close()
         await cluster.stop()
+    _tidy(run_dir, temporary, phases)
     return phases
 
 
@@ -448,9 +471,8 @@ async def measure_tutor_unpaced(args: argparse.Namespace) -> Phase:
         LIVETUTOR_FLUSH_MAX_MS="0",
         LIVETUTOR_OUTBOUND_QUEUE_FRAMES="16384",
     )
-    cluster, fan, meter = await _tutor_cluster(
-        env, args.connections, args.unpaced_streams, _kept(args, "unpaced")
-    )
+    run_dir, temporary = _run_dir(args, "unpaced")
+    cluster, fan, meter = await _tutor_cluster(env, args.connections, args.unpaced_streams, run_dir)
     try:
         await fan.warm_up(timeout_s=60)
         fan.reset()
@@ -458,7 +480,9 @@ async def measure_tutor_unpaced(args: argparse.Namespace) -> Phase:
     finally:
         await fan.close()
         await cluster.stop()
-    return _tutor_phase(fan, f"{args.unpaced_streams} streams unpaced", 0, t0, t1, 0, cpu)
+    phase = _tutor_phase(fan, f"{args.unpaced_streams} streams unpaced", 0, t0, t1, 0, cpu)
+    _tidy(run_dir, temporary, [phase])
+    return phase
 
 
 # -- python-socketio ------------------------------------------------------------

@@ -1,14 +1,17 @@
-"""Faults with real processes: a pod killed mid-answer, the Redis master killed mid-answer."""
+"""Faults with real processes: a pod killed mid-answer, a pod stalled while Redis drops its
+subscriber, the Redis master killed mid-answer."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from devtools.cluster import DevCluster
+from devtools.cluster import DevCluster, redis_command
 from realtime.client import Answer, TutorClient
 
 # Paced so that an answer outlives the fault and its recovery.
@@ -72,6 +75,41 @@ async def test_killed_pod_answer_completes_on_another(two_pods: DevCluster) -> N
     assert followed.text == stored
     assert stored.endswith(resumed.text)
     assert resumed.seqs[0] == seen + 1
+
+
+async def test_stalled_pod_whose_subscriber_redis_dropped_delivers_every_delta_once(
+    two_pods: DevCluster,
+) -> None:
+    """The watching pod stops for a second (a long pause, a starved CPU) and Redis drops its
+    subscriber meanwhile, as it drops one past its output buffer limit: the tab on that pod
+    still gets every delta once and in order, then the whole stored answer."""
+    first, second = two_pods.pods
+    token = two_pods.token("alice")
+    asker = await TutorClient.connect(first.ws_url, token)
+    watcher = await TutorClient.connect(second.ws_url, token)
+    ask = await asker.ask(QUESTION)
+    start = await asker.wait_for(lambda f: f["type"] == "stream.start")
+    following = asyncio.create_task(follow_in_other_tab(watcher, start["session"], ask))
+    seen = 0
+    for _ in range(5):
+        seen = (await asker.wait_for(lambda f: f["type"] == "delta"))["seq"]
+    os.kill(second.pid, signal.SIGSTOP)
+    try:
+        dropped = await redis_command(two_pods.redis[0].port, "CLIENT", "KILL", "TYPE", "pubsub")
+        # The answer goes on while the pod is stopped: about 30 deltas it never hears.
+        await asyncio.sleep(1.0)
+    finally:
+        os.kill(second.pid, signal.SIGCONT)
+    direct = await asker.answer(ask, after=seen, timeout_s=60)
+    followed = await following
+    stored = await stored_answer(second.http_url, token, start["session"])
+    for client in (asker, watcher):
+        await client.ws.close()
+    assert dropped >= 2  # every subscriber of both pods
+    assert direct.reason == followed.reason == "stop"
+    # The client raises on a gap or a repeat; the tab on the stalled pod ends where the asker does.
+    assert followed.seqs[-1] == direct.seqs[-1]
+    assert followed.text == stored
 
 
 async def test_killed_master_every_token_once() -> None:
