@@ -15,12 +15,8 @@ lock, the operation goes to the store's own thread instead (a single-worker
 executor), which waits up to the busy timeout, and every operation sent
 after it queues behind it there until the queue is empty again.
 
-Writes share transactions (a group commit), each in a savepoint of its own:
-those sent in one round of the event loop commit together at the end of the
-round, on the loop's thread, and those that queue up together on the
-store's thread commit together there. Under load a write's BEGIN and COMMIT
-cost more than its statements (the COMMIT appends every page it changed to
-the log), and a round pays them once for all its writes.
+Writes that queue up together on the thread share one transaction (a group
+commit), each in a savepoint of its own.
 
 A COMMIT on the loop's thread only appends to the write-ahead log: the
 checkpoints that copy the log into the database file and fsync both run on
@@ -41,13 +37,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,8 +98,6 @@ class SQLiteStore:
         self._db: _Database | None = None
         self._opening = False
         self._checkpointer: asyncio.Task[None] | None = None
-        # Writes sent in this round of the loop, committed together when it ends.
-        self._round: list[_Write] = []
 
     async def open(self) -> None:
         """Open the file, creating it and its directory, and apply pending migrations."""
@@ -133,12 +126,9 @@ class SQLiteStore:
 
     async def close(self) -> None:
         """Close the connection once the operations already sent have finished."""
-        db = self._db
+        db, self._db = self._db, None
         if db is None:
             return
-        # The writes of this round were sent before the close: they commit first.
-        self._commit_round(db)
-        self._db = None
         checkpointer, self._checkpointer = self._checkpointer, None
         if checkpointer is not None:
             checkpointer.cancel()
@@ -423,108 +413,23 @@ class SQLiteStore:
         # Only this loop's thread sends operations, and only the store's thread clears
         # ``draining``, after its last use of the connection: nothing else uses it now.
         if not db.draining and db.conn is not None:
-            if write:
-                return await self._in_round(db, operation, fn)
             try:
                 with _errors(operation):
-                    return fn(db.conn)
+                    return (_in_transaction(fn) if write else fn)(db.conn)
             except StoreError as exc:
                 if not _busy(exc):
                     raise
             # Another process holds the write lock: wait for it on the store's thread.
         call = _Call(operation, fn, write)
-        # Queued before this returns, so an operation found open above is
+        with db.lock:
+            db.pending.append(call)
+            start, db.draining = not db.draining, True
+        # Submitted before this returns, so an operation found open above is
         # queued ahead of the close() that may follow it.
-        _enqueue(db, [call])
+        if start:
+            db.executor.submit(_drain, db)
         # Cancelling the wait cancels the call unless the thread has started it.
         return await asyncio.wrap_future(call.future)
-
-    def _in_round(
-        self, db: _Database, operation: str, fn: Callable[[sqlite3.Connection], _T]
-    ) -> asyncio.Future[_T]:
-        """Add a write to this round's commit; the future settles once it is committed."""
-        loop = asyncio.get_running_loop()
-        if not self._round:
-            loop.call_soon(self._commit_round, db)
-        write = _Write(operation, fn, loop.create_future())
-        self._round.append(write)
-        return write.future
-
-    def _commit_round(self, db: _Database) -> None:
-        """Commit the writes of the round that ended, in the order they were sent.
-
-        Callers that gave up meanwhile are dropped. If the store's thread has the
-        connection now, or another process holds the write lock, the writes queue
-        on the thread instead, in the same order.
-        """
-        writes = [write for write in self._round if not write.future.done()]
-        self._round = []
-        if not writes:
-            return
-        if self._db is not db or db.conn is None:
-            for write in writes:
-                write.future.set_exception(StoreError("store is not open"))
-            return
-        if not db.draining:
-            try:
-                db.conn.execute("BEGIN IMMEDIATE")
-            except _ERRORS as exc:
-                if not _locked(exc):
-                    for write in writes:
-                        _fail(write, exc)
-                    return
-            else:
-                _run_begun(db.conn, writes)
-                return
-        _to_thread(db, writes)
-
-
-@dataclass(eq=False)
-class _Write:
-    """A write waiting for the end of the loop's round."""
-
-    operation: str
-    fn: Callable[[sqlite3.Connection], Any]
-    future: asyncio.Future[Any]
-
-
-def _to_thread(db: _Database, writes: list[_Write]) -> None:
-    """Queue a round's writes on the store's thread; each caller's future follows its call,
-    and a caller that gives up before the thread takes its call drops it."""
-    calls = []
-    for write in writes:
-        call = _Call(write.operation, write.fn, True)
-        on_thread = asyncio.wrap_future(call.future)
-        on_thread.add_done_callback(functools.partial(_settle, write.future))
-        write.future.add_done_callback(functools.partial(_give_up, on_thread))
-        calls.append(call)
-    _enqueue(db, calls)
-
-
-def _settle(caller: asyncio.Future[Any], on_thread: asyncio.Future[Any]) -> None:
-    if caller.done():
-        return
-    if on_thread.cancelled():
-        caller.cancel()
-    elif (error := on_thread.exception()) is not None:
-        caller.set_exception(error)
-    else:
-        caller.set_result(on_thread.result())
-
-
-def _give_up(on_thread: asyncio.Future[Any], caller: asyncio.Future[Any]) -> None:
-    if caller.cancelled():
-        # Cancels the call too, unless the thread has started it.
-        on_thread.cancel()
-
-
-def _enqueue(db: _Database, calls: list[_Call]) -> None:
-    """Queue ``calls`` for the store's thread, starting its drain if none runs."""
-    with db.lock:
-        db.pending.extend(calls)
-        start, db.draining = not db.draining, True
-    if start:
-        db.executor.submit(_drain, db)
 
 
 @dataclass(eq=False)
@@ -612,20 +517,9 @@ def _run_in_order(conn: sqlite3.Connection, calls: list[_Call]) -> None:
 
 def _run_batch(conn: sqlite3.Connection, calls: list[_Call]) -> None:
     """Run ``calls`` in one transaction, each in a savepoint; settle them after COMMIT."""
+    outcomes: list[tuple[_Call, Any, Exception | None]] = []
     try:
         conn.execute("BEGIN IMMEDIATE")
-    except _ERRORS as exc:
-        for call in calls:
-            call.future.set_exception(StoreError(f"{call.operation} failed: {exc}"))
-        return
-    _run_begun(conn, calls)
-
-
-def _run_begun(conn: sqlite3.Connection, calls: Sequence[_Call | _Write]) -> None:
-    """Run ``calls`` in the transaction just begun, each in a savepoint; settle them after
-    COMMIT, or fail them all if the transaction fails."""
-    outcomes: list[tuple[_Call | _Write, Any, Exception | None]] = []
-    try:
         for call in calls:
             conn.execute("SAVEPOINT operation")
             try:
@@ -639,7 +533,7 @@ def _run_begun(conn: sqlite3.Connection, calls: Sequence[_Call | _Write]) -> Non
                 outcomes.append((call, result, None))
         conn.execute("COMMIT")
     except _ERRORS as exc:
-        # A savepoint or COMMIT failed: nothing of the batch is stored.
+        # BEGIN, a savepoint or COMMIT failed: nothing of the batch is stored.
         _rollback(conn)
         for call in calls:
             call.future.set_exception(StoreError(f"{call.operation} failed: {exc}"))
@@ -653,18 +547,14 @@ def _run_begun(conn: sqlite3.Connection, calls: Sequence[_Call | _Write]) -> Non
 
 def _busy(error: StoreError) -> bool:
     """True when the operation failed because another process holds the database's lock."""
-    return _locked(error.__cause__)
-
-
-def _locked(error: BaseException | None) -> bool:
-    """True for SQLite's error when another process holds the database's lock."""
-    return isinstance(error, sqlite3.OperationalError) and error.sqlite_errorcode in (
+    cause = error.__cause__
+    return isinstance(cause, sqlite3.OperationalError) and cause.sqlite_errorcode in (
         sqlite3.SQLITE_BUSY,
         sqlite3.SQLITE_LOCKED,
     )
 
 
-def _fail(call: _Call | _Write, error: Exception) -> None:
+def _fail(call: _Call, error: Exception) -> None:
     """Fail ``call`` with ``error``, a database error reported as :class:`StoreError`."""
     if isinstance(error, _ERRORS):
         wrapped = StoreError(f"{call.operation} failed: {error}")

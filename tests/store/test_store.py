@@ -166,26 +166,6 @@ async def test_sqlite_writes_wait_for_another_process_without_blocking_the_loop(
         assert len(await store.list_messages("s1")) == 6
 
 
-async def test_sqlite_writes_sent_just_before_close_are_stored(tmp_path: Path) -> None:
-    """Writes sent in the same round as the close still commit, before the file closes."""
-    path = tmp_path / "store.sqlite3"
-    store = SQLiteStore(str(path), StoreSettings())
-    await store.open()
-    await new_session(store)
-    writes = [asyncio.ensure_future(store.add_message(make_message(n))) for n in range(3)]
-    await asyncio.sleep(0)  # the writes are sent; their round has not ended
-    await store.close()
-    await asyncio.gather(*writes)
-    again = SQLiteStore(str(path), StoreSettings())
-    await again.open()
-    try:
-        assert [m.id for m in await again.list_messages("s1")] == [
-            make_message(n).id for n in range(3)
-        ]
-    finally:
-        await again.close()
-
-
 async def test_sqlite_checkpoints_the_log_into_the_file_while_open(tmp_path: Path) -> None:
     """Within a checkpoint interval, what was written is in the database file itself."""
     path = tmp_path / "store.sqlite3"
