@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -25,12 +26,42 @@ QUESTION = "Explain correlation and causation, with how to argue for causation"
 
 async def follow_in_other_tab(client: TutorClient, session: str, ask: str) -> Answer:
     """Open the session in another tab and follow its running answer to the end."""
+    running = await open_in_other_tab(client, session)
+    return await follow_to_the_end(client, ask, running)
+
+
+async def open_in_other_tab(client: TutorClient, session: str) -> dict[str, Any]:
+    """Open the session in another tab: its running answer, with the text so far."""
     await client.send({"type": "open", "id": "o", "session": session})
     opened = await client.wait_for(lambda f: f["type"] == "session", timeout_s=10)
-    running = opened["streams"][0]
+    running: dict[str, Any] = opened["streams"][0]
+    return running
+
+
+async def follow_to_the_end(client: TutorClient, ask: str, running: dict[str, Any]) -> Answer:
+    """Follow an answer opened with :func:`open_in_other_tab` to its end; the whole text."""
     rest = await client.answer(ask, stream=running["stream"], after=running["seq"], timeout_s=60)
     rest.text = running["text"] + rest.text
     return rest
+
+
+async def ask_and_follow(
+    cluster: DevCluster, token: str
+) -> tuple[TutorClient, TutorClient, str, dict[str, Any], int, asyncio.Task[Answer]]:
+    """Ask on the first pod and read five deltas there, then open the session in a tab on
+    the second and follow the answer there in a task: the two clients, the ask, its
+    ``stream.start``, the last seq read, the following task."""
+    first, second = cluster.pods[:2]
+    asker = await TutorClient.connect(first.ws_url, token)
+    watcher = await TutorClient.connect(second.ws_url, token)
+    ask = await asker.ask(QUESTION)
+    start = await asker.wait_for(lambda f: f["type"] == "stream.start")
+    seen = 0
+    for _ in range(5):
+        seen = (await asker.wait_for(lambda f: f["type"] == "delta"))["seq"]
+    running = await open_in_other_tab(watcher, start["session"])
+    following = asyncio.create_task(follow_to_the_end(watcher, ask, running))
+    return asker, watcher, ask, start, seen, following
 
 
 async def stored_answer(http_url: str, token: str, session: str) -> str:
@@ -52,14 +83,7 @@ async def test_killed_pod_answer_completes_on_another(two_pods: DevCluster) -> N
     """kill -9 of the generating pod: another pod finishes the stream; nothing lost or repeated."""
     first, second = two_pods.pods
     token = two_pods.token("alice")
-    asker = await TutorClient.connect(first.ws_url, token)
-    watcher = await TutorClient.connect(second.ws_url, token)
-    ask = await asker.ask(QUESTION)
-    start = await asker.wait_for(lambda f: f["type"] == "stream.start")
-    seen = 0
-    for _ in range(5):
-        seen = (await asker.wait_for(lambda f: f["type"] == "delta"))["seq"]
-    following = asyncio.create_task(follow_in_other_tab(watcher, start["session"], ask))
+    asker, watcher, ask, start, seen, following = await ask_and_follow(two_pods, token)
     await asyncio.sleep(0.2)
     await first.kill()
     # The learner on the dead pod reconnects to the live one and resumes.
@@ -83,16 +107,9 @@ async def test_stalled_pod_whose_subscriber_redis_dropped_delivers_every_delta_o
     """The watching pod stops for a second (a long pause, a starved CPU) and Redis drops its
     subscriber meanwhile, as it drops one past its output buffer limit: the tab on that pod
     still gets every delta once and in order, then the whole stored answer."""
-    first, second = two_pods.pods
+    second = two_pods.pods[1]
     token = two_pods.token("alice")
-    asker = await TutorClient.connect(first.ws_url, token)
-    watcher = await TutorClient.connect(second.ws_url, token)
-    ask = await asker.ask(QUESTION)
-    start = await asker.wait_for(lambda f: f["type"] == "stream.start")
-    following = asyncio.create_task(follow_in_other_tab(watcher, start["session"], ask))
-    seen = 0
-    for _ in range(5):
-        seen = (await asker.wait_for(lambda f: f["type"] == "delta"))["seq"]
+    asker, watcher, ask, start, seen, following = await ask_and_follow(two_pods, token)
     os.kill(second.pid, signal.SIGSTOP)
     try:
         dropped = await redis_command(two_pods.redis[0].port, "CLIENT", "KILL", "TYPE", "pubsub")
