@@ -325,14 +325,12 @@ class TutorFanout:
             self._problem(f"B: the server closed a connection: {ws.close_code} {ws.close_reason}")
 
     async def warm_up(self, timeout_s: float) -> None:
-        """Every slot asks once and B opens its session; returns when all answers ended
-        and B has every delta of them (or stopped receiving)."""
+        """Every slot asks once and B opens its session; returns when all answers ended."""
         async with asyncio.timeout(timeout_s):
             for slot in self.slots:
                 await self.ask(slot)
             await self._all_opened.wait()
             await self._idle.wait()
-            await _drain(lambda: self.matched >= len(self.tally_a.times), self._progress, 2.0, 60.0)
 
     async def run(
         self, slots: int, ramp_s: float, duration_s: float, meter: CpuMeter, drain_s: float
