@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -24,12 +25,6 @@ POD_ENV = {
 QUESTION = "Explain correlation and causation, with how to argue for causation"
 
 
-async def follow_in_other_tab(client: TutorClient, session: str, ask: str) -> Answer:
-    """Open the session in another tab and follow its running answer to the end."""
-    running = await open_in_other_tab(client, session)
-    return await follow_to_the_end(client, ask, running)
-
-
 async def open_in_other_tab(client: TutorClient, session: str) -> dict[str, Any]:
     """Open the session in another tab: its running answer, with the text so far."""
     await client.send({"type": "open", "id": "o", "session": session})
@@ -45,12 +40,21 @@ async def follow_to_the_end(client: TutorClient, ask: str, running: dict[str, An
     return rest
 
 
-async def ask_and_follow(
-    cluster: DevCluster, token: str
-) -> tuple[TutorClient, TutorClient, str, dict[str, Any], int, asyncio.Task[Answer]]:
+@dataclass
+class Followed:
+    """An answer asked on the first pod and followed in a tab on the second."""
+
+    asker: TutorClient
+    watcher: TutorClient
+    ask: str
+    start: dict[str, Any]  # its stream.start
+    seen: int  # the last seq the asker has read
+    following: asyncio.Task[Answer]  # the tab's whole answer, once it ends
+
+
+async def ask_and_follow(cluster: DevCluster, token: str) -> Followed:
     """Ask on the first pod and read five deltas there, then open the session in a tab on
-    the second and follow the answer there in a task: the two clients, the ask, its
-    ``stream.start``, the last seq read, the following task."""
+    the second and follow the answer there in a task."""
     first, second = cluster.pods[:2]
     asker = await TutorClient.connect(first.ws_url, token)
     watcher = await TutorClient.connect(second.ws_url, token)
@@ -61,7 +65,7 @@ async def ask_and_follow(
         seen = (await asker.wait_for(lambda f: f["type"] == "delta"))["seq"]
     running = await open_in_other_tab(watcher, start["session"])
     following = asyncio.create_task(follow_to_the_end(watcher, ask, running))
-    return asker, watcher, ask, start, seen, following
+    return Followed(asker, watcher, ask, start, seen, following)
 
 
 async def stored_answer(http_url: str, token: str, session: str) -> str:
@@ -83,16 +87,17 @@ async def test_killed_pod_answer_completes_on_another(two_pods: DevCluster) -> N
     """kill -9 of the generating pod: another pod finishes the stream; nothing lost or repeated."""
     first, second = two_pods.pods
     token = two_pods.token("alice")
-    asker, watcher, ask, start, seen, following = await ask_and_follow(two_pods, token)
+    run = await ask_and_follow(two_pods, token)
+    stream, seen = run.start["stream"], run.seen
     await asyncio.sleep(0.2)
     await first.kill()
     # The learner on the dead pod reconnects to the live one and resumes.
     again = await TutorClient.connect(second.ws_url, token)
-    await again.send({"type": "resume", "stream": start["stream"], "after": seen})
-    resumed = await again.answer(ask, stream=start["stream"], after=seen, timeout_s=60)
-    followed = await following
-    stored = await stored_answer(second.http_url, token, start["session"])
-    for client in (asker, watcher, again):
+    await again.send({"type": "resume", "stream": stream, "after": seen})
+    resumed = await again.answer(run.ask, stream=stream, after=seen, timeout_s=60)
+    followed = await run.following
+    stored = await stored_answer(second.http_url, token, run.start["session"])
+    for client in (run.asker, run.watcher, again):
         await client.ws.close()
     assert followed.reason == resumed.reason == "stop"
     assert followed.end["taken_over"] is True
@@ -109,7 +114,7 @@ async def test_stalled_pod_whose_subscriber_redis_dropped_delivers_every_delta_o
     still gets every delta once and in order, then the whole stored answer."""
     second = two_pods.pods[1]
     token = two_pods.token("alice")
-    asker, watcher, ask, start, seen, following = await ask_and_follow(two_pods, token)
+    run = await ask_and_follow(two_pods, token)
     os.kill(second.pid, signal.SIGSTOP)
     try:
         dropped = await redis_command(two_pods.redis[0].port, "CLIENT", "KILL", "TYPE", "pubsub")
@@ -117,10 +122,10 @@ async def test_stalled_pod_whose_subscriber_redis_dropped_delivers_every_delta_o
         await asyncio.sleep(1.0)
     finally:
         os.kill(second.pid, signal.SIGCONT)
-    direct = await asker.answer(ask, after=seen, timeout_s=60)
-    followed = await following
-    stored = await stored_answer(second.http_url, token, start["session"])
-    for client in (asker, watcher):
+    direct = await run.asker.answer(run.ask, after=run.seen, timeout_s=60)
+    followed = await run.following
+    stored = await stored_answer(second.http_url, token, run.start["session"])
+    for client in (run.asker, run.watcher):
         await client.ws.close()
     assert dropped >= 2  # every subscriber of both pods
     assert direct.reason == followed.reason == "stop"
@@ -135,27 +140,22 @@ async def test_killed_master_every_token_once() -> None:
     async with DevCluster(
         pods=2, sentinels=3, replica=True, down_after_ms=500, failover_timeout_ms=2000, pod_env=env
     ) as cluster:
-        first, second = cluster.pods
+        second = cluster.pods[1]
         token = cluster.token("alice")
-        asker = await TutorClient.connect(first.ws_url, token)
-        watcher = await TutorClient.connect(second.ws_url, token)
-        ask = await asker.ask(QUESTION)
-        start = await asker.wait_for(lambda f: f["type"] == "stream.start")
-        await asker.wait_for(lambda f: f["type"] == "delta")
-        following = asyncio.create_task(follow_in_other_tab(watcher, start["session"], ask))
+        run = await ask_and_follow(cluster, token)
         await asyncio.sleep(0.3)
         old = await cluster.master()
         await old.kill()
         await cluster.wait_for_failover(old.port, timeout_s=20)
-        direct = await asker.answer(ask, after=1, timeout_s=60)
-        followed = await following
-        stored = await stored_answer(second.http_url, token, start["session"])
+        direct = await run.asker.answer(run.ask, after=run.seen, timeout_s=60)
+        followed = await run.following
+        stored = await stored_answer(second.http_url, token, run.start["session"])
         # The journal on the new master is whole: a resume from the start replays it all.
         async with await TutorClient.connect(second.ws_url, token) as late:
-            await late.send({"type": "resume", "stream": start["stream"], "after": 0})
-            replayed = await late.answer(ask, stream=start["stream"], timeout_s=20)
-        await asker.ws.close()
-        await watcher.ws.close()
+            await late.send({"type": "resume", "stream": run.start["stream"], "after": 0})
+            replayed = await late.answer(run.ask, stream=run.start["stream"], timeout_s=20)
+        await run.asker.ws.close()
+        await run.watcher.ws.close()
     assert direct.reason == followed.reason == replayed.reason == "stop"
     assert followed.text == stored
     assert stored.endswith(direct.text)
