@@ -25,6 +25,12 @@ POD_ENV = {
 QUESTION = "Explain correlation and causation, with how to argue for causation"
 
 
+async def follow_in_other_tab(client: TutorClient, session: str, ask: str) -> Answer:
+    """Open the session in another tab and follow its running answer to the end."""
+    running = await open_in_other_tab(client, session)
+    return await follow_to_the_end(client, ask, running)
+
+
 async def open_in_other_tab(client: TutorClient, session: str) -> dict[str, Any]:
     """Open the session in another tab: its running answer, with the text so far."""
     await client.send({"type": "open", "id": "o", "session": session})
