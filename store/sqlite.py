@@ -129,6 +129,8 @@ class SQLiteStore:
         db, self._db = self._db, None
         if db is None:
             return
+        # The writes of this round were sent before the close: they are committed first.
+        self._commit_round(db)
         checkpointer, self._checkpointer = self._checkpointer, None
         if checkpointer is not None:
             checkpointer.cancel()
@@ -415,9 +417,17 @@ class SQLiteStore:
         if not db.draining and db.conn is not None:
             try:
                 with _errors(operation):
-                    return (_in_transaction(fn) if write else fn)(db.conn)
+                    if not write:
+                        return fn(db.conn)
+                    if db.commit_per_round:
+                        return self._in_round(db, db.conn, fn)
+                    result = _in_transaction(fn)(db.conn)
+                    # Commits work again: back to one commit per round.
+                    db.commit_per_round = True
+                    return result
             except StoreError as exc:
-                if not _busy(exc):
+                # Within the round's transaction this process holds the write lock already.
+                if not _busy(exc) or db.round_open:
                     raise
             # Another process holds the write lock: wait for it on the store's thread.
         call = _Call(operation, fn, write)
@@ -430,6 +440,57 @@ class SQLiteStore:
             db.executor.submit(_drain, db)
         # Cancelling the wait cancels the call unless the thread has started it.
         return await asyncio.wrap_future(call.future)
+
+
+    def _in_round(
+        self, db: _Database, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], _T]
+    ) -> _T:
+        """Run a write in this round's transaction, in a savepoint of its own.
+
+        The first write of a round begins the transaction and schedules its
+        COMMIT for the end of the round (:meth:`_commit_round`), ahead of every
+        callback that the write's caller schedules after it: a frame sent because
+        a write returned goes out after that write is committed.
+        """
+        if not db.round_open:
+            conn.execute("BEGIN IMMEDIATE")
+            db.round_open = True
+            asyncio.get_running_loop().call_soon(self._commit_round, db)
+        conn.execute("SAVEPOINT operation")
+        try:
+            result = fn(conn)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO operation")
+                conn.execute("RELEASE operation")
+            else:
+                # SQLite rolled the whole transaction back (a full disk, an I/O error).
+                self._round_lost(db, "rolled back by SQLite")
+            raise
+        conn.execute("RELEASE operation")
+        db.round_writes += 1
+        return result
+
+    def _commit_round(self, db: _Database) -> None:
+        """Commit the writes of the round that ended (see :meth:`_in_round`)."""
+        if not db.round_open:
+            return
+        if db.conn is None:
+            self._round_lost(db, "connection closed")
+            return
+        try:
+            db.conn.execute("COMMIT")
+        except _ERRORS as exc:
+            _rollback(db.conn)
+            self._round_lost(db, str(exc))
+        else:
+            db.round_open, db.round_writes = False, 0
+
+    def _round_lost(self, db: _Database, error: str) -> None:
+        """The round's transaction is gone: say so, and commit each write alone until one
+        commits again, so that the next failures reach their callers."""
+        log.error("store.round_lost", writes=db.round_writes, error=error)
+        db.round_open, db.round_writes, db.commit_per_round = False, 0, False
 
 
 @dataclass(eq=False)
@@ -456,6 +517,12 @@ class _Database:
     # Operations sent and not yet taken by the thread; whether a drain is queued or running.
     pending: deque[_Call] = field(default_factory=deque)
     draining: bool = False
+    # Writes on the loop's thread share one transaction per round of the loop (see
+    # SQLiteStore._in_round): whether it is open, and how many writes it holds.
+    round_open: bool = False
+    round_writes: int = 0
+    # False after a round's transaction was lost: each write commits alone until one does.
+    commit_per_round: bool = True
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 

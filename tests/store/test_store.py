@@ -137,6 +137,8 @@ async def sqlite_with_a_session(
     await store.open()
     try:
         await new_session(store)
+        # The round's writes commit when the round ends: another process may write then.
+        await asyncio.sleep(0)
         yield store
     finally:
         await store.close()
