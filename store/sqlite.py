@@ -15,8 +15,20 @@ lock, the operation goes to the store's own thread instead (a single-worker
 executor), which waits up to the busy timeout, and every operation sent
 after it queues behind it there until the queue is empty again.
 
-Writes that queue up together on the thread share one transaction (a group
-commit), each in a savepoint of its own.
+Writes share transactions (group commits), each write in a savepoint of its
+own, so one that fails is undone alone. On the loop's thread, the writes of
+one round of the event loop share one transaction: the first begins it and
+schedules its COMMIT for the end of the round, and a write returns as soon
+as its statements have run. Under load a COMMIT costs more than the
+statements it ends (it appends every page they changed to the log), and a
+round pays it once for all its writes. The COMMIT runs ahead of every
+callback that a caller scheduled after its write returned, so a frame sent
+because a write was stored goes out after that write is committed, and
+another process sees the writes a round later at most. If the COMMIT fails
+(a full disk, an I/O error), the round's writes are lost: the store logs
+``store.round_lost`` with their number, and commits each write alone until
+one commits again, so that its callers see the failures. Writes that queue
+up together on the store's thread share one transaction too.
 
 A COMMIT on the loop's thread only appends to the write-ahead log: the
 checkpoints that copy the log into the database file and fsync both run on
@@ -24,9 +36,9 @@ the store's thread every ``CHECKPOINT_EVERY_S``, with a connection of their
 own (SQLite's automatic checkpoints, which would block the loop on fsync,
 are off).
 
-The connection is in autocommit mode; operations of several statements open
-``BEGIN IMMEDIATE`` themselves so they hold the write lock from the start
-instead of failing to upgrade a read lock when another process writes.
+The connection is in autocommit mode; transactions of writes open with
+``BEGIN IMMEDIATE`` so they hold the write lock from the start instead of
+failing to upgrade a read lock when another process writes.
 
 Cancelling a caller does not interrupt its operation: one that has started
 runs to its COMMIT or ROLLBACK, and one still queued is dropped before it
@@ -440,7 +452,6 @@ class SQLiteStore:
             db.executor.submit(_drain, db)
         # Cancelling the wait cancels the call unless the thread has started it.
         return await asyncio.wrap_future(call.future)
-
 
     def _in_round(
         self, db: _Database, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], _T]

@@ -9,9 +9,11 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
+import structlog.testing
 
 from core.errors import SessionCourseMismatch, SessionForbidden, StoreError
 from core.settings import Settings, StoreSettings
@@ -184,6 +186,72 @@ async def test_sqlite_checkpoints_the_log_into_the_file_while_open(tmp_path: Pat
         finally:
             copy.close()
         assert count == 50
+
+
+def read_around(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` read with a connection of its own, as another process would."""
+    other = sqlite3.connect(path)
+    try:
+        return other.execute(sql).fetchall()
+    finally:
+        other.close()
+
+
+async def test_sqlite_a_failed_write_leaves_the_others_of_its_round_stored(
+    tmp_path: Path,
+) -> None:
+    """Writes sent without a pause share one commit; one that fails is undone alone."""
+    path = tmp_path / "store.sqlite3"
+    async with sqlite_with_a_session(path) as store:
+        (session_touched_at,) = read_around(path, "SELECT updated_at FROM sessions")[0]
+        await store.add_message(make_message(1))
+        with pytest.raises(StoreError, match="'missing' does not exist"):
+            await store.add_message(make_message(2, session_id="missing"))
+        # Its session is touched before its insert fails on the duplicate id: undone too.
+        with pytest.raises(StoreError, match="add_message failed"):
+            await store.add_message(make_message(1, created_at=time.time() + 3600))
+        await store.add_message(make_message(3))
+        await asyncio.sleep(0)
+        assert read_around(path, "SELECT id FROM messages ORDER BY seq") == [
+            (make_message(1).id,),
+            (make_message(3).id,),
+        ]
+        (updated_at,) = read_around(path, "SELECT updated_at FROM sessions")[0]
+        assert session_touched_at < updated_at < time.time() + 60
+
+
+async def test_sqlite_round_that_cannot_commit_is_logged_then_failures_reach_callers(
+    tmp_path: Path,
+) -> None:
+    """A round whose COMMIT fails is logged with its writes; until a write commits again,
+    each write commits alone, so the next failure reaches its caller."""
+    path = tmp_path / "store.sqlite3"
+
+    def orphan(conn: sqlite3.Connection) -> None:
+        # A message of no session, checked only at COMMIT: the COMMIT fails.
+        conn.execute("PRAGMA defer_foreign_keys = ON")
+        conn.execute(
+            "INSERT INTO messages (id, session_id, seq, role, text, created_at)"
+            " VALUES ('orphan', 'missing', 1, 'learner', 'lost', 0)"
+        )
+
+    async with sqlite_with_a_session(path) as store:
+        with structlog.testing.capture_logs() as logs:
+            await store.add_message(make_message(1))
+            await store._run("orphan", orphan, write=True)
+            await asyncio.sleep(0)
+        assert [(e["event"], e["writes"]) for e in logs if e["log_level"] == "error"] == [
+            ("store.round_lost", 2)
+        ]
+        with pytest.raises(StoreError, match="orphan failed"):
+            await store._run("orphan", orphan, write=True)
+        await store.add_message(make_message(2))
+        await store.add_message(make_message(3))
+        await asyncio.sleep(0)
+        assert read_around(path, "SELECT id FROM messages ORDER BY seq") == [
+            (make_message(2).id,),
+            (make_message(3).id,),
+        ]
 
 
 async def test_sqlite_write_gives_up_after_the_busy_timeout(tmp_path: Path) -> None:
