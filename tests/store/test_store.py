@@ -220,6 +220,19 @@ async def test_sqlite_a_failed_write_leaves_the_others_of_its_round_stored(
         assert session_touched_at < updated_at < time.time() + 60
 
 
+async def test_sqlite_write_is_committed_before_what_its_caller_schedules_next(
+    tmp_path: Path,
+) -> None:
+    """A frame sent because a write returned goes out after the write is committed."""
+    path = tmp_path / "store.sqlite3"
+    async with sqlite_with_a_session(path) as store:
+        loop = asyncio.get_running_loop()
+        seen: asyncio.Future[list[tuple[Any, ...]]] = loop.create_future()
+        await store.add_message(make_message(1))
+        loop.call_soon(lambda: seen.set_result(read_around(path, "SELECT id FROM messages")))
+        assert await seen == [(make_message(1).id,)]
+
+
 async def test_sqlite_round_that_cannot_commit_is_logged_then_failures_reach_callers(
     tmp_path: Path,
 ) -> None:
