@@ -170,6 +170,15 @@ async def test_sqlite_writes_wait_for_another_process_without_blocking_the_loop(
         assert len(await store.list_messages("s1")) == 6
 
 
+def read_around(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` read with a connection of its own, as another process would."""
+    other = sqlite3.connect(path)
+    try:
+        return other.execute(sql).fetchall()
+    finally:
+        other.close()
+
+
 async def test_sqlite_checkpoints_the_log_into_the_file_while_open(tmp_path: Path) -> None:
     """Within a checkpoint interval, what was written is in the database file itself."""
     path = tmp_path / "store.sqlite3"
@@ -180,21 +189,8 @@ async def test_sqlite_checkpoints_the_log_into_the_file_while_open(tmp_path: Pat
         # A copy of the file alone, without the -wal log beside it.
         alone = tmp_path / "alone.sqlite3"
         shutil.copyfile(path, alone)
-        copy = sqlite3.connect(alone)
-        try:
-            (count,) = copy.execute("SELECT count(*) FROM messages").fetchone()
-        finally:
-            copy.close()
+        [(count,)] = read_around(alone, "SELECT count(*) FROM messages")
         assert count == 50
-
-
-def read_around(path: Path, sql: str) -> list[tuple[Any, ...]]:
-    """Rows of ``sql`` read with a connection of its own, as another process would."""
-    other = sqlite3.connect(path)
-    try:
-        return other.execute(sql).fetchall()
-    finally:
-        other.close()
 
 
 async def test_sqlite_a_failed_write_leaves_the_others_of_its_round_stored(
